@@ -1,0 +1,59 @@
+# Quorum — the commands a newcomer and CI rely on (see README "Commands").
+# Heavy artifacts (uv's package cache, built Kubernetes binaries) live under ~/.cache, outside the checkout,
+# so a second `make setup` is fast.
+
+SHELL := /bin/bash
+PYTHON_VERSION ?= 3.11
+export UV_CACHE_DIR ?= $(HOME)/.cache/uv
+UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.cache/quorum/uv/bin/uv)
+VENV := .venv
+PY := $(VENV)/bin/python
+QUORUM := $(VENV)/bin/quorum
+
+.PHONY: setup python-env k8s test test-unit demo lint fmt crds cluster-up cluster-down bench clean
+
+setup: python-env k8s ## install everything: Python env (uv, locked) and the local Kubernetes binaries
+
+python-env: $(VENV)/.synced
+
+$(VENV)/.synced: pyproject.toml uv.lock scripts/bootstrap-uv.sh
+	@bash scripts/bootstrap-uv.sh
+	$(UV) sync --frozen --python $(PYTHON_VERSION)
+	@touch $@
+
+k8s: python-env ## build (once, cached in ~/.cache/quorum/k8s) the control-plane binaries
+	$(PY) -m e2e.build
+
+test: setup ## the whole suite: unit, real control plane, real local model server
+	$(PY) -m pytest
+
+test-unit: python-env ## the fast part of the suite (no control plane, no model server)
+	$(PY) -m pytest -m "not cluster and not model"
+
+demo: python-env ## a real local SynthesisJob with the packaged tiny model, written under out/
+	$(QUORUM) synth run examples/local/synthesisjob.yaml --local --out out/demo
+
+lint: python-env
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(QUORUM) crds check
+
+fmt: python-env
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+crds: python-env ## regenerate crds/ (and the CRD chart) from the pydantic models
+	$(QUORUM) crds generate
+
+cluster-up: setup ## start etcd + kube-apiserver + controller-manager + scheduler + kwok on loopback
+	$(PY) -m e2e.cluster up
+
+cluster-down: python-env
+	$(PY) -m e2e.cluster down
+
+bench: python-env
+	$(PY) bench/synth_throughput.py
+	$(PY) bench/router_overhead.py
+
+clean:
+	rm -rf $(VENV) out .cache .pytest_cache .ruff_cache
