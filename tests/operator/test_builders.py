@@ -43,7 +43,8 @@ def all_synthesis_manifests(job: SynthesisJob) -> list[dict[str, Any]]:
 
 def all_router_manifests(router: EnsembleRouter) -> list[dict[str, Any]]:
     spec = router.spec
-    return [*ensemble.router_children(ROUTER_OWNER, spec), *ensemble.serving_children(ROUTER_OWNER, spec, "abc")]
+    serving = ensemble.serving_children(ROUTER_OWNER, spec, ensemble.artifact_name(ROUTER_OWNER, spec), "abc")
+    return [*ensemble.router_children(ROUTER_OWNER, spec), *serving]
 
 
 def pod_specs(manifests: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -208,12 +209,13 @@ def test_calibration_hash_follows_the_pool_but_not_the_router_settings(ensr):
 
 
 def test_router_has_no_kubernetes_token_and_reads_the_artifact(ensr):
-    deployment = ensemble.router_deployment(ROUTER_OWNER, ensr.spec, "sum")
+    artifact = ensemble.artifact_name(ROUTER_OWNER, ensr.spec)
+    deployment = ensemble.router_deployment(ROUTER_OWNER, ensr.spec, artifact, "sum")
     pod = deployment["spec"]["template"]["spec"]
     assert pod["automountServiceAccountToken"] is False
     assert pod["serviceAccountName"] == "team-ensemble-router"
-    [artifact] = [v for v in pod["volumes"] if v["name"] == "artifact"]
-    assert artifact["configMap"]["name"] == ensemble.artifact_name(ROUTER_OWNER, ensr.spec)
+    [volume] = [v for v in pod["volumes"] if v["name"] == "artifact"]
+    assert volume["configMap"]["name"] == artifact
     env = {e["name"]: e for e in pod["containers"][0]["env"]}
     assert env["QUORUM_ROUTER_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": "router-token", "key": "token"}
     assert deployment["spec"]["replicas"] == 2
@@ -225,7 +227,7 @@ def test_autoscaling_adds_an_hpa_and_leaves_replicas_to_it(ensr):
     wire = ensr.spec.to_wire()
     wire["router"]["autoscaling"] = {"enabled": True, "minReplicas": 2, "maxReplicas": 6}
     spec = type(ensr.spec).model_validate(wire)
-    children = ensemble.serving_children(ROUTER_OWNER, spec, "sum")
+    children = ensemble.serving_children(ROUTER_OWNER, spec, "cm", "sum")
     [hpa] = [c for c in children if c["kind"] == "HorizontalPodAutoscaler"]
     assert hpa["spec"]["maxReplicas"] == 6
     assert "replicas" not in children[0]["spec"]

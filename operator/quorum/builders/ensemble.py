@@ -131,8 +131,9 @@ def calibrate_job(owner: Owner, spec: EnsembleRouterSpec) -> dict[str, Any]:
     }
 
 
-def router_deployment(owner: Owner, spec: EnsembleRouterSpec, checksum: str) -> dict[str, Any]:
-    """The router serves the artifact mounted from its ConfigMap; it has no Kubernetes token at all."""
+def router_deployment(owner: Owner, spec: EnsembleRouterSpec, artifact: str, checksum: str) -> dict[str, Any]:
+    """The router serves the artifact mounted from ConfigMap `artifact` (the newest calibrated one, so a
+    recalibration never takes the router down); it has no Kubernetes token at all."""
     settings = spec.router
     env = api_key_env_vars(resolve_endpoints(owner, spec.models))
     if settings.auth_secret_ref is not None:
@@ -159,7 +160,7 @@ def router_deployment(owner: Owner, spec: EnsembleRouterSpec, checksum: str) -> 
         service_account=router_name(owner),
         automount_token=False,
         restart_policy="Always",
-        extra_volumes=[{"name": "artifact", "configMap": {"name": artifact_name(owner, spec)}}],
+        extra_volumes=[{"name": "artifact", "configMap": {"name": artifact}}],
         extra_mounts=[{"name": "artifact", "mountPath": ARTIFACT_DIR, "readOnly": True}],
         ports=[{"name": "http", "containerPort": settings.port}],
         probes={
@@ -241,9 +242,9 @@ def router_children(owner: Owner, spec: EnsembleRouterSpec) -> list[dict[str, An
     ]
 
 
-def serving_children(owner: Owner, spec: EnsembleRouterSpec, checksum: str) -> list[dict[str, Any]]:
-    """The router itself, created once the artifact is in place."""
-    children = [router_deployment(owner, spec, checksum), router_service(owner, spec)]
+def serving_children(owner: Owner, spec: EnsembleRouterSpec, artifact: str, checksum: str) -> list[dict[str, Any]]:
+    """The router itself, created once an artifact is in place."""
+    children = [router_deployment(owner, spec, artifact, checksum), router_service(owner, spec)]
     if spec.router.autoscaling.enabled:
         children.append(router_hpa(owner, spec))
     return children

@@ -99,3 +99,11 @@ CONTAINER_SECURITY_CONTEXT: dict[str, Any] = {
 TMP_VOLUME = {"name": "tmp", "emptyDir": {}}
 TMP_MOUNT = {"name": "tmp", "mountPath": "/tmp"}
 """A writable /tmp: the root filesystem is read-only, and Python, torch and vLLM all want scratch space."""
+
+
+def with_pod_annotations(manifest: dict[str, Any], annotations: dict[str, str]) -> dict[str, Any]:
+    """Add operator-wide pod annotations (e.g. a mesh or scheduler opt-out) to a Deployment or Job template."""
+    if annotations and manifest["kind"] in ("Deployment", "Job"):
+        template = manifest["spec"]["template"].setdefault("metadata", {})
+        template["annotations"] = {**template.get("annotations", {}), **annotations}
+    return manifest
