@@ -72,7 +72,7 @@ def _structural(node: Any) -> Any:
         if len(options) != 1:
             raise ValueError(f"unions other than Optional[X] cannot be structural: {any_of}")
         merged = {**options[0], **{k: v for k, v in node.items() if k != "default" or v is not None}}
-        return _structural(merged)
+        return {**_structural(merged), "_nullable": True}  # marker for the parent: never default it
     if isinstance(node.get("description"), str):
         node["description"] = " ".join(node["description"].split())
     if node.get("default", 0) is None:
@@ -99,6 +99,8 @@ def _structural(node: Any) -> Any:
     if out.get("type") == "object" and "properties" in out:
         out.pop("additionalProperties", None)  # structural schemas allow properties or additionalProperties
         for prop in out["properties"].values():
+            if prop.pop("_nullable", False):
+                continue  # an optional object (e.g. `vllm`) stays absent unless set
             if prop.get("type") == "object" and "properties" in prop and not prop.get("required"):
                 # The filled-in object, not `{}`: the API server checks a default against the CEL rules
                 # before nested defaults apply, so `{}` fails rules such as `self.parallelism <= self.shards`.
