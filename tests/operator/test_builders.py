@@ -44,7 +44,7 @@ def all_synthesis_manifests(job: SynthesisJob) -> list[dict[str, Any]]:
 def all_router_manifests(router: EnsembleRouter) -> list[dict[str, Any]]:
     spec = router.spec
     serving = ensemble.serving_children(ROUTER_OWNER, spec, ensemble.artifact_name(ROUTER_OWNER, spec), "abc")
-    return [*ensemble.router_children(ROUTER_OWNER, spec), *serving]
+    return [*ensemble.router_children(ROUTER_OWNER, spec), ensemble.calibrate_job(ROUTER_OWNER, spec), *serving]
 
 
 def pod_specs(manifests: list[dict[str, Any]]) -> list[dict[str, Any]]:

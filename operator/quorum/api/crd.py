@@ -3,8 +3,8 @@
 Pydantic emits JSON Schema 2020-12; the API server wants a *structural* OpenAPI v3.0 schema. The conversion
 inlines `$ref`s, turns `Optional[X]` into plain optional properties, maps `const`/`Literal` to enums,
 exclusive bounds to the v3.0 boolean form, drops titles, and gives object-valued properties whose fields all
-have defaults a default (the object with its fields' defaults filled in) so the API server fills nested defaults (defaults in the schema, not in a
-webhook, keep GitOps diffs clean).
+have defaults a default (the object with its fields' defaults filled in) so the API server fills nested
+defaults (defaults in the schema, not in a webhook, keep GitOps diffs clean).
 """
 
 from __future__ import annotations

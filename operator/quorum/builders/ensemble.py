@@ -230,15 +230,15 @@ def router_hpa(owner: Owner, spec: EnsembleRouterSpec) -> dict[str, Any]:
 
 
 def router_children(owner: Owner, spec: EnsembleRouterSpec) -> list[dict[str, Any]]:
-    """What exists before calibration finishes: backends, config, calibration RBAC, artifact holder, Job, and
-    the router's ServiceAccount (no Role: the router needs no Kubernetes access)."""
+    """What exists from the start: backends, config, calibration RBAC, the artifact holder, and the router's
+    ServiceAccount (no Role: the router needs no Kubernetes access). The calibration Job follows once every
+    backend is ready (it calls them all)."""
     return [
         service_account(owner, router_name(owner), ROUTER_COMPONENT, automount=False),
         *calibrator_rbac(owner, spec),
         router_config_map(owner, spec),
         artifact_config_map(owner, spec),
         *backend_manifests(owner, spec.models, spec.model_cache),
-        calibrate_job(owner, spec),
     ]
 
 

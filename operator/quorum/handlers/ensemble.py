@@ -18,6 +18,7 @@ from quorum.api.ensemble import EnsembleRouterSpec
 from quorum.builders.ensemble import (
     CALIBRATE_COMPONENT,
     artifact_name,
+    calibrate_job,
     calibrate_job_name,
     router_children,
     router_name,
@@ -74,6 +75,8 @@ def reconcile(ctx: OperatorContext, body: dict[str, Any]) -> Outcome:
 
     current = artifact_name(owner, spec)
     job = ctx.kube.get("batch/v1", "Job", owner.namespace, calibrate_job_name(owner, spec))
+    if job is not None or len(ready_backends) == len(backends):
+        job = ctx.apply(calibrate_job(owner, spec))
     summary = _summary(ctx.kube.get("v1", "ConfigMap", owner.namespace, current))
     in_use = (previous.get("calibration") or {}).get("artifact", "").removeprefix("configmap://")
     serving, serving_summary = (current, summary) if summary else (in_use, None)
@@ -124,7 +127,11 @@ def reconcile(ctx: OperatorContext, body: dict[str, Any]) -> Outcome:
     elif calibration_failed:
         calibrated = Cond("Calibrated", False, "CalibrationFailed", (last_error or {}).get("message", ""))
     else:
-        calibrated = Cond("Calibrated", False, "Calibrating", f"job {calibrate_job_name(owner, spec)}")
+        calibrated = (
+            Cond("Calibrated", False, "Calibrating", f"job {calibrate_job_name(owner, spec)}")
+            if job is not None
+            else Cond("Calibrated", False, "WaitingForBackends", f"{status['backendsReady']} backends ready")
+        )
     router_cond = (
         Cond("RouterReady", True, "Available", f"{router_ready} ready replicas")
         if router_ready

@@ -34,7 +34,7 @@ class OperatorOptions:
     """kopf peering object name; None runs standalone (deploy one replica with the Recreate strategy)."""
     priority: int = 0
     """Peering priority, when peering."""
-    server_timeout: float = 300.0
+    server_timeout: int = 300
     """Watch requests end server-side after this, so a silently dead stream is replaced."""
 
 
