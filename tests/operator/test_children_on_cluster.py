@@ -45,7 +45,11 @@ def test_examples_create_exactly_the_expected_children_and_deletion_collects_the
         ("RoleBinding", "team-ensemble-calibrate"),
         ("ConfigMap", "team-ensemble-config"),
         ("ConfigMap", f"team-ensemble-calibration-{digest}"),
-        *{(kind, f"team-ensemble-{m}") for m in ("qwen", "llama", "mistral", "internlm") for kind in ("Deployment", "Service")},
+        *{
+            (kind, f"team-ensemble-{m}")
+            for m in ("qwen", "llama", "mistral", "internlm")
+            for kind in ("Deployment", "Service")
+        },
     }
     with start_operator():
         kube.apply([sjob, ensr])
