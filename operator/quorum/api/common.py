@@ -1,0 +1,223 @@
+"""Building blocks shared by SynthesisJob and EnsembleRouter: model entries, secret references, data
+locations, call policy and status conditions."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from quorum.api.base import ApiModel, CrossFieldRule
+
+DNS_LABEL = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+URI = r"^(pvc|s3|file|configmap|https?)://.+$"
+VLLM_IMAGE = "vllm/vllm-openai:v0.11.0"
+
+ModelName = Annotated[str, Field(pattern=DNS_LABEL, min_length=1, max_length=24)]
+"""Model names become parts of child object names (`<resource>-<model>`), hence the DNS label and length."""
+
+
+class SecretKeyRef(ApiModel):
+    """A key inside a Secret in the resource's namespace. Secrets are only ever referenced, never inlined."""
+
+    name: str = Field(pattern=r"^[a-z0-9]([-.a-z0-9]*[a-z0-9])?$", max_length=253)
+    """Name of the Secret."""
+    key: str = Field(default="token", min_length=1, max_length=253)
+    """Key within the Secret whose value is used."""
+
+
+class SecretRef(ApiModel):
+    """A whole Secret in the resource's namespace, mounted or exposed as environment variables."""
+
+    name: str = Field(pattern=r"^[a-z0-9]([-.a-z0-9]*[a-z0-9])?$", max_length=253)
+    """Name of the Secret."""
+
+
+class Endpoint(ApiModel):
+    """An OpenAI-compatible server that already exists; Quorum deploys nothing for it."""
+
+    url: str = Field(pattern=r"^https?://.+$")
+    """Base URL including the API prefix, e.g. `http://llama.inference.svc:8000/v1`."""
+    model: str = Field(min_length=1)
+    """Model name to send in requests to this endpoint."""
+    api_key_secret_ref: SecretKeyRef | None = None
+    """Secret key holding the bearer token for this endpoint, if it needs one."""
+
+
+class VLLMSettings(ApiModel):
+    """How the vLLM OpenAI server for a model is run."""
+
+    image: str = Field(default=VLLM_IMAGE, pattern=r"^[^:@\s]+(:[^:@\s]+|@sha256:[a-f0-9]{64})$")
+    """vLLM server image, pinned by tag or digest (never `latest`)."""
+    tensor_parallel_size: int = Field(default=1, ge=1, le=16)
+    """`--tensor-parallel-size`: GPUs one replica shards the model over."""
+    max_model_len: int = Field(default=8192, ge=256, le=1_048_576)
+    """`--max-model-len`: context length the server accepts."""
+    gpu_memory_utilization: float = Field(default=0.9, gt=0.0, le=1.0)
+    """`--gpu-memory-utilization`: fraction of GPU memory vLLM may take."""
+    args: list[str] = Field(default_factory=list, max_length=64)
+    """Extra command-line arguments appended to the vLLM server command."""
+    startup_budget_seconds: int = Field(default=1800, ge=60, le=86400)
+    """How long the startup probe lets a replica load weights before Kubernetes restarts it."""
+
+
+class Toleration(ApiModel):
+    """A pod toleration, as in core/v1."""
+
+    key: str | None = None
+    """Taint key the toleration applies to; empty matches all keys."""
+    operator: Literal["Exists", "Equal"] = "Equal"
+    """`Exists` matches any value, `Equal` the given value."""
+    value: str | None = None
+    """Taint value to match with `Equal`."""
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+    """Taint effect to match; empty matches all effects."""
+
+
+class ModelResources(ApiModel):
+    """Compute for one vLLM replica."""
+
+    gpus: int = Field(default=1, ge=0, le=16)
+    """`nvidia.com/gpu` requested (and limited) per replica."""
+    requests: dict[str, str] = Field(default_factory=dict)
+    """Extra resource requests, e.g. `{cpu: "8", memory: 64Gi}`."""
+    limits: dict[str, str] = Field(default_factory=dict)
+    """Extra resource limits."""
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    """Node labels the replica must land on, e.g. a GPU product label."""
+    tolerations: list[Toleration] = Field(default_factory=list, max_length=16)
+    """Tolerations for tainted GPU nodes."""
+
+
+class ModelEntry(ApiModel):
+    """One model of the pool: either served by a vLLM Deployment that Quorum manages (`model`) or an
+    existing OpenAI-compatible `endpoint`."""
+
+    name: ModelName
+    """Unique name of the model within the resource; used in child names and provenance."""
+    model: str | None = Field(default=None, min_length=1)
+    """Model for vLLM to serve (Hugging Face id or a path in the model cache). Set this or `endpoint`."""
+    endpoint: Endpoint | None = None
+    """An existing OpenAI-compatible server to use instead of deploying one. Set this or `model`."""
+    vllm: VLLMSettings | None = None
+    """vLLM server settings; only with `model`."""
+    resources: ModelResources | None = None
+    """GPU and scheduling settings of the vLLM replicas; only with `model`."""
+    replicas: int = Field(default=1, ge=1, le=64)
+    """vLLM replicas behind the model's Service; only with `model`."""
+    max_concurrency: int | None = Field(default=None, ge=1, le=4096)
+    """In-flight requests Quorum sends to this model at most; overrides the resource-wide default."""
+
+    cross_field_rules = (
+        CrossFieldRule(
+            cel="has(self.model) != has(self.endpoint)",
+            message="set exactly one of model (served by vLLM) or endpoint (external server)",
+            holds=lambda m: (m.model is None) != (m.endpoint is None),
+        ),
+        CrossFieldRule(
+            cel="!has(self.endpoint) || (!has(self.vllm) && !has(self.resources))",
+            message="vllm and resources apply only to models that Quorum deploys, not with endpoint",
+            holds=lambda m: m.endpoint is None or (m.vllm is None and m.resources is None),
+            field=".endpoint",
+        ),
+    )
+
+    @property
+    def deployed(self) -> bool:
+        """True when Quorum runs a vLLM Deployment for this model."""
+        return self.endpoint is None
+
+
+def unique_model_names(models: list[ModelEntry]) -> list[ModelEntry]:
+    """Python half of the API server's `x-kubernetes-list-type: map` check on `models`."""
+    seen: set[str] = set()
+    for model in models:
+        if model.name in seen:
+            raise ValueError(f"duplicate model name {model.name!r}: names must be unique")
+        seen.add(model.name)
+    return models
+
+
+class ModelCache(ApiModel):
+    """A PersistentVolumeClaim holding model weights, mounted read-only into every vLLM pod."""
+
+    claim_name: str = Field(pattern=r"^[a-z0-9]([-.a-z0-9]*[a-z0-9])?$", max_length=253)
+    """Name of the PVC in the resource's namespace."""
+    mount_path: str = Field(default="/models", pattern=r"^/.*")
+    """Where the claim is mounted; also exported as `HF_HOME`."""
+    sub_path: str | None = None
+    """Sub-directory of the claim to mount."""
+
+
+class CallPolicy(ApiModel):
+    """How calls to model servers are made: time-outs, retries with backoff, repair of invalid JSON."""
+
+    timeout_seconds: float = Field(default=120.0, gt=0, le=3600)
+    """Per-request time-out."""
+    max_retries: int = Field(default=3, ge=0, le=20)
+    """Retries after a failed call (5xx, 429, connection error, time-out) before it is recorded as failed."""
+    backoff_seconds: float = Field(default=1.0, ge=0, le=300)
+    """First retry delay; doubles per retry, with jitter."""
+    max_backoff_seconds: float = Field(default=30.0, ge=0, le=3600)
+    """Upper bound of one retry delay."""
+    json_repair_attempts: int = Field(default=2, ge=0, le=10)
+    """Re-asks, with the parse error, when a structured answer is not valid JSON for its schema."""
+
+
+class DataFormat(StrEnum):
+    """Encoding of a dataset file."""
+
+    JSONL = "jsonl"
+    PARQUET = "parquet"
+
+
+class ConditionStatus(StrEnum):
+    TRUE = "True"
+    FALSE = "False"
+    UNKNOWN = "Unknown"
+
+
+class Condition(ApiModel):
+    """A kstatus-compatible condition; `lastTransitionTime` changes only when `status` flips."""
+
+    type: str = Field(pattern=r"^[A-Z][A-Za-z]*$")
+    """Condition type, e.g. `Ready`."""
+    status: ConditionStatus
+    """`True`, `False` or `Unknown`."""
+    reason: str = Field(default="", pattern=r"^([A-Z][A-Za-z0-9]*)?$")
+    """One CamelCase word saying why."""
+    message: str = ""
+    """Human-readable detail."""
+    last_transition_time: str | None = None
+    """RFC 3339 time of the last status flip."""
+    observed_generation: int | None = None
+    """The `metadata.generation` this condition was computed from."""
+
+
+class LastError(ApiModel):
+    """The most recent error, kept because events are garbage-collected within hours."""
+
+    stage: str = ""
+    """Stage or component where it happened."""
+    reason: str = ""
+    """CamelCase cause, e.g. `BackendUnavailable`."""
+    message: str = ""
+    """Detail."""
+    time: str | None = None
+    """RFC 3339 time it happened."""
+
+
+class BackendStatus(ApiModel):
+    """Readiness of one model backend."""
+
+    name: str
+    """Model name from the spec."""
+    ready: bool = False
+    """Whether at least one replica (or the external endpoint) is ready to serve."""
+    ready_replicas: int = 0
+    """Ready vLLM replicas (0 for external endpoints)."""
+    replicas: int = 0
+    """Desired vLLM replicas (0 for external endpoints)."""
+    url: str = ""
+    """Base URL the workers and router use."""

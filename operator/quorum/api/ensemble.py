@@ -1,0 +1,282 @@
+"""EnsembleRouter: Avengers routing and voting over a pool of small models, as a Kubernetes resource.
+
+Defaults follow `shared/specs/avengers.md`.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import Field, field_validator
+
+from quorum.api.base import ApiModel, CrossFieldRule
+from quorum.api.common import (
+    URI,
+    BackendStatus,
+    CallPolicy,
+    Condition,
+    DataFormat,
+    LastError,
+    ModelCache,
+    ModelEntry,
+    SecretKeyRef,
+    unique_model_names,
+)
+
+
+class Embedding(ApiModel):
+    """The sentence-transformers model that embeds queries, offline and online alike."""
+
+    model: str = "sentence-transformers/all-MiniLM-L6-v2"
+    """Model id or path; the packaged all-MiniLM-L6-v2 is used offline by default."""
+    batch_size: int = Field(default=64, ge=1, le=4096)
+    """Sentences per encoding batch during calibration."""
+
+
+class TaskKind(StrEnum):
+    MATH = "math"
+    MULTIPLE_CHOICE = "multiple-choice"
+    CODE = "code"
+    OPEN = "open"
+
+
+class TaskSpec(ApiModel):
+    """How answers of one task are extracted, compared and voted on."""
+
+    name: str = Field(min_length=1, max_length=128)
+    """Task name as it appears in the dataset's task field."""
+    kind: TaskKind = TaskKind.OPEN
+    """Answer kind: math (boxed/normalized), multiple-choice (letters), code (tests), open (most central)."""
+    choices: str = Field(default="ABCD", pattern=r"^[A-Z]{2,26}$")
+    """Letters a multiple-choice answer may take."""
+
+
+class CalibrationFields(ApiModel):
+    """Which keys of a calibration record hold what."""
+
+    question: str = "question"
+    """The full prompt as it will be routed."""
+    answer: str = "answer"
+    """Reference answer."""
+    task: str = "task"
+    """Task name (selects the extractor via `calibration.tasks`)."""
+    tests: str = "tests"
+    """For code tasks: test code that must pass."""
+
+
+class CalibrationDataset(ApiModel):
+    """The labelled questions that build the task map."""
+
+    uri: str = Field(pattern=URI)
+    """Location of the dataset."""
+    format: DataFormat = DataFormat.JSONL
+    """Encoding of the dataset."""
+    fields: CalibrationFields = Field(default_factory=CalibrationFields)
+    """Key mapping."""
+
+
+class Calibration(ApiModel):
+    """Offline: embed, cluster, score every model per cluster, evaluate on a held-out split."""
+
+    dataset: CalibrationDataset
+    """Calibration data."""
+    tasks: list[TaskSpec] = Field(
+        default_factory=list,
+        max_length=256,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+    """Extractor per task; tasks not listed are graded as open-ended."""
+    clusters: int = Field(default=64, ge=1, le=1024)
+    """k of k-means (the paper: good for 14–140, overfits beyond ~200)."""
+    samples: int = Field(default=5, ge=1, le=64)
+    """Samples per model and question when scoring (self-consistency)."""
+    temperature: float = Field(default=0.7, ge=0.0, le=2.0)
+    """Sampling temperature while scoring."""
+    max_tokens: int = Field(default=1024, ge=16, le=131072)
+    """Token budget of one calibration answer."""
+    test_fraction: float = Field(default=0.3, gt=0.0, lt=1.0)
+    """Share of each task held out for evaluation."""
+    seed: int = Field(default=42, ge=0)
+    """Seed of the split and of k-means."""
+    shrinkage: float = Field(default=5.0, ge=0.0, le=1000.0)
+    """Pseudo-count pulling a small cluster's accuracy toward the model's global accuracy."""
+
+
+class Routing(ApiModel):
+    """Online: which models answer a query."""
+
+    clusters_blended: int = Field(default=1, ge=1, le=64)
+    """Nearest centres considered (the paper: 1)."""
+    beta: float = Field(default=6.0, ge=0.0, le=1000.0)
+    """Sharpness of softmax(−β·distance) weights when blending several centres."""
+    models_selected: int = Field(default=1, ge=1, le=16)
+    """Models kept per query (1 for self-consistency, 2 for model-switch)."""
+
+
+class VotingStrategy(StrEnum):
+    SELF_CONSISTENCY = "self-consistency"
+    MODEL_SWITCH = "model-switch"
+    SINGLE = "single"
+
+
+class Voting(ApiModel):
+    """How the selected models' samples become one answer."""
+
+    strategy: VotingStrategy = VotingStrategy.SELF_CONSISTENCY
+    """`self-consistency`: n samples from the top model, majority wins; `model-switch`: the runner-up joins when
+    the top model's majority is weak; `single`: one sample, streaming allowed."""
+    samples: int = Field(default=10, ge=1, le=64)
+    """Samples per selected model."""
+    temperature: float = Field(default=0.7, ge=0.0, le=2.0)
+    """Sampling temperature when voting (a request's own temperature overrides it)."""
+    switch_threshold: float = Field(default=0.8, gt=0.0, le=1.0)
+    """Model-switch: the top model's answer stands when its majority share reaches this."""
+    quorum: float = Field(default=0.5, gt=0.0, le=1.0)
+    """Share of samples that must come back for a vote to count; fewer falls back to the next model."""
+
+
+class CircuitBreaker(ApiModel):
+    """Stops sending to a backend that keeps failing, and probes it again later."""
+
+    failure_threshold: int = Field(default=5, ge=1, le=1000)
+    """Consecutive failures that open the circuit."""
+    reset_seconds: float = Field(default=30.0, gt=0, le=3600)
+    """Time the circuit stays open before a trial request."""
+
+
+class Autoscaling(ApiModel):
+    """A HorizontalPodAutoscaler for the router."""
+
+    enabled: bool = False
+    """Create the HPA (the Deployment then leaves `replicas` to it)."""
+    min_replicas: int = Field(default=2, ge=1, le=100)
+    """Lower bound."""
+    max_replicas: int = Field(default=10, ge=1, le=1000)
+    """Upper bound."""
+    target_cpu_utilization: int = Field(default=70, ge=1, le=100)
+    """Average CPU utilization to aim for, in percent."""
+
+    cross_field_rules = (
+        CrossFieldRule(
+            cel="self.minReplicas <= self.maxReplicas",
+            message="must not exceed maxReplicas",
+            holds=lambda a: a.min_replicas <= a.max_replicas,
+            field=".minReplicas",
+        ),
+    )
+
+
+class RouterSettings(ApiModel):
+    """The OpenAI-compatible router Deployment."""
+
+    replicas: int = Field(default=2, ge=1, le=100)
+    """Router pods (ignored when autoscaling is enabled)."""
+    port: int = Field(default=8000, ge=1024, le=65535)
+    """Port of the router's Service and container."""
+    auth_secret_ref: SecretKeyRef | None = None
+    """Secret key holding the bearer token clients must send; no auth when unset."""
+    backend_timeout_seconds: float = Field(default=60.0, gt=0, le=3600)
+    """Per-backend request time-out; a hanging backend never delays an answer beyond it."""
+    max_concurrency: int = Field(default=1024, ge=1, le=100000)
+    """Requests one router pod serves at once; more wait."""
+    max_fan_out: int = Field(default=32, ge=1, le=1024)
+    """Backend requests one client request may have in flight."""
+    circuit_breaker: CircuitBreaker = Field(default_factory=CircuitBreaker)
+    """Per-backend circuit breaker."""
+    autoscaling: Autoscaling = Field(default_factory=Autoscaling)
+    """Optional HPA."""
+    image: str | None = None
+    """Router image; default the operator's own image."""
+
+
+class EnsembleRouterSpec(ApiModel):
+    """Desired state of a routed ensemble."""
+
+    models: list[ModelEntry] = Field(
+        min_length=1,
+        max_length=32,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+    """The model pool; names are unique (the API server enforces it as a map keyed by name)."""
+    model_cache: ModelCache | None = None
+    """PVC with model weights shared by the vLLM pods."""
+    embedding: Embedding = Field(default_factory=Embedding)
+    """Query embedder."""
+    calibration: Calibration
+    """Offline calibration."""
+    routing: Routing = Field(default_factory=Routing)
+    """Online routing."""
+    voting: Voting = Field(default_factory=Voting)
+    """Voting over samples."""
+    router: RouterSettings = Field(default_factory=RouterSettings)
+    """The router service."""
+    calls: CallPolicy = Field(default_factory=CallPolicy)
+    """Time-outs and retries for calibration calls."""
+
+    _unique_model_names = field_validator("models")(unique_model_names)
+
+    cross_field_rules = (
+        CrossFieldRule(
+            cel="self.routing.modelsSelected <= size(self.models)",
+            message="exceeds the number of models",
+            holds=lambda s: s.routing.models_selected <= len(s.models),
+            field=".routing.modelsSelected",
+        ),
+        CrossFieldRule(
+            cel="self.voting.strategy != 'model-switch' || self.routing.modelsSelected >= 2",
+            message="must be at least 2 for voting.strategy model-switch",
+            holds=lambda s: s.voting.strategy != VotingStrategy.MODEL_SWITCH or s.routing.models_selected >= 2,
+            field=".routing.modelsSelected",
+        ),
+        CrossFieldRule(
+            cel="self.routing.clustersBlended <= self.calibration.clusters",
+            message="exceeds calibration.clusters",
+            holds=lambda s: s.routing.clusters_blended <= s.calibration.clusters,
+            field=".routing.clustersBlended",
+        ),
+    )
+
+
+class CalibrationStatus(ApiModel):
+    """The current calibration artifact and its held-out evaluation."""
+
+    artifact: str = ""
+    """Where the artifact bundle is (`configmap://<name>` or a volume path)."""
+    checksum: str = ""
+    """SHA-256 of the bundle; the router reports the checksum it serves."""
+    clusters: int = 0
+    """Clusters in the task map."""
+    questions: int = 0
+    """Calibration questions used."""
+    routed_accuracy: float | None = None
+    """Held-out accuracy of the routed ensemble."""
+    best_single_accuracy: float | None = None
+    """Held-out accuracy of the best single model."""
+    oracle_accuracy: float | None = None
+    """Held-out accuracy of a per-query oracle (upper bound)."""
+    time: str | None = None
+    """When calibration finished."""
+
+
+class EnsembleRouterStatus(ApiModel):
+    """Observed state; conditions are the API, `phase` a convenience."""
+
+    observed_generation: int | None = None
+    """The generation the operator last acted on."""
+    phase: str = ""
+    """Pending, Calibrating, Ready or Degraded."""
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
+    """Ready, BackendsReady, Calibrated, RouterReady, Degraded."""
+    backends: list[BackendStatus] = Field(default_factory=list)
+    """Readiness of each model."""
+    backends_ready: str = ""
+    """`ready/total` for `kubectl get`."""
+    url: str = ""
+    """In-cluster URL of the router's OpenAI-compatible API."""
+    calibration: CalibrationStatus = Field(default_factory=CalibrationStatus)
+    """The artifact in use."""
+    last_error: LastError | None = None
+    """The most recent error."""

@@ -1,0 +1,94 @@
+"""The two custom resources as whole objects, and reading them from YAML manifests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from quorum.api.ensemble import EnsembleRouterSpec, EnsembleRouterStatus
+from quorum.api.synthesis import SynthesisJobSpec, SynthesisJobStatus
+
+GROUP = "quorum.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+
+class ObjectMeta(BaseModel):
+    """The parts of metadata Quorum reads; everything else the API server keeps is passed through."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=30)
+    namespace: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+
+class Resource(BaseModel):
+    """Shared shape of our custom resources."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    kind_name: ClassVar[str]
+    plural: ClassVar[str]
+    singular: ClassVar[str]
+    short_name: ClassVar[str]
+
+    api_version: Literal["quorum.dev/v1alpha1"] = Field(default=API_VERSION, alias="apiVersion")
+    metadata: ObjectMeta
+
+    def to_wire(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class SynthesisJob(Resource):
+    kind_name = "SynthesisJob"
+    plural = "synthesisjobs"
+    singular = "synthesisjob"
+    short_name = "sjob"
+
+    kind: Literal["SynthesisJob"] = "SynthesisJob"
+    spec: SynthesisJobSpec
+    status: SynthesisJobStatus | None = None
+
+
+class EnsembleRouter(Resource):
+    kind_name = "EnsembleRouter"
+    plural = "ensemblerouters"
+    singular = "ensemblerouter"
+    short_name = "ensr"
+
+    kind: Literal["EnsembleRouter"] = "EnsembleRouter"
+    spec: EnsembleRouterSpec
+    status: EnsembleRouterStatus | None = None
+
+
+T = TypeVar("T", bound=Resource)
+
+RESOURCES: tuple[type[Resource], ...] = (SynthesisJob, EnsembleRouter)
+
+AnyResource = Annotated[SynthesisJob | EnsembleRouter, Field(discriminator="kind")]
+_any_resource: TypeAdapter[SynthesisJob | EnsembleRouter] = TypeAdapter(AnyResource)
+
+
+def parse_resource(document: dict[str, Any]) -> SynthesisJob | EnsembleRouter:
+    """Validate one manifest document; raises `pydantic.ValidationError` naming the failing field."""
+    return _any_resource.validate_python(document)
+
+
+def load_manifests(path: str | Path) -> list[SynthesisJob | EnsembleRouter]:
+    """Every Quorum resource in a (multi-document) YAML file; other kinds are skipped."""
+    with open(path, encoding="utf-8") as handle:
+        documents = [d for d in yaml.safe_load_all(handle) if d]
+    return [parse_resource(d) for d in documents if d.get("apiVersion") == API_VERSION]
+
+
+def load_one(path: str | Path, kind: type[T]) -> T:
+    """The single resource of `kind` in a file; an error when there is none or several."""
+    found = [r for r in load_manifests(path) if isinstance(r, kind)]
+    if len(found) != 1:
+        raise ValueError(f"{path}: expected exactly one {kind.kind_name}, found {len(found)}")
+    return found[0]

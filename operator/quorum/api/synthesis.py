@@ -1,0 +1,497 @@
+"""SynthesisJob: the GRA pipeline (generate, review twice, adjudicate, deduplicate) as a Kubernetes resource.
+
+Defaults follow `shared/specs/gra.md` (the paper's outline plus Quorum's choices where it is silent).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import Field, field_validator
+
+from quorum.api.base import ApiModel, CrossFieldRule
+from quorum.api.common import (
+    URI,
+    BackendStatus,
+    CallPolicy,
+    Condition,
+    DataFormat,
+    LastError,
+    ModelCache,
+    ModelEntry,
+    SecretRef,
+    unique_model_names,
+)
+
+
+class Role(StrEnum):
+    GENERATOR = "generator"
+    REVIEWER = "reviewer"
+    ADJUDICATOR = "adjudicator"
+
+
+class SynthesisModel(ModelEntry):
+    """A pool member; every model may play every role unless `roles` narrows it (the paper assigned roles at
+    random)."""
+
+    roles: list[Role] = Field(
+        default_factory=lambda: [Role.GENERATOR, Role.REVIEWER, Role.ADJUDICATOR], min_length=1, max_length=3
+    )
+    """Roles this model may play."""
+
+
+class SeedFields(ApiModel):
+    """Which keys of a seed record hold what; a key set to an empty string is absent from the data."""
+
+    id: str = "id"
+    """Stable seed id; line numbers are used when the key is missing."""
+    instruction: str = "instruction"
+    """The task statement."""
+    input: str = "input"
+    """Optional context for the instruction."""
+    output: str = "output"
+    """The reference response."""
+    domain: str = "domain"
+    """Domain label, used when `domains.mode` is `field`."""
+
+
+class SeedSource(ApiModel):
+    """Where the seed data lives. `pvc://<claim>/<path>` and `file://` are read directly; `s3://` uses
+    `output.credentialsSecretRef`; `configmap://<name>/<key>` suits small seed sets."""
+
+    uri: str = Field(pattern=URI)
+    """Location of the seed file."""
+    format: DataFormat = DataFormat.JSONL
+    """Encoding of the seed file."""
+    fields: SeedFields = Field(default_factory=SeedFields)
+    """Mapping from our field names to the keys of the seed records."""
+
+
+class DomainMode(StrEnum):
+    FIELD = "field"
+    CLASSIFY = "classify"
+    CLUSTER = "cluster"
+
+
+class Domains(ApiModel):
+    """How seeds are split into domains (stage 1). Generation, few-shot demos and reports are per domain."""
+
+    mode: DomainMode = DomainMode.FIELD
+    """`field`: read `seeds.fields.domain`; `classify`: one LLM call per seed over `names`; `cluster`: k-means
+    over seed embeddings."""
+    names: list[str] = Field(
+        default_factory=lambda: ["math", "code", "reasoning", "knowledge", "writing"], max_length=64
+    )
+    """Domain names; in `classify` mode the closed list the classifier picks from."""
+    clusters: int = Field(default=5, ge=1, le=256)
+    """Number of clusters in `cluster` mode."""
+
+    cross_field_rules = (
+        CrossFieldRule(
+            cel="self.mode != 'classify' || size(self.names) >= 2",
+            message="classify mode needs at least two names to choose from",
+            holds=lambda d: d.mode != DomainMode.CLASSIFY or len(d.names) >= 2,
+            field=".names",
+        ),
+    )
+
+
+class Generation(ApiModel):
+    """Stage 3 and the round loop: how many samples to write and how."""
+
+    target: int = Field(default=10000, ge=1, le=10_000_000)
+    """Accepted records wanted; rounds stop once it is reached."""
+    rounds: int = Field(default=5, ge=1, le=100)
+    """Rounds at most (the paper ran five rounds of 10K)."""
+    samples_per_round: int | None = Field(default=None, ge=1, le=10_000_000)
+    """Candidates generated per round; default `ceil(target / rounds)`."""
+    few_shot: int = Field(default=3, ge=0, le=16)
+    """Seeds of the domain shown to the generator as demonstrations, with their digests."""
+    temperature: float = Field(default=0.8, ge=0.0, le=2.0)
+    """Sampling temperature of the generator."""
+    top_p: float = Field(default=0.95, gt=0.0, le=1.0)
+    """Nucleus sampling of the generator."""
+    max_tokens: int = Field(default=2048, ge=16, le=131072)
+    """Token budget of one generated sample."""
+    seed: int = Field(default=42, ge=0)
+    """Seed of every random choice (demos, role assignment), so a rerun is reproducible."""
+
+
+class GreyZone(StrEnum):
+    REJECT = "reject"
+    ADJUDICATE = "adjudicate"
+
+
+class Review(ApiModel):
+    """Stages 4–6: two review rounds by a panel of other models, then the μ/σ gate."""
+
+    reviewers: int = Field(default=3, ge=1, le=15)
+    """Reviewers per sample, drawn from the pool minus the generator."""
+    scale: int = Field(default=10, ge=2, le=100)
+    """Scores run from 1 to `scale`."""
+    accept_at_least: float = Field(default=7.0, ge=1)
+    """Accept when the mean score μ reaches this and reviewers agree (σ ≤ `maxStd`)."""
+    reject_below: float = Field(default=5.0, ge=1)
+    """Reject when μ falls below this."""
+    max_std: float = Field(default=1.5, ge=0)
+    """Reviewers disagree when the population std σ of their scores exceeds this; the sample is adjudicated."""
+    grey_zone: GreyZone = GreyZone.REJECT
+    """What happens when `rejectBelow` ≤ μ < `acceptAtLeast` with agreement."""
+    temperature: float = Field(default=0.1, ge=0.0, le=0.2)
+    """Reviewer temperature (low, so scores are stable)."""
+    max_tokens: int = Field(default=512, ge=16, le=16384)
+    """Token budget of one review."""
+    instruction_rubric: list[str] = Field(
+        default_factory=lambda: ["clarity", "answerability", "domain relevance"], min_length=1, max_length=16
+    )
+    """Round 1 dimensions: what reviewers score about the instruction."""
+    response_rubric: list[str] = Field(
+        default_factory=lambda: [
+            "correctness",
+            "completeness",
+            "relevance",
+            "coherence",
+            "language",
+            "safety",
+        ],
+        min_length=1,
+        max_length=16,
+    )
+    """Round 2 dimensions: what reviewers score about the response."""
+    allow_same_model: bool = False
+    """Let a model review its own samples, and one model fill several reviewer seats, when the pool is too
+    small (local mode with one model). The dataset's manifest then records `independent: false`."""
+
+    cross_field_rules = (
+        CrossFieldRule(
+            cel="self.acceptAtLeast >= self.rejectBelow",
+            message="must be greater than or equal to rejectBelow",
+            holds=lambda r: r.accept_at_least >= r.reject_below,
+            field=".acceptAtLeast",
+        ),
+        CrossFieldRule(
+            cel="self.acceptAtLeast <= double(self.scale)",
+            message="must not exceed scale",
+            holds=lambda r: r.accept_at_least <= r.scale,
+            field=".acceptAtLeast",
+        ),
+    )
+
+
+class Adjudication(ApiModel):
+    """Stage 7: a model that neither generated nor reviewed the sample settles disagreements."""
+
+    enabled: bool = True
+    """Without adjudication, samples that would be adjudicated are rejected."""
+    temperature: float = Field(default=0.1, ge=0.0, le=1.0)
+    """Adjudicator temperature."""
+    max_tokens: int = Field(default=512, ge=16, le=16384)
+    """Token budget of one verdict."""
+
+
+class DedupScope(StrEnum):
+    SEEDS = "seeds"
+    ACCEPTED = "accepted"
+    DECONTAMINATION = "decontamination"
+
+
+class Dedup(ApiModel):
+    """Semantic deduplication: embeddings of instruction (+ input), cosine via faiss inner product."""
+
+    enabled: bool = True
+    """Drop near-duplicates."""
+    threshold: float = Field(default=0.9, gt=0.0, le=1.0)
+    """Cosine similarity at or above which a sample is a duplicate."""
+    against: list[DedupScope] = Field(
+        default_factory=lambda: [DedupScope.SEEDS, DedupScope.ACCEPTED], min_length=1, max_length=3
+    )
+    """What a sample is compared with."""
+    decontamination_uri: str | None = Field(default=None, pattern=URI)
+    """JSONL of benchmark prompts (`instruction` key) that no kept sample may resemble."""
+    embedding_model: str = "sentence-transformers/all-MiniLM-L6-v2"
+    """sentence-transformers model; the packaged all-MiniLM-L6-v2 is used offline by default."""
+
+    cross_field_rules = (
+        CrossFieldRule(
+            cel="!('decontamination' in self.against) || has(self.decontaminationUri)",
+            message="must be set when against includes decontamination",
+            holds=lambda d: DedupScope.DECONTAMINATION not in d.against or d.decontamination_uri is not None,
+            field=".decontaminationUri",
+        ),
+    )
+
+
+class RecordFormat(StrEnum):
+    ALPACA = "alpaca"
+    SHAREGPT = "sharegpt"
+    OPENAI = "openai"
+
+
+class Postprocess(ApiModel):
+    """Stage 8: deduplicate, complete digests, write one record format."""
+
+    dedup: Dedup = Field(default_factory=Dedup)
+    """Semantic deduplication settings."""
+    fill_digests: bool = True
+    """Complete missing keywords/summaries of kept samples."""
+    format: RecordFormat = RecordFormat.ALPACA
+    """Record layout of `dataset.jsonl`: Alpaca, ShareGPT or OpenAI messages."""
+
+
+class Output(ApiModel):
+    """Where the dataset, `rejected.jsonl`, `manifest.json` and the report are written."""
+
+    uri: str = Field(pattern=URI)
+    """Directory URI, e.g. `pvc://datasets/runs/math-code/` or `s3://bucket/quorum/math-code/`."""
+    format: DataFormat = DataFormat.JSONL
+    """Encoding of `dataset.*`."""
+    credentials_secret_ref: SecretRef | None = None
+    """Secret with object-store credentials (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, ...)."""
+
+
+class Workers(ApiModel):
+    """The worker Indexed Job: one index per shard of the seed data."""
+
+    shards: int = Field(default=16, ge=1, le=1024)
+    """Shards of the work; each commits its output atomically, so a retried shard never duplicates."""
+    parallelism: int = Field(default=4, ge=1, le=1024)
+    """Shards running at once."""
+    concurrency_per_model: int = Field(default=32, ge=1, le=4096)
+    """In-flight requests one worker sends to one model."""
+    backoff_limit_per_index: int = Field(default=3, ge=0, le=100)
+    """Retries of a failing shard before the job fails."""
+    image: str | None = None
+    """Worker image; default the operator's own image."""
+
+    cross_field_rules = (
+        CrossFieldRule(
+            cel="self.parallelism <= self.shards",
+            message="must not exceed shards",
+            holds=lambda w: w.parallelism <= w.shards,
+            field=".parallelism",
+        ),
+    )
+
+
+class Backends(ApiModel):
+    """What happens to the vLLM Deployments when the job ends."""
+
+    delete_on_completion: bool = True
+    """Free the GPUs once the job succeeds or fails."""
+
+
+class SynthesisMode(StrEnum):
+    GENERATE = "generate"
+    REFINE = "refine"
+
+
+def _generators(spec: SynthesisJobSpec) -> list[SynthesisModel]:
+    return [m for m in spec.models if Role.GENERATOR in m.roles]
+
+
+def _enough_reviewers(spec: SynthesisJobSpec) -> bool:
+    if spec.review.allow_same_model:
+        return any(Role.REVIEWER in m.roles for m in spec.models)
+    authors = _generators(spec) if spec.mode == SynthesisMode.GENERATE else []
+    return (
+        all(
+            sum(Role.REVIEWER in m.roles and m.name != g.name for m in spec.models) >= spec.review.reviewers
+            for g in authors
+        )
+        and sum(Role.REVIEWER in m.roles for m in spec.models) >= spec.review.reviewers
+    )
+
+
+class SynthesisJobSpec(ApiModel):
+    """Desired state of a GRA synthesis run."""
+
+    mode: SynthesisMode = SynthesisMode.GENERATE
+    """`generate` writes new samples from the seeds; `refine` reviews (and gates) the seed data itself."""
+    models: list[SynthesisModel] = Field(
+        min_length=1,
+        max_length=16,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+    """The model pool; names are unique (the API server enforces it as a map keyed by name)."""
+    model_cache: ModelCache | None = None
+    """PVC with model weights shared by the vLLM pods."""
+    seeds: SeedSource = Field(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {"rule": "self == oldSelf", "message": "seeds is immutable; create a new SynthesisJob"}
+            ]
+        }
+    )
+    """The seed data. Immutable: changing it would mix two datasets in one output."""
+    domains: Domains = Field(default_factory=Domains)
+    """Domain split."""
+    generation: Generation = Field(default_factory=Generation)
+    """Generation and rounds."""
+    review: Review = Field(default_factory=Review)
+    """Review panel and gate."""
+    adjudication: Adjudication = Field(default_factory=Adjudication)
+    """Adjudicator."""
+    postprocess: Postprocess = Field(default_factory=Postprocess)
+    """Dedup, digests and record format."""
+    output: Output
+    """Where results go."""
+    workers: Workers = Field(default_factory=Workers)
+    """Sharding and concurrency."""
+    calls: CallPolicy = Field(default_factory=CallPolicy)
+    """Time-outs, retries and JSON repair for model calls."""
+    suspend: bool = False
+    """Stop the workers (committed shards are kept) until set back to false."""
+    active_deadline_seconds: int | None = Field(default=None, ge=1)
+    """Fail the job when it runs longer than this."""
+    ttl_seconds_after_finished: int | None = Field(default=None, ge=0)
+    """Delete the resource this long after it succeeded or failed."""
+    backends: Backends = Field(default_factory=Backends)
+    """Lifecycle of the model Deployments."""
+
+    _unique_model_names = field_validator("models")(unique_model_names)
+
+    cross_field_rules = (
+        CrossFieldRule(
+            cel="self.mode == 'refine' || self.models.exists(m, 'generator' in m.roles)",
+            message="at least one model needs the generator role",
+            holds=lambda s: s.mode == SynthesisMode.REFINE or bool(_generators(s)),
+            field=".models",
+        ),
+        CrossFieldRule(
+            cel="self.review.allowSameModel ? self.models.exists(r, 'reviewer' in r.roles) : "
+            "(self.models.filter(r, 'reviewer' in r.roles).size() >= self.review.reviewers && "
+            "(self.mode == 'refine' || self.models.all(g, !('generator' in g.roles) || "
+            "self.models.filter(r, 'reviewer' in r.roles && r.name != g.name).size() >= self.review.reviewers)))",
+            message="exceeds the models with the reviewer role other than the generator; lower it or set "
+            "review.allowSameModel",
+            holds=_enough_reviewers,
+            field=".review.reviewers",
+        ),
+        CrossFieldRule(
+            cel="!self.adjudication.enabled || self.models.exists(m, 'adjudicator' in m.roles)",
+            message="is true but no model has the adjudicator role",
+            holds=lambda s: not s.adjudication.enabled or any(Role.ADJUDICATOR in m.roles for m in s.models),
+            field=".adjudication.enabled",
+        ),
+        CrossFieldRule(
+            cel="self.domains.mode != 'field' || self.seeds.fields.domain != ''",
+            message="must name the domain key when domains.mode is field",
+            holds=lambda s: s.domains.mode != DomainMode.FIELD or s.seeds.fields.domain != "",
+            field=".seeds.fields.domain",
+        ),
+        CrossFieldRule(
+            cel="self.review.rejectBelow <= double(self.review.scale)",
+            message="must not exceed review.scale",
+            holds=lambda s: s.review.reject_below <= s.review.scale,
+            field=".review.rejectBelow",
+        ),
+    )
+
+
+class StageState(StrEnum):
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    SKIPPED = "Skipped"
+
+
+class StageStatus(ApiModel):
+    """Progress of one pipeline stage across all shards."""
+
+    name: str
+    """Stage name: digest, generate, review-instruction, review-response, adjudicate, dedup, write."""
+    state: StageState = StageState.PENDING
+    """Where the stage stands."""
+    done: int = 0
+    """Units finished."""
+    total: int = 0
+    """Units planned."""
+
+
+class SynthesisCounts(ApiModel):
+    """The funnel, summed over shards."""
+
+    seeds: int = 0
+    """Seed records read (bad lines excluded)."""
+    generated: int = 0
+    """Candidates written by generators."""
+    round1_passed: int = 0
+    """Candidates whose instruction passed round 1."""
+    round2_passed: int = 0
+    """Candidates whose response passed round 2."""
+    adjudicated: int = 0
+    """Candidates sent to the adjudicator."""
+    accepted: int = 0
+    """Records in the final dataset."""
+    rejected: int = 0
+    """Records in `rejected.jsonl`."""
+    duplicates: int = 0
+    """Accepted candidates dropped as near-duplicates."""
+    failed: int = 0
+    """Candidates lost to failed model calls after retries (recorded, never silent)."""
+
+
+class ShardStatus(ApiModel):
+    """What a worker reports for its shard; a map keyed by shard index so concurrent merge-patches from
+    different workers never overwrite each other."""
+
+    state: StageState = StageState.PENDING
+    """Shard state."""
+    stage: str = ""
+    """Stage the shard is in."""
+    done: int = 0
+    """Units of the current stage finished."""
+    total: int = 0
+    """Units of the current stage planned."""
+    counts: SynthesisCounts = Field(default_factory=SynthesisCounts)
+    """The shard's funnel."""
+    attempt: int = 0
+    """Worker attempt (pod restarts of this index)."""
+    updated: str | None = None
+    """RFC 3339 time of the report."""
+
+
+class OutputStatus(ApiModel):
+    """Where the finished dataset is."""
+
+    uri: str = ""
+    """Output directory."""
+    records: int = 0
+    """Records in the dataset."""
+    manifest: str = ""
+    """URI of `manifest.json`, the provenance and report index."""
+
+
+class SynthesisJobStatus(ApiModel):
+    """Observed state; conditions are the API, `phase` a convenience."""
+
+    observed_generation: int | None = None
+    """The generation the operator last acted on."""
+    phase: str = ""
+    """Pending, Running, Suspended, Succeeded or Failed."""
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
+    """Ready, BackendsReady, Progressing, Succeeded, Failed, Suspended."""
+    progress: str = ""
+    """Short progress text for `kubectl get`, e.g. `12/16 shards`."""
+    stages: list[StageStatus] = Field(default_factory=list)
+    """Per-stage progress."""
+    counts: SynthesisCounts = Field(default_factory=SynthesisCounts)
+    """Funnel counts over all shards."""
+    shards: dict[str, ShardStatus] = Field(default_factory=dict)
+    """Per-shard reports keyed by shard index."""
+    backends: list[BackendStatus] = Field(default_factory=list)
+    """Readiness of each model."""
+    fingerprint: str = ""
+    """Hash of the spec parts that change the output; a changed one is handled explicitly."""
+    output: OutputStatus = Field(default_factory=OutputStatus)
+    """Result location."""
+    start_time: str | None = None
+    """When the workers started."""
+    completion_time: str | None = None
+    """When the job succeeded or failed."""
+    last_error: LastError | None = None
+    """The most recent error."""

@@ -1,0 +1,1 @@
+"""The `quorum` command line: one sub-application per component, assembled in `main`."""
