@@ -36,9 +36,7 @@ class KindCluster(Cluster):
     def _kind(self, *args: str) -> str:
         kind = shutil.which("kind")
         if kind is None:
-            raise RuntimeError(
-                "QUORUM_E2E_CLUSTER=kind needs the `kind` CLI on the PATH (and Docker or podman)"
-            )
+            raise RuntimeError("QUORUM_E2E_CLUSTER=kind needs the `kind` CLI on the PATH (and Docker or podman)")
         return subprocess.run([kind, *args], check=True, capture_output=True, text=True).stdout
 
     def start(self) -> KindCluster:
@@ -62,12 +60,8 @@ class KindCluster(Cluster):
 
     def _advertise_gpus(self) -> None:
         node = self.kube.kubectl("get", "nodes", "--output=jsonpath={.items[0].metadata.name}").stdout
-        patch = [
-            {"op": "add", "path": f"/status/capacity/{GPU_RESOURCE.replace('/', '~1')}", "value": str(GPUS)}
-        ]
-        self.kube.kubectl(
-            "patch", "node", node, "--subresource=status", "--type=json", f"--patch={json.dumps(patch)}"
-        )
+        patch = [{"op": "add", "path": f"/status/capacity/{GPU_RESOURCE.replace('/', '~1')}", "value": str(GPUS)}]
+        self.kube.kubectl("patch", "node", node, "--subresource=status", "--type=json", f"--patch={json.dumps(patch)}")
 
     def stop(self) -> None:
         if self.created and not os.environ.get("QUORUM_E2E_KIND_KEEP"):

@@ -134,9 +134,7 @@ class ControlPlane(Cluster):
         with self._phase("crds"):
             self.install_crds(*self.crd_dirs)
         with self._phase("controllers"):
-            self._spawn(
-                "kube-controller-manager", components.controller_manager(self.binaries, self.layout, ports)
-            )
+            self._spawn("kube-controller-manager", components.controller_manager(self.binaries, self.layout, ports))
             self._spawn("kube-scheduler", components.scheduler(self.binaries, self.layout, ports))
             self._spawn(
                 "kwok",
@@ -201,9 +199,7 @@ class ControlPlane(Cluster):
         pki = self.layout.pki
         for identity in pkimod.CLIENTS:
             target = (
-                self.layout.kubeconfig
-                if identity is pkimod.ADMIN
-                else self.layout.component_kubeconfig(identity.name)
+                self.layout.kubeconfig if identity is pkimod.ADMIN else self.layout.component_kubeconfig(identity.name)
             )
             write_kubeconfig(
                 target,

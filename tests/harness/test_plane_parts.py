@@ -53,9 +53,7 @@ def test_pid_file_never_names_a_process_running_another_binary(tmp_path: Path) -
     assert pid_file.live_pid() is None
 
 
-@pytest.mark.skipif(
-    subprocess.run(["which", "openssl"], capture_output=True).returncode != 0, reason="no openssl"
-)
+@pytest.mark.skipif(subprocess.run(["which", "openssl"], capture_output=True).returncode != 0, reason="no openssl")
 def test_certificates_carry_the_identities_rbac_sees(tmp_path: Path) -> None:
     certs = pki.Pki(tmp_path)
     certs.generate()
@@ -103,9 +101,7 @@ def test_start_retries_once_when_another_process_took_a_port(
     def flaky_start(self: ControlPlane) -> None:
         attempts.append(1)
         if len(attempts) == 1:
-            raise PlaneError(
-                "kube-apiserver exited with 1:\nlisten tcp 127.0.0.1:4242: bind: address already in use"
-            )
+            raise PlaneError("kube-apiserver exited with 1:\nlisten tcp 127.0.0.1:4242: bind: address already in use")
 
     monkeypatch.setattr(ControlPlane, "_start_phases", flaky_start)
     monkeypatch.setattr(ControlPlane, "_write_state", lambda self: None)
