@@ -40,8 +40,9 @@ class KindCluster(Cluster):
         return subprocess.run([kind, *args], check=True, capture_output=True, text=True).stdout
 
     def start(self) -> KindCluster:
+        existing = self._kind("get", "clusters").split()
         self.workdir.mkdir(parents=True, exist_ok=True)
-        if self.name in self._kind("get", "clusters").split():
+        if self.name in existing:
             self._kind("export", "kubeconfig", "--name", self.name, "--kubeconfig", str(self.kubeconfig))
         else:
             self._kind(
