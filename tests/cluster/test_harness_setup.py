@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
+
 from e2e import build, paths, versions
 from e2e.fixtures import CRDS_DIR
 from e2e.kind import KindCluster

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from e2e import paths
 from e2e.kube import Kube
 from e2e.plane import ControlPlane

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from e2e import pki
 from e2e.fixtures import _namespace_name
 from e2e.netutil import free_ports
