@@ -74,8 +74,12 @@ def merge_shards(
         )
     manifest.setdefault("timings", {})["mergeSeconds"] = round(time.perf_counter() - started, 3)
     manifest["report"] = write_report(out_dir / "report", manifest, records, seed_vectors, kept_vectors)
-    write_atomic(out_dir / "manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False).encode())
+    write_manifest(out_dir, manifest)
     return manifest
+
+
+def write_manifest(out_dir: Path, manifest: dict[str, Any]) -> None:
+    write_atomic(out_dir / "manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False).encode())
 
 
 def _collect(
@@ -178,9 +182,7 @@ def _manifest(
             ),
         },
         "reviewerPairs": _pairwise_agreement(rounds),
-        "adjudicatorFallbacks": sum(
-            1 for o in rounds if o.get("adjudication") and o["adjudication"].get("fallback")
-        ),
+        "adjudicatorFallbacks": sum(1 for o in rounds if o.get("adjudication") and o["adjudication"].get("fallback")),
         "tokens": dict(tokens),
         "timings": {"shardSeconds": round_seconds},
         "shards": shard_info,

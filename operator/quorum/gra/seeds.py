@@ -132,8 +132,6 @@ def _to_seed(row: Any, fields: SeedFields, number: int, index: int) -> Seed | No
     )
 
 
-
-
 def shard_of(seed: Seed, shard_count: int) -> int:
     """Seeds are dealt round-robin so every shard sees every part of the file (and usually every domain)."""
     return seed.index % shard_count

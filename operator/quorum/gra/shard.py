@@ -154,7 +154,9 @@ class _ShardWorker:
                 marker = await self._run_round(round_number, runner, domains, index)
             else:
                 self._restore_round(round_number, index)
-            self.progress.counts = funnel.merged([self.progress.counts, SynthesisCounts.model_validate(marker["counts"])])
+            self.progress.counts = funnel.merged(
+                [self.progress.counts, SynthesisCounts.model_validate(marker["counts"])]
+            )
             kept_total += marker["counts"]["accepted"]
             rounds_run = round_number
             if not self.config.is_refine and kept_total >= quota:
