@@ -8,6 +8,7 @@ Schema names (`gra_generate`, ...) identify the stage to servers and to the scri
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -68,7 +69,7 @@ def classify_messages(seed: Seed, names: list[str]) -> Messages:
 def digest_schema() -> dict[str, Any]:
     return {
         "type": "object",
-        "properties": {"keywords": _keywords(), "summary": _string(200)},
+        "properties": {"keywords": _keywords(5), "summary": _string(120)},
         "required": ["keywords", "summary"],
         "additionalProperties": False,
     }
@@ -133,14 +134,15 @@ def generate_messages(domain: str, demos: list[tuple[Seed, dict[str, Any] | None
 
 
 def review_schema(dimensions: list[str], scale: int, max_tokens: int) -> dict[str, Any]:
+    """The critique comes first: small models score more sensibly after writing down what they saw."""
     score = {"type": "integer", "minimum": 1, "maximum": scale}
     keys = [dimension_key(d) for d in dimensions]
-    properties: dict[str, Any] = {key: score for key in keys}
-    properties["critique"] = _string(max(60, max_tokens * CHARS_PER_TOKEN - 20 * len(keys) - 40))
+    critique = _string(min(160, max(60, max_tokens * CHARS_PER_TOKEN - 20 * len(keys) - 40)))
+    properties: dict[str, Any] = {"critique": critique, **{key: score for key in keys}}
     return {
         "type": "object",
         "properties": properties,
-        "required": [*keys, "critique"],
+        "required": ["critique", *keys],
         "additionalProperties": False,
     }
 
@@ -152,7 +154,7 @@ def review_instruction_messages(domain: str, sample: dict[str, Any], dimensions:
         {
             "role": "user",
             "content": f"Domain: {domain}\n{task}\nScore this instruction from 1 (bad) to {scale} (excellent) "
-            f"on: {', '.join(dimensions)}. Then write a one-sentence critique.",
+            f"on: {', '.join(dimensions)}.\n{_scale_hint(dimensions, scale)}",
         },
     ]
 
@@ -164,9 +166,21 @@ def review_response_messages(domain: str, sample: dict[str, Any], dimensions: li
         {
             "role": "user",
             "content": f"Domain: {domain}\n{task}Response: {sample['output']}\n\nScore the response from 1 (bad) "
-            f"to {scale} (excellent) on: {', '.join(dimensions)}. Then write a one-sentence critique.",
+            f"to {scale} (excellent) on: {', '.join(dimensions)}.\n{_scale_hint(dimensions, scale)}",
         },
     ]
+
+
+def _scale_hint(dimensions: list[str], scale: int) -> str:
+    """Anchors (best first) and a filled-in example: without them the smallest models answer the lowest
+    allowed digit whatever they read."""
+    high, mid = max(3, round(scale * 0.8)), max(2, round(scale * 0.5))
+    example: dict[str, Any] = {"critique": "Clear and answerable, on topic."}
+    example.update({dimension_key(d): high - (i % 2) for i, d in enumerate(dimensions)})
+    return (
+        f"Scores are whole numbers: {scale} is excellent, {mid} is acceptable, 1 is unusable. Write a short "
+        f"critique first, then the scores. Example answer: {json.dumps(example)}"
+    )
 
 
 # --- stage 7: adjudicate ---------------------------------------------------------------------------------
@@ -178,7 +192,7 @@ def adjudicate_schema(scale: int, max_tokens: int) -> dict[str, Any]:
         "properties": {
             "decision": {"type": "string", "enum": ["accept", "reject"]},
             "score": {"type": "integer", "minimum": 1, "maximum": scale},
-            "reason": _string(max(60, max_tokens * CHARS_PER_TOKEN - 60)),
+            "reason": _string(min(160, max(60, max_tokens * CHARS_PER_TOKEN - 60))),
         },
         "required": ["decision", "score", "reason"],
         "additionalProperties": False,
@@ -197,6 +211,7 @@ def adjudicate_messages(
         {
             "role": "user",
             "content": f"Domain: {domain}\n{task}\nThe reviewers disagree about the {round_name}:\n{opinions}\n\n"
-            f"Decide: accept or reject the {round_name}, give your own score from 1 to {scale}, and a short reason.",
+            f"Decide: accept or reject the {round_name}, give your own score from 1 to {scale}, and a short reason. "
+            'Answer like {"decision": "accept", "score": 7, "reason": "<one sentence>"}.',
         },
     ]

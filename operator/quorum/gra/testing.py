@@ -97,7 +97,8 @@ class GraScript:
         return SimReply(text="I only answer GRA prompts.")
 
     def _generate(self, request: SimRequest, key: int) -> dict[str, Any]:
-        domain = request.messages[-1]["content"].split(" task", 1)[0].removeprefix("Write one new ")
+        first_user = next(m["content"] for m in request.messages if m.get("role") == "user")
+        domain = first_user.split(" task", 1)[0].removeprefix("Write one new ")
         if self.duplicate_every and key % self.duplicate_every == 0:
             instruction = "Explain in two sentences what a prime number is."
         else:
