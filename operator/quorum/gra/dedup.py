@@ -53,23 +53,46 @@ class Match:
     similarity: float
 
 
+EXACT_LIMIT = 50_000
+"""Kept vectors up to which the search is exact (flat inner product). Beyond it the index becomes HNSW: an
+exact search is quadratic in the dataset (a 200k run would take tens of minutes on two cores), while a
+near-duplicate at cosine ≥ 0.9 sits so close to its neighbour that a graph search practically never misses it
+(`bench/synth_throughput.py` measures the recall against the exact answer)."""
+
+
 class DedupIndex:
     """Kept vectors with labels; `admit` decides a batch in order, so results do not depend on batching."""
 
-    def __init__(self, dimension: int, threshold: float) -> None:
+    def __init__(self, dimension: int, threshold: float, exact_limit: int = EXACT_LIMIT) -> None:
         import faiss
 
+        self._faiss = faiss
         self._index = faiss.IndexFlatIP(dimension)
+        self.dimension = dimension
+        self.exact_limit = exact_limit
         self.labels: list[str] = []
         self.threshold = threshold
 
     def __len__(self) -> int:
         return len(self.labels)
 
+    @property
+    def exact(self) -> bool:
+        return isinstance(self._index, self._faiss.IndexFlatIP)
+
     def add(self, vectors: np.ndarray, labels: list[str]) -> None:
         if len(labels):
             self._index.add(np.ascontiguousarray(vectors, dtype=np.float32))
             self.labels.extend(labels)
+            if self.exact and len(self.labels) > self.exact_limit:
+                self._become_approximate()
+
+    def _become_approximate(self) -> None:
+        graph = self._faiss.IndexHNSWFlat(self.dimension, 32, self._faiss.METRIC_INNER_PRODUCT)
+        graph.hnsw.efConstruction = 64
+        graph.hnsw.efSearch = 64
+        graph.add(self._index.reconstruct_n(0, self._index.ntotal))
+        self._index = graph
 
     def nearest(self, vectors: np.ndarray) -> list[Match]:
         """The closest indexed vector for each row, without adding anything."""
