@@ -49,7 +49,7 @@ class Embedder:
 
         self.model_id = model_id
         self._model = SentenceTransformer(_model_path(model_id), device="cpu")
-        self.dimension = int(self._model.get_sentence_embedding_dimension() or 0)
+        self.dimension = int(self._model.get_embedding_dimension() or 0)
         self._lock = threading.Lock()
 
     def encode(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
