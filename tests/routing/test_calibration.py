@@ -2,38 +2,14 @@
 
 from __future__ import annotations
 
-from contextlib import AsyncExitStack
-from pathlib import Path
-
-import asyncio
-
 import numpy as np
-import pytest
 
 from quorum.llm import ModelEndpoint
 from quorum.llm.simulated import SimulatedBackend
 from quorum.routing.artifact import load_artifact, save_artifact
-from quorum.routing.calibrate import add_models, calibrate
-from quorum.routing.dataset import load_dataset
-from tests.routing.conftest import router_spec
-from tests.routing.pool import ACCURACY, TOPIC_TASK, questions, responder_for, write_dataset
-
-
-async def _calibrated(tmp_path: Path, embedder, models: list[str]):
-    write_dataset(tmp_path / "calibration.jsonl")
-    async with AsyncExitStack() as stack:
-        sims = {m: await stack.enter_async_context(SimulatedBackend(responder_for(m), models=[m])) for m in models}
-        spec = router_spec({m: s.base_url for m, s in sims.items()})
-        items = load_dataset(spec.calibration.dataset, base_dir=tmp_path)
-        endpoints = [ModelEndpoint(m, s.base_url, m) for m, s in sims.items()]
-        artifact = await calibrate(spec, endpoints, items, embedder)
-        return spec, items, artifact, sims
-
-
-@pytest.fixture(scope="module")
-def full_pool(tmp_path_factory, embedder):
-    """One calibration of the three-model pool, shared by the tests that only read it."""
-    return asyncio.run(_calibrated(tmp_path_factory.mktemp("pool"), embedder, ["alpha", "beta", "gamma"]))
+from quorum.routing.calibrate import add_models
+from tests.routing.conftest import calibrated_pool
+from tests.routing.pool import ACCURACY, TOPIC_TASK, questions, responder_for
 
 
 def test_routed_accuracy_matches_the_per_topic_best_model_and_beats_every_single_model(full_pool):
@@ -69,7 +45,7 @@ def test_clusters_rank_each_topic_specialist_first(full_pool, embedder):
 
 
 async def test_artifact_round_trips_and_adding_a_model_rescores_without_reclustering(tmp_path, embedder):
-    spec, items, artifact, _ = await _calibrated(tmp_path, embedder, ["alpha", "gamma"])
+    spec, items, artifact, _ = await calibrated_pool(tmp_path, embedder, ["alpha", "gamma"])
     save_artifact(artifact, tmp_path / "bundle")
     loaded = load_artifact(tmp_path / "bundle")
     assert loaded.checksum == artifact.checksum

@@ -21,6 +21,7 @@ import httpx
 import numpy as np
 
 from quorum.api.ensemble import EnsembleRouterSpec, TaskKind, VotingStrategy
+from quorum.llm.aiohttp_transport import AiohttpTransport
 from quorum.llm import CallFailed, ChatClient, Completion, ModelEndpoint, RetryPolicy
 from quorum.routing.artifact import Artifact
 from quorum.routing.breaker import CircuitBreaker
@@ -93,15 +94,19 @@ class RouterEngine:
         artifact: Artifact | None = None,
         batcher: EmbeddingBatcher | None = None,
         metrics: RouterMetrics | None = None,
+        require_artifact: bool = True,
     ) -> None:
         self.name = name
         self.spec = spec
         self.artifact = artifact
         self.batcher = batcher
         self.metrics = metrics or RouterMetrics()
+        self.require_artifact = require_artifact
+        """Readiness waits for a task map when the pool has several models (spec order is a stopgap only)."""
         settings = spec.router
-        limits = httpx.Limits(max_connections=None, max_keepalive_connections=1024)
-        self._http = httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(settings.backend_timeout_seconds))
+        self._http = httpx.AsyncClient(
+            transport=AiohttpTransport(), timeout=httpx.Timeout(settings.backend_timeout_seconds)
+        )
         policy = RetryPolicy(timeout_seconds=settings.backend_timeout_seconds, max_retries=0, json_repair_attempts=0)
         self.models = [e.name for e in endpoints]
         self.clients = {e.name: ChatClient(e, policy, self._http) for e in endpoints}

@@ -106,6 +106,9 @@ async def _errors_and_auth(request: web.Request, handler: Callable[[web.Request]
         if error.status == 413:
             return bad_request("request body too large")
         raise
+    except Exception:  # a bug must cost one request an OpenAI-shaped 500, never the process
+        log.exception("unexpected error serving %s %s", request.method, request.path)
+        return error_response(500, "internal router error", "server_error")
 
 
 def _audit(engine: RouterEngine, answer: RoutedAnswer) -> dict[str, Any]:
@@ -241,7 +244,7 @@ class RouterServer:
         problems = []
         if not healthy:
             problems.append("no backend available")
-        if engine.artifact is None and len(engine.models) > 1:
+        if engine.artifact is None and len(engine.models) > 1 and engine.require_artifact:
             problems.append("no calibration artifact loaded")
         body = {
             "ready": not problems,
