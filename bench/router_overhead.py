@@ -59,22 +59,23 @@ def wait_http(url: str, timeout: float = 120.0) -> None:
 
 @contextmanager
 def process(command: list[str], ready_url: str, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen]:
-    proc = subprocess.Popen(
-        command, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    )
-    try:
+    # stderr goes to a file: an unread pipe fills up and blocks a chatty child mid-benchmark
+    with tempfile.TemporaryFile(mode="w+") as log:
+        proc = subprocess.Popen(command, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=log)
         try:
-            wait_http(ready_url)
-        except RuntimeError:
-            proc.kill()
-            raise RuntimeError(f"{command[0]} failed: {proc.stderr.read()[-2000:] if proc.stderr else ''}") from None
-        yield proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+            try:
+                wait_http(ready_url)
+            except RuntimeError:
+                proc.kill()
+                log.seek(0)
+                raise RuntimeError(f"{command[0]} failed: {log.read()[-2000:]}") from None
+            yield proc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
 def manifest(directory: Path, models: dict[str, str]) -> Path:
@@ -111,11 +112,12 @@ def build_artifact(directory: Path, models: list[str]) -> Path:
     return out
 
 
-def routing_decision_times(samples: int = 300) -> tuple[float, float]:
+def routing_decision_times(samples: int = 200) -> tuple[float, float]:
     """Embed one query and route it, in-process, one at a time (what a lone request pays)."""
-    from quorum.routing.embedding import shared_embedder
+    from quorum.routing.embedding import limit_torch_threads, shared_embedder
     from quorum.routing.taskmap import build_task_map
 
+    limit_torch_threads(1)  # as the router does
     embedder = shared_embedder("packaged")
     vectors = embedder.encode(QUESTIONS)
     scores = np.random.default_rng(0).random((len(QUESTIONS), 4))
@@ -165,10 +167,13 @@ async def throughput(url: str, seconds: float, concurrency: int) -> tuple[float,
             nonlocal done, errors
             i = offset
             while time.perf_counter() < deadline:
-                async with http.post(url, json=body(i)) as r:
-                    await r.read()
-                    done += r.status == 200
-                    errors += r.status != 200
+                try:
+                    async with http.post(url, json=body(i), timeout=aiohttp.ClientTimeout(total=30)) as r:
+                        await r.read()
+                        done += r.status == 200
+                        errors += r.status != 200
+                except (TimeoutError, aiohttp.ClientError):
+                    errors += 1
                 i += concurrency
 
         started = time.perf_counter()
@@ -187,6 +192,7 @@ def main() -> None:
     quorum = str(Path(sys.executable).with_name("quorum"))
     vllm_router = shutil.which("vllm-router") or str(Path(sys.executable).with_name("vllm-router"))
 
+    sys.stdout.reconfigure(line_buffering=True)
     p50, p99 = routing_decision_times()
     print(
         f"conditions: {os.cpu_count()} CPUs (shared with other work; load average {os.getloadavg()[0]:.1f}), "
@@ -278,6 +284,7 @@ def main() -> None:
                 except (RuntimeError, FileNotFoundError) as error:
                     print(f"{name}: could not run: {error}")
                     continue
+                print(f"  measured {name}", flush=True)
                 results[name] = {
                     "p50": percentile(timings, 50),
                     "p99": percentile(timings, 99),

@@ -20,6 +20,7 @@ from quorum.llm import ModelEndpoint
 app = typer.Typer(help="Calibrate and serve the Avengers router of an EnsembleRouter.", no_args_is_help=True)
 
 ARTIFACT_DIR_ENV = "QUORUM_ARTIFACT_DIR"
+EMBED_THREADS_ENV = "QUORUM_EMBED_THREADS"
 
 
 def _parse_backends(pairs: list[str]) -> dict[str, str]:
@@ -137,11 +138,12 @@ def serve(
 
     from quorum.routing.artifact import ArtifactError, load_artifact
     from quorum.routing.config import TokenSource
-    from quorum.routing.embedding import EmbeddingBatcher, shared_embedder
+    from quorum.routing.embedding import EmbeddingBatcher, limit_torch_threads, shared_embedder
     from quorum.routing.engine import RouterEngine
     from quorum.routing.server import build_app
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per backend call otherwise
     resource = read_resource(config, EnsembleRouter)
     spec = resource.spec
     directory = artifact or (Path(os.environ[ARTIFACT_DIR_ENV]) if os.environ.get(ARTIFACT_DIR_ENV) else None)
@@ -157,7 +159,10 @@ def serve(
         token = TokenSource.from_environment(token_file)
     except ValueError as error:
         fail(str(error))
-    batcher = EmbeddingBatcher(shared_embedder(loaded.embedder)) if loaded and len(spec.models) > 1 else None
+    batcher = None
+    if loaded is not None and len(spec.models) > 1:
+        limit_torch_threads(int(os.environ.get(EMBED_THREADS_ENV, "1")))
+        batcher = EmbeddingBatcher(shared_embedder(loaded.embedder))
     with _endpoints(resource, _parse_backends(backend), local) as endpoints:
         engine = RouterEngine(resource.metadata.name, spec, endpoints, artifact=loaded, batcher=batcher)
         listen = port or spec.router.port
