@@ -1,8 +1,11 @@
-"""Shared fixtures. Component-specific fixtures live in the plugins listed here."""
+"""Shared fixtures. Component-specific fixtures live in the plugins listed here: the e2e plugin provides
+control_plane, kubeconfig, namespace and kube."""
 
 from pathlib import Path
 
 import pytest
+
+pytest_plugins = ["e2e.fixtures"]
 
 REPO = Path(__file__).resolve().parent.parent
 

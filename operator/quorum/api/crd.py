@@ -3,8 +3,8 @@
 Pydantic emits JSON Schema 2020-12; the API server wants a *structural* OpenAPI v3.0 schema. The conversion
 inlines `$ref`s, turns `Optional[X]` into plain optional properties, maps `const`/`Literal` to enums,
 exclusive bounds to the v3.0 boolean form, drops titles, and gives object-valued properties whose fields all
-have defaults a `default: {}` so the API server fills nested defaults (defaults in the schema, not in a
-webhook, keep GitOps diffs clean).
+have defaults a default (the object with its fields' defaults filled in) so the API server fills nested
+defaults (defaults in the schema, not in a webhook, keep GitOps diffs clean).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic.json_schema import GenerateJsonSchema
 
 from quorum.api.resources import GROUP, RESOURCES, VERSION, Resource
 
@@ -71,11 +72,13 @@ def _structural(node: Any) -> Any:
         if len(options) != 1:
             raise ValueError(f"unions other than Optional[X] cannot be structural: {any_of}")
         merged = {**options[0], **{k: v for k, v in node.items() if k != "default" or v is not None}}
-        return _structural(merged)
+        return {**_structural(merged), "_nullable": True}  # marker for the parent: never default it
     if isinstance(node.get("description"), str):
         node["description"] = " ".join(node["description"].split())
     if node.get("default", 0) is None:
         node.pop("default")
+    if "default" in node:
+        node["default"] = _without_nulls(node["default"])
     if "const" in node:
         node["enum"] = [node.pop("const")]
     for bound, plain in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
@@ -96,16 +99,41 @@ def _structural(node: Any) -> Any:
     if out.get("type") == "object" and "properties" in out:
         out.pop("additionalProperties", None)  # structural schemas allow properties or additionalProperties
         for prop in out["properties"].values():
+            if prop.pop("_nullable", False):
+                continue  # an optional object (e.g. `vllm`) stays absent unless set
             if prop.get("type") == "object" and "properties" in prop and not prop.get("required"):
-                prop.setdefault("default", {})
+                # The filled-in object, not `{}`: the API server checks a default against the CEL rules
+                # before nested defaults apply, so `{}` fails rules such as `self.parallelism <= self.shards`.
+                filled = {name: sub["default"] for name, sub in prop["properties"].items() if "default" in sub}
+                prop.setdefault("default", filled)
         if "required" in out:
             out["required"] = [r for r in out["required"] if r in out["properties"]]
     return out
 
 
+class _FactoryDefaults(GenerateJsonSchema):
+    """Pydantic leaves `default_factory` defaults out of JSON Schema; the API server needs them, because it
+    checks an object's default against the CEL rules before nested defaults apply (a bare `{}` fails rules
+    such as `self.parallelism <= self.shards`)."""
+
+    def default_schema(self, schema: Any) -> Any:
+        if "default_factory" in schema and not schema.get("default_factory_takes_data"):
+            default = schema["default_factory"]()
+            schema = {k: v for k, v in schema.items() if k != "default_factory"} | {"default": default}
+        return super().default_schema(schema)
+
+
+def _without_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
+
+
 def openapi_schema(model: type) -> dict[str, Any]:
     """Structural OpenAPI v3.0 schema of a pydantic model, with camelCase property names."""
-    raw = model.model_json_schema(by_alias=True, mode="validation")
+    raw = model.model_json_schema(by_alias=True, mode="validation", schema_generator=_FactoryDefaults)
     defs = raw.get("$defs", {})
     return _structural(_resolve(raw, defs))
 
@@ -126,7 +154,7 @@ def crd_for(resource: type[Resource]) -> dict[str, Any]:
         "properties": {
             "apiVersion": {"type": "string", "description": "API version: quorum.dev/v1alpha1."},
             "kind": {"type": "string", "description": f"Kind: {resource.kind_name}."},
-            "metadata": {"type": "object", "description": "Standard object metadata."},
+            "metadata": {"type": "object"},  # the API server refuses anything else here
             "spec": spec_schema,
             "status": status_schema,
         },

@@ -2,16 +2,59 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
 import typer
 
-from quorum.cli.common import not_available
+from quorum.builders.meta import DEFAULT_IMAGE
+from quorum.cli.common import fail
 
 app = typer.Typer(help="The Kubernetes operator for SynthesisJob and EnsembleRouter.", no_args_is_help=True)
 
 
 @app.command()
 def run(
-    namespace: list[str] = typer.Option([], "--namespace", "-n", help="Namespaces to watch (default: all)."),
+    namespace: list[str] = typer.Option(
+        [], "--namespace", "-n", help="Namespace to watch; repeat for several (default: all)."
+    ),
+    liveness: str | None = typer.Option(
+        None, "--liveness", help="Liveness endpoint, e.g. http://0.0.0.0:8080/healthz."
+    ),
+    kubeconfig: str | None = typer.Option(
+        None, "--kubeconfig", help="Kubeconfig (default: in-cluster, then KUBECONFIG)."
+    ),
+    image: str = typer.Option(
+        DEFAULT_IMAGE, "--image", envvar="QUORUM_IMAGE", help="Default image of workers and routers."
+    ),
+    pod_annotation: list[str] = typer.Option(
+        [], "--pod-annotation", help="KEY=VALUE added to every pod template; repeatable."
+    ),
+    peering: str | None = typer.Option(
+        None, "--peering", help="kopf peering name for several replicas (default: standalone)."
+    ),
+    priority: int = typer.Option(0, "--priority", help="Peering priority of this replica."),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Run the operator against the current kubeconfig or in-cluster config."""
-    not_available("operator run")
+    from quorum.handlers.runner import OperatorOptions, run_operator
+
+    annotations = {}
+    for item in pod_annotation:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            fail(f"--pod-annotation {item!r}: expected KEY=VALUE")
+        annotations[key] = value
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    options = OperatorOptions(
+        namespaces=list(namespace),
+        kubeconfig=kubeconfig,
+        image=image,
+        pod_annotations=annotations,
+        liveness=liveness,
+        peering=peering,
+        priority=priority,
+    )
+    asyncio.run(run_operator(options))

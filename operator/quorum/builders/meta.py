@@ -1,0 +1,109 @@
+"""Names, labels, owner references and pod hardening shared by every child Quorum creates."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from quorum.api.resources import API_VERSION
+
+MANAGED_BY = "quorum"
+FIELD_MANAGER = "quorum-operator"
+DEFAULT_IMAGE = "ghcr.io/quorum-dev/quorum:0.1.0"
+"""Image of the workers, the calibration Job and the router when the spec names none: the operator's own."""
+
+LABEL_SYNTHESISJOB = "quorum.dev/synthesisjob"
+LABEL_ENSEMBLEROUTER = "quorum.dev/ensemblerouter"
+LABEL_MODEL = "quorum.dev/model"
+LABEL_COMPONENT = "app.kubernetes.io/component"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+LABEL_NAME = "app.kubernetes.io/name"
+
+PARENT_LABEL = {"SynthesisJob": LABEL_SYNTHESISJOB, "EnsembleRouter": LABEL_ENSEMBLEROUTER}
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The custom resource children belong to: what owner references and labels are made from.
+
+    Deliberately not the whole object: children must never inherit the parent's labels (GitOps tools such as
+    Argo CD would then treat them as their own and prune them).
+    """
+
+    kind: str
+    name: str
+    namespace: str
+    uid: str
+
+    @classmethod
+    def of(cls, body: Any) -> Owner:
+        metadata = body["metadata"]
+        return cls(kind=body["kind"], name=metadata["name"], namespace=metadata["namespace"], uid=metadata["uid"])
+
+    @property
+    def parent_label(self) -> str:
+        return PARENT_LABEL[self.kind]
+
+    def selector(self, component: str, model: str | None = None) -> dict[str, str]:
+        """The labels that identify one component's pods; stable, so Deployment selectors never change."""
+        labels = {self.parent_label: self.name, LABEL_COMPONENT: component}
+        if model is not None:
+            labels[LABEL_MODEL] = model
+        return labels
+
+    def labels(self, component: str, model: str | None = None) -> dict[str, str]:
+        return {LABEL_MANAGED_BY: MANAGED_BY, LABEL_NAME: "quorum", **self.selector(component, model)}
+
+    def reference(self) -> dict[str, Any]:
+        return {
+            "apiVersion": API_VERSION,
+            "kind": self.kind,
+            "name": self.name,
+            "uid": self.uid,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+
+    def metadata(self, name: str, component: str, model: str | None = None) -> dict[str, Any]:
+        return {
+            "name": name,
+            "namespace": self.namespace,
+            "labels": self.labels(component, model),
+            "ownerReferences": [self.reference()],
+        }
+
+
+def short_hash(value: Any, length: int = 8) -> str:
+    """A stable hash of JSON-able data, for fingerprints and content-addressed child names."""
+    canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:length]
+
+
+POD_SECURITY_CONTEXT: dict[str, Any] = {
+    "runAsNonRoot": True,
+    "runAsUser": 1000,
+    "runAsGroup": 1000,
+    "fsGroup": 1000,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+
+CONTAINER_SECURITY_CONTEXT: dict[str, Any] = {
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+    "runAsNonRoot": True,
+    "capabilities": {"drop": ["ALL"]},
+}
+
+TMP_VOLUME = {"name": "tmp", "emptyDir": {}}
+TMP_MOUNT = {"name": "tmp", "mountPath": "/tmp"}
+"""A writable /tmp: the root filesystem is read-only, and Python, torch and vLLM all want scratch space."""
+
+
+def with_pod_annotations(manifest: dict[str, Any], annotations: dict[str, str]) -> dict[str, Any]:
+    """Add operator-wide pod annotations (e.g. a mesh or scheduler opt-out) to a Deployment or Job template."""
+    if annotations and manifest["kind"] in ("Deployment", "Job"):
+        template = manifest["spec"]["template"].setdefault("metadata", {})
+        template["annotations"] = {**template.get("annotations", {}), **annotations}
+    return manifest

@@ -1,0 +1,94 @@
+"""Service accounts and RBAC, least privilege per component.
+
+`OPERATOR_RULES` is the single list of what the operator itself may do; the Helm chart renders exactly these
+rules (as a Role per watched namespace, or a ClusterRole when cluster-wide), and the cluster tests check them
+with `kubectl auth can-i`. Workers get their own ServiceAccount per SynthesisJob that may only read and patch
+the status of that one SynthesisJob; the calibration Job may only fill its own artifact ConfigMap; the router
+gets a ServiceAccount with no token mounted and no rules at all.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quorum.api.resources import GROUP
+from quorum.builders.meta import Owner
+
+CHILD_VERBS = ["get", "list", "watch", "create", "update", "patch", "delete"]
+
+OPERATOR_RULES: list[dict[str, Any]] = [
+    # The custom resources: read and watch them, patch metadata (finalizer, kopf's progress annotations).
+    {
+        "apiGroups": [GROUP],
+        "resources": ["synthesisjobs", "ensemblerouters"],
+        "verbs": ["get", "list", "watch", "patch", "update"],
+    },
+    {
+        "apiGroups": [GROUP],
+        "resources": ["synthesisjobs/status", "ensemblerouters/status"],
+        "verbs": ["get", "patch", "update"],
+    },
+    # The children, applied server-side and garbage-collected through owner references.
+    {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": CHILD_VERBS},
+    {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": CHILD_VERBS},
+    {"apiGroups": [""], "resources": ["services", "configmaps", "serviceaccounts"], "verbs": CHILD_VERBS},
+    {"apiGroups": ["autoscaling"], "resources": ["horizontalpodautoscalers"], "verbs": CHILD_VERBS},
+    # Per-resource Roles for workers and calibration; the operator holds every permission it grants, so it
+    # needs neither `escalate` nor `bind`.
+    {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles", "rolebindings"], "verbs": CHILD_VERBS},
+    # Worker pods are only read: failure reasons and termination messages (the merge and calibration results).
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
+    # One-line events on every transition.
+    {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
+]
+
+
+def service_account(owner: Owner, name: str, component: str, *, automount: bool) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": owner.metadata(name, component),
+        "automountServiceAccountToken": automount,
+    }
+
+
+def role_with_binding(owner: Owner, name: str, component: str, rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A Role and the RoleBinding that gives it to the ServiceAccount of the same name."""
+    role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": owner.metadata(name, component),
+        "rules": rules,
+    }
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": owner.metadata(name, component),
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+        "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": owner.namespace}],
+    }
+    return [role, binding]
+
+
+def worker_rules(owner: Owner) -> list[dict[str, Any]]:
+    """Workers report `status.shards.<index>` of their own SynthesisJob by merge patch, nothing else."""
+    return [
+        {
+            "apiGroups": [GROUP],
+            "resources": ["synthesisjobs/status"],
+            "resourceNames": [owner.name],
+            "verbs": ["get", "patch"],
+        }
+    ]
+
+
+def calibrator_rules(artifact_configmap: str) -> list[dict[str, Any]]:
+    """Calibration writes its bundle into the one ConfigMap the operator created for it."""
+    return [
+        {
+            "apiGroups": [""],
+            "resources": ["configmaps"],
+            "resourceNames": [artifact_configmap],
+            "verbs": ["get", "patch", "update"],
+        }
+    ]

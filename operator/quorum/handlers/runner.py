@@ -1,0 +1,98 @@
+"""Running the operator: kopf with Quorum's settings. Used by `quorum operator run` and by the cluster tests,
+which run the very same operator in-process against the local control plane."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import kopf
+
+from quorum.builders.meta import DEFAULT_IMAGE
+from quorum.handlers.context import OperatorContext
+from quorum.handlers.kube import Kube, load_config
+
+FINALIZER = "quorum.dev/finalizer"
+
+
+@dataclass
+class OperatorOptions:
+    namespaces: list[str] = field(default_factory=list)
+    """Namespaces to watch; empty means cluster-wide."""
+    kubeconfig: str | None = None
+    """Kubeconfig file; default in-cluster credentials, then `KUBECONFIG`/~/.kube/config."""
+    image: str = DEFAULT_IMAGE
+    """Image of workers, calibration and router when a spec names none."""
+    pod_annotations: dict[str, str] = field(default_factory=dict)
+    """Annotations added to every pod template Quorum creates."""
+    liveness: str | None = None
+    """e.g. `http://0.0.0.0:8080/healthz`."""
+    peering: str | None = None
+    """kopf peering object name; None runs standalone (deploy one replica with the Recreate strategy)."""
+    priority: int = 0
+    """Peering priority, when peering."""
+    server_timeout: int = 300
+    """Watch requests end server-side after this, so a silently dead stream is replaced."""
+
+
+def configure(settings: kopf.OperatorSettings, options: OperatorOptions) -> None:
+    settings.persistence.finalizer = FINALIZER
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="quorum.dev")
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix="quorum.dev", key="last-handled-configuration"
+    )
+    settings.watching.server_timeout = options.server_timeout
+    settings.watching.client_timeout = options.server_timeout + 30
+    settings.watching.connect_timeout = 30
+    settings.posting.level = logging.WARNING  # our own one-line events, not kopf's chatter
+    settings.execution.max_workers = 8
+
+
+def make_login(options: OperatorOptions) -> Any:
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        if options.kubeconfig:
+            import os
+
+            os.environ["KUBECONFIG"] = options.kubeconfig
+            return kopf.login_with_kubeconfig(**kwargs)
+        return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+
+    return login
+
+
+async def run_operator(
+    options: OperatorOptions, stop_flag: threading.Event | asyncio.Event | None = None, ready_flag: Any = None
+) -> None:
+    """Run until `stop_flag` is set (or forever)."""
+    import quorum.handlers.register  # noqa: F401  (registers the handlers)
+
+    registry = kopf.get_default_registry()
+    kube = Kube(load_config(options.kubeconfig))
+
+    def post_event(body: dict[str, Any], type_: str, reason: str, message: str) -> None:
+        kopf.event(body, type=type_, reason=reason, message=message.replace("\n", " "))
+
+    ctx = OperatorContext(
+        kube=kube, image=options.image, pod_annotations=dict(options.pod_annotations), post_event=post_event
+    )
+    settings = kopf.OperatorSettings()
+    configure(settings, options)
+    if not getattr(registry, "_quorum_login", False):
+        kopf.on.login(registry=registry)(make_login(options))
+        registry._quorum_login = True  # type: ignore[attr-defined]
+    await kopf.operator(
+        registry=registry,
+        settings=settings,
+        memo=kopf.Memo(ctx=ctx),
+        standalone=options.peering is None,
+        peering_name=options.peering,
+        priority=options.priority,
+        liveness_endpoint=options.liveness,
+        clusterwide=not options.namespaces,
+        namespaces=options.namespaces,
+        stop_flag=stop_flag,
+        ready_flag=ready_flag,
+    )

@@ -1,0 +1,337 @@
+"""An async client for OpenAI-compatible chat endpoints over httpx.
+
+Why our own and not the `openai` package: the engines need per-endpoint concurrency limits shared by
+thousands of concurrent tasks, retries that record what failed instead of raising into a pipeline, a JSON
+repair loop, and token accounting — all cheap on the per-sample hot path. The official client is used in tests
+to prove our servers speak the same protocol.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import jsonschema
+
+Message = Mapping[str, Any]
+
+RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class ModelEndpoint:
+    """Where one model is served. `base_url` includes the API prefix, e.g. `http://qwen:8000/v1`."""
+
+    name: str
+    base_url: str
+    model: str
+    api_key: str | None = None
+    max_concurrency: int = 32
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Time-outs, retries with exponential backoff and jitter, and JSON repair attempts."""
+
+    timeout_seconds: float = 120.0
+    max_retries: int = 3
+    backoff_seconds: float = 1.0
+    max_backoff_seconds: float = 30.0
+    json_repair_attempts: int = 2
+
+    @classmethod
+    def from_spec(cls, calls: Any) -> RetryPolicy:
+        """From `quorum.api.common.CallPolicy` (duck-typed so this module stays free of the API layer)."""
+        return cls(
+            timeout_seconds=calls.timeout_seconds,
+            max_retries=calls.max_retries,
+            backoff_seconds=calls.backoff_seconds,
+            max_backoff_seconds=calls.max_backoff_seconds,
+            json_repair_attempts=calls.json_repair_attempts,
+        )
+
+    def delay(self, retry: int, retry_after: float | None = None) -> float:
+        """Seconds to wait before retry number `retry` (0-based); honours a server's Retry-After."""
+        if retry_after is not None:
+            return min(retry_after, self.max_backoff_seconds)
+        ceiling = min(self.max_backoff_seconds, self.backoff_seconds * (2**retry))
+        return random.uniform(ceiling / 2, ceiling)
+
+
+@dataclass
+class TokenUsage:
+    """Running totals for one endpoint."""
+
+    requests: int = 0
+    failures: int = 0
+    retries: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    def add(self, other: TokenUsage) -> None:
+        self.requests += other.requests
+        self.failures += other.failures
+        self.retries += other.retries
+        self.prompt_tokens += other.prompt_tokens
+        self.completion_tokens += other.completion_tokens
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "requests": self.requests,
+            "failures": self.failures,
+            "retries": self.retries,
+            "promptTokens": self.prompt_tokens,
+            "completionTokens": self.completion_tokens,
+        }
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One successful chat completion; `texts` holds every choice when `n > 1`."""
+
+    text: str
+    texts: list[str]
+    model: str
+    finish_reason: str | None
+    prompt_tokens: int
+    completion_tokens: int
+    latency_s: float
+    attempts: int
+
+
+@dataclass(eq=False)
+class CallFailed(Exception):
+    """A call that did not succeed after its retries; engines record it rather than lose the work."""
+
+    endpoint: str
+    reason: str
+    message: str
+    attempts: int
+    status: int | None = None
+    retry_after: float | None = None
+
+    def __str__(self) -> str:
+        return f"{self.endpoint}: {self.reason} after {self.attempts} attempt(s): {self.message}"
+
+    def as_record(self) -> dict[str, Any]:
+        return {
+            "endpoint": self.endpoint,
+            "reason": self.reason,
+            "message": self.message,
+            "attempts": self.attempts,
+            "status": self.status,
+        }
+
+
+@dataclass(eq=False)
+class InvalidJson(CallFailed):
+    """The model kept answering with text that is not valid JSON for the schema."""
+
+    last_text: str = field(default="")
+
+
+def _strip_fences(text: str) -> str:
+    """Small models often wrap JSON in Markdown fences or add prose; keep the outermost object."""
+    stripped = text.strip()
+    if stripped.startswith("```"):
+        stripped = stripped.split("\n", 1)[-1].rsplit("```", 1)[0]
+    start, end = stripped.find("{"), stripped.rfind("}")
+    return stripped[start : end + 1] if 0 <= start < end else stripped
+
+
+def parse_json_reply(text: str, validator: jsonschema.protocols.Validator) -> tuple[dict[str, Any] | None, str]:
+    """(value, "") when `text` holds a JSON object valid for the schema, else (None, why not)."""
+    try:
+        value = json.loads(_strip_fences(text))
+    except json.JSONDecodeError as error:
+        return None, f"not valid JSON ({error.msg} at position {error.pos})"
+    if not isinstance(value, dict):
+        return None, "the reply must be one JSON object"
+    problem = jsonschema.exceptions.best_match(validator.iter_errors(value))
+    if problem is not None:
+        where = "/".join(str(p) for p in problem.absolute_path) or "the object"
+        return None, f"{where}: {problem.message}"
+    return value, ""
+
+
+class ChatClient:
+    """Chat completions against one endpoint, with a concurrency cap, retries and usage accounting."""
+
+    def __init__(
+        self, endpoint: ModelEndpoint, policy: RetryPolicy | None = None, http: httpx.AsyncClient | None = None
+    ) -> None:
+        self.endpoint = endpoint
+        self.policy = policy or RetryPolicy()
+        self.usage = TokenUsage()
+        self._owns_http = http is None
+        self._http = http or _new_http_client()
+        self._slots = asyncio.Semaphore(endpoint.max_concurrency)
+        self._url = endpoint.base_url.rstrip("/") + "/chat/completions"
+        self._headers = {"Authorization": f"Bearer {endpoint.api_key}"} if endpoint.api_key else {}
+
+    async def aclose(self) -> None:
+        if self._owns_http:
+            await self._http.aclose()
+
+    async def chat(
+        self,
+        messages: Sequence[Message],
+        *,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        n: int = 1,
+        stop: Sequence[str] | None = None,
+        top_p: float | None = None,
+        seed: int | None = None,
+        response_format: Mapping[str, Any] | None = None,
+    ) -> Completion:
+        """One completion; raises `CallFailed` once retries are exhausted or on a non-retryable error."""
+        body: dict[str, Any] = {"model": self.endpoint.model, "messages": list(messages), "n": n}
+        optional = {
+            "temperature": temperature,
+            "max_tokens": max_tokens,
+            "stop": list(stop) if stop else None,
+            "top_p": top_p,
+            "seed": seed,
+            "response_format": dict(response_format) if response_format else None,
+        }
+        body.update({k: v for k, v in optional.items() if v is not None})
+        async with self._slots:
+            return await self._post_with_retries(body)
+
+    async def chat_json(
+        self,
+        messages: Sequence[Message],
+        schema: Mapping[str, Any],
+        *,
+        schema_name: str = "reply",
+        **sampling: Any,
+    ) -> tuple[dict[str, Any], Completion]:
+        """A completion constrained to `schema`; invalid replies are re-asked with the error, then raised as
+        `InvalidJson` so the caller can record the sample."""
+        validator = jsonschema.Draft202012Validator(schema)
+        response_format = {"type": "json_schema", "json_schema": {"name": schema_name, "schema": dict(schema)}}
+        conversation = list(messages)
+        attempts = 0
+        for repair in range(self.policy.json_repair_attempts + 1):
+            completion = await self.chat(conversation, response_format=response_format, **sampling)
+            attempts += completion.attempts
+            value, problem = parse_json_reply(completion.text, validator)
+            if value is not None:
+                return value, completion
+            if repair == self.policy.json_repair_attempts:
+                break
+            conversation = [
+                *messages,
+                {"role": "assistant", "content": completion.text},
+                {
+                    "role": "user",
+                    "content": f"That reply is invalid: {problem}. Answer again with only the corrected JSON object.",
+                },
+            ]
+        self.usage.failures += 1
+        raise InvalidJson(self.endpoint.name, "InvalidJson", problem, attempts, last_text=completion.text)
+
+    async def _post_with_retries(self, body: dict[str, Any]) -> Completion:
+        last: CallFailed | None = None
+        for attempt in range(self.policy.max_retries + 1):
+            if attempt:
+                self.usage.retries += 1
+                await asyncio.sleep(self.policy.delay(attempt - 1, last.retry_after if last else None))
+            started = time.perf_counter()
+            try:
+                response = await self._http.post(
+                    self._url, json=body, headers=self._headers, timeout=self.policy.timeout_seconds
+                )
+            except httpx.TimeoutException as error:
+                last = CallFailed(self.endpoint.name, "Timeout", repr(error), attempt + 1)
+                continue
+            except httpx.TransportError as error:
+                last = CallFailed(self.endpoint.name, "ConnectionError", repr(error), attempt + 1)
+                continue
+            if response.status_code != 200:
+                last = CallFailed(
+                    self.endpoint.name,
+                    f"HTTP{response.status_code}",
+                    response.text[:500],
+                    attempt + 1,
+                    status=response.status_code,
+                    retry_after=_seconds(response.headers.get("retry-after")),
+                )
+                if response.status_code in RETRYABLE_STATUS:
+                    continue
+                break
+            try:
+                completion = self._parse(response.json(), time.perf_counter() - started, attempt + 1)
+            except (ValueError, KeyError, IndexError, TypeError) as error:
+                last = CallFailed(self.endpoint.name, "MalformedResponse", repr(error), attempt + 1, 200)
+                continue
+            self.usage.requests += 1
+            self.usage.prompt_tokens += completion.prompt_tokens
+            self.usage.completion_tokens += completion.completion_tokens
+            return completion
+        assert last is not None
+        self.usage.requests += 1
+        self.usage.failures += 1
+        raise last
+
+    def _parse(self, payload: dict[str, Any], latency: float, attempts: int) -> Completion:
+        choices = sorted(payload["choices"], key=lambda c: c.get("index", 0))
+        texts = [(c.get("message") or {}).get("content") or "" for c in choices]
+        usage = payload.get("usage") or {}
+        return Completion(
+            text=texts[0],
+            texts=texts,
+            model=self.endpoint.name,
+            finish_reason=choices[0].get("finish_reason"),
+            prompt_tokens=int(usage.get("prompt_tokens") or 0),
+            completion_tokens=int(usage.get("completion_tokens") or 0),
+            latency_s=latency,
+            attempts=attempts,
+        )
+
+
+def _seconds(header: str | None) -> float | None:
+    """A Retry-After header in its delta-seconds form (the HTTP-date form is treated as absent)."""
+    try:
+        return float(header) if header is not None else None
+    except ValueError:
+        return None
+
+
+def _new_http_client() -> httpx.AsyncClient:
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=1024)
+    return httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(120.0))
+
+
+class ClientPool:
+    """One ChatClient per endpoint over a shared connection pool; `async with` closes it."""
+
+    def __init__(self, endpoints: Sequence[ModelEndpoint], policy: RetryPolicy | None = None) -> None:
+        self._http = _new_http_client()
+        self.clients = {e.name: ChatClient(e, policy, self._http) for e in endpoints}
+
+    def __getitem__(self, name: str) -> ChatClient:
+        return self.clients[name]
+
+    def __iter__(self) -> Iterator[ChatClient]:
+        return iter(self.clients.values())
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.clients)
+
+    def usage(self) -> dict[str, TokenUsage]:
+        return {name: client.usage for name, client in self.clients.items()}
+
+    async def __aenter__(self) -> ClientPool:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self._http.aclose()

@@ -1,0 +1,130 @@
+"""ChatClient against the simulated server over real HTTP: retries, time-outs, JSON repair, limits, usage."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from quorum.llm import CallFailed, ChatClient, ClientPool, InvalidJson, ModelEndpoint, RetryPolicy
+from quorum.llm.simulated import SimReply, SimRequest, SimulatedBackend
+
+FAST = RetryPolicy(timeout_seconds=2.0, max_retries=2, backoff_seconds=0.01, max_backoff_seconds=0.05)
+USER = [{"role": "user", "content": "hi"}]
+
+
+def endpoint(sim: SimulatedBackend, **overrides: object) -> ModelEndpoint:
+    return ModelEndpoint(**{"name": "m", "base_url": sim.base_url, "model": "sim", **overrides})  # type: ignore[arg-type]
+
+
+async def test_completion_carries_text_and_token_usage() -> None:
+    async with SimulatedBackend(lambda r: SimReply(text="one two three")) as sim:
+        client = ChatClient(endpoint(sim), FAST)
+        completion = await client.chat(USER, temperature=0.3, max_tokens=7, stop=["\n"])
+        await client.aclose()
+    assert completion.text == "one two three"
+    assert completion.completion_tokens == 3
+    assert client.usage.requests == 1 and client.usage.completion_tokens == 3
+    sent = sim.requests[0].body
+    assert (sent["temperature"], sent["max_tokens"], sent["stop"]) == (0.3, 7, ["\n"])
+
+
+async def test_n_choices_come_back_in_order() -> None:
+    async with SimulatedBackend(lambda r: SimReply(texts=["a", "b", "c"])) as sim:
+        client = ChatClient(endpoint(sim), FAST)
+        completion = await client.chat(USER, n=3)
+        await client.aclose()
+    assert completion.texts == ["a", "b", "c"]
+
+
+async def test_server_errors_are_retried_then_succeed() -> None:
+    def flaky(request: SimRequest) -> SimReply:
+        return SimReply(status=500) if request.index < 2 else SimReply(text="ok")
+
+    async with SimulatedBackend(flaky) as sim:
+        client = ChatClient(endpoint(sim), FAST)
+        completion = await client.chat(USER)
+        await client.aclose()
+    assert completion.text == "ok" and completion.attempts == 3
+    assert client.usage.retries == 2 and client.usage.failures == 0
+
+
+async def test_persistent_errors_raise_call_failed_after_all_retries() -> None:
+    async with SimulatedBackend(lambda r: SimReply(status=503, text="overloaded")) as sim:
+        client = ChatClient(endpoint(sim), FAST)
+        with pytest.raises(CallFailed) as caught:
+            await client.chat(USER)
+        await client.aclose()
+    assert caught.value.reason == "HTTP503" and caught.value.attempts == FAST.max_retries + 1
+    assert len(sim.requests) == FAST.max_retries + 1
+    assert client.usage.failures == 1
+
+
+async def test_client_errors_are_not_retried() -> None:
+    async with SimulatedBackend(lambda r: SimReply(status=400, text="bad")) as sim:
+        client = ChatClient(endpoint(sim), FAST)
+        with pytest.raises(CallFailed, match="HTTP400"):
+            await client.chat(USER)
+        await client.aclose()
+    assert len(sim.requests) == 1
+
+
+async def test_a_hanging_server_times_out_and_is_recorded() -> None:
+    policy = RetryPolicy(timeout_seconds=0.2, max_retries=1, backoff_seconds=0.01)
+    async with SimulatedBackend(lambda r: SimReply(hang=True)) as sim:
+        client = ChatClient(endpoint(sim), policy)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with pytest.raises(CallFailed) as caught:
+            await client.chat(USER)
+        elapsed = loop.time() - started
+        await client.aclose()
+    assert caught.value.reason == "Timeout"
+    assert elapsed < 2.0
+
+
+async def test_invalid_json_is_repaired_with_the_error_in_the_conversation() -> None:
+    schema = {"type": "object", "properties": {"score": {"type": "integer"}}, "required": ["score"]}
+
+    def sloppy(request: SimRequest) -> SimReply:
+        if request.index == 0:
+            return SimReply(text="Sure! Here it is: {score: nine}")
+        return SimReply(text='```json\n{"score": 9}\n```')
+
+    async with SimulatedBackend(sloppy) as sim:
+        client = ChatClient(endpoint(sim), FAST)
+        value, _ = await client.chat_json(USER, schema, schema_name="review")
+        await client.aclose()
+    assert value == {"score": 9}
+    repair = sim.requests[1].messages
+    assert repair[-1]["role"] == "user" and "invalid" in repair[-1]["content"]
+    assert sim.requests[0].schema_name == "review"
+
+
+async def test_json_that_never_fits_the_schema_raises_invalid_json() -> None:
+    schema = {"type": "object", "properties": {"score": {"type": "integer"}}, "required": ["score"]}
+    async with SimulatedBackend(lambda r: SimReply(text=json.dumps({"score": "high"}))) as sim:
+        client = ChatClient(endpoint(sim), FAST)
+        with pytest.raises(InvalidJson) as caught:
+            await client.chat_json(USER, schema)
+        await client.aclose()
+    assert "score" in caught.value.message and caught.value.last_text
+    assert len(sim.requests) == FAST.json_repair_attempts + 1
+
+
+async def test_concurrency_per_endpoint_is_capped() -> None:
+    async with (
+        SimulatedBackend(lambda r: SimReply(text="x"), latency_s=0.05) as sim,
+        ClientPool([endpoint(sim, max_concurrency=3)], FAST) as pool,
+    ):
+        await asyncio.gather(*(pool["m"].chat(USER) for _ in range(12)))
+    assert sim.max_in_flight == 3
+
+
+async def test_bearer_token_is_sent_when_configured() -> None:
+    async with SimulatedBackend(lambda r: SimReply(text="x")) as sim:
+        client = ChatClient(endpoint(sim, api_key="s3cret"), FAST)
+        await client.chat(USER)
+        await client.aclose()
+    assert sim.requests[0].headers["Authorization"] == "Bearer s3cret"
