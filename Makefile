@@ -48,12 +48,13 @@ crds: python-env ## regenerate crds/ (and the CRD chart) from the pydantic model
 cluster-up: setup ## start etcd + kube-apiserver + controller-manager + scheduler + kwok on loopback
 	$(PY) -m e2e.cluster up
 
-cluster-down: python-env
+cluster-down: python-env ## stop it and remove .cache/cluster
 	$(PY) -m e2e.cluster down
 
 bench: python-env
 	$(PY) bench/synth_throughput.py
 	$(PY) bench/router_overhead.py
 
-clean:
+clean: ## stops a `make cluster-up` plane before deleting its state under .cache
+	@if [ -x $(PY) ]; then $(PY) -m e2e.cluster down; fi
 	rm -rf $(VENV) out .cache .pytest_cache .ruff_cache

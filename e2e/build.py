@@ -41,6 +41,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m e2e.build", description=__doc__)
     parser.add_argument("--force", action="store_true", help="rebuild even when the manifest says current")
     parser.add_argument("--print-dir", action="store_true", help="print the binary directory and exit")
+    parser.add_argument(
+        "--prune-go-caches",
+        action="store_true",
+        help="afterwards delete the Go module and build caches (saves GiBs; a version bump re-downloads)",
+    )
     args = parser.parse_args(argv)
     if args.print_dir:
         print(paths.bin_dir())
@@ -51,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     except (RuntimeError, subprocess.CalledProcessError) as exc:
         print(f"[e2e.build] failed: {exc}", file=sys.stderr)
         return 1
+    if args.prune_go_caches:
+        gobuild.prune_caches()
     print(
         f"[e2e.build] Kubernetes {versions.KUBERNETES}, etcd {versions.ETCD}, kwok {versions.KWOK} ready in "
         f"{paths.bin_dir()} "

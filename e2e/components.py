@@ -104,6 +104,9 @@ def apiserver(bins: Path, layout: Layout, ports: Ports) -> list[str]:
         f"--etcd-servers=http://{LOOPBACK}:{ports.etcd_client}",
         f"--bind-address={LOOPBACK}",
         f"--advertise-address={LOOPBACK}",
+        # The `kubernetes` Service's endpoints may not be loopback addresses, and nothing here could dial
+        # them (no kube-proxy, no real pods), so the API server does not publish itself there.
+        "--endpoint-reconciler-type=none",
         f"--secure-port={ports.apiserver}",
         f"--cert-dir={layout.cert_dir('kube-apiserver')}",
         f"--tls-cert-file={pki.server_cert}",

@@ -140,6 +140,15 @@ def module_info(module: str, version: str) -> dict[str, str]:
     return info
 
 
+def prune_caches() -> None:
+    """Delete our Go module and build caches (the module cache is read-only, so through `go clean`)."""
+    if paths.go_mod_cache().exists() or paths.go_build_cache().exists():
+        subprocess.run(
+            [go_binary(), "clean", "-cache", "-modcache"], cwd=paths.go_build_dir(), env=go_env(), check=True
+        )
+    print(f"[e2e.build] pruned {paths.go_mod_cache()} and {paths.go_build_cache()}", flush=True)
+
+
 def go_directive(gomod: str) -> str:
     match = re.search(r"^go\s+(\S+)", gomod, re.MULTILINE)
     return match.group(1) if match else "1.25"

@@ -88,9 +88,20 @@ class Kube:
     def exists(self, kind: str, name: str) -> bool:
         return self.kubectl("get", kind, name, "--ignore-not-found", "--output=name").stdout.strip() != ""
 
-    def apply(self, source: Path | str | Manifest | Sequence[Manifest], *, server_side: bool = True) -> str:
-        """Apply a file or directory (path), YAML text, or manifests; server-side by default, like GitOps."""
+    def apply(
+        self,
+        source: Path | str | Manifest | Sequence[Manifest],
+        *,
+        server_side: bool = True,
+        force: bool = False,
+    ) -> str:
+        """Apply a file or directory (path), YAML text, or manifests; server-side by default, like GitOps.
+
+        `force` takes over fields another manager (say, the operator) owns, as `--force-conflicts` does.
+        """
         flags = ["--server-side", f"--field-manager={FIELD_MANAGER}"] if server_side else []
+        if server_side and force:
+            flags.append("--force-conflicts")
         if isinstance(source, Path):
             return self.kubectl("apply", *flags, "--filename", str(source)).stdout
         text = source if isinstance(source, str) else _dump(source)

@@ -104,7 +104,7 @@ class ControlPlane(Cluster):
             self._start_phases()
         except BaseException as exc:
             self.stop(remove=False)
-            if isinstance(exc, PlaneError | TimeoutError):
+            if isinstance(exc, Exception):  # e.g. KubectlError from an invalid CRD, TimeoutError
                 raise PlaneError(f"{exc}\n(logs kept in {self.layout.logs})") from exc
             raise
         self.timings["total"] = round(time.monotonic() - started, 2)

@@ -53,12 +53,25 @@ class PidFile:
 
 
 def _runs(pid: int, binary: str) -> bool:
+    """Whether `pid` is a live (not zombie) process executing `binary`.
+
+    /proc/<pid>/exe is checked first: it is set at exec, while cmdline reads empty for an instant after it.
+    """
+    proc = Path(f"/proc/{pid}")
     try:
-        argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
     except (OSError, IndexError):
         return False
-    return argv0 == binary and state not in ("Z", "X")
+    if state in ("Z", "X"):
+        return False
+    try:
+        exe = os.readlink(proc / "exe").removesuffix(" (deleted)")
+        return exe == os.path.realpath(binary)
+    except OSError:  # not ours to inspect: compare what it was started as
+        try:
+            return (proc / "cmdline").read_bytes().split(b"\0")[0].decode() == binary
+        except OSError:
+            return False
 
 
 def spawn(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from e2e.kube import Kube
 from e2e.nodes import DEFAULT_NODES
+
 from tests.cluster.manifests import deployment
 
 pytestmark = pytest.mark.cluster

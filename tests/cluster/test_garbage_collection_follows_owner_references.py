@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 from e2e.kube import Kube, eventually
+
 from tests.cluster.manifests import deployment
 
 pytestmark = pytest.mark.cluster
