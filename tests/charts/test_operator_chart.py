@@ -6,8 +6,11 @@ import copy
 from typing import Any
 
 import pytest
+import typer
 import yaml
 
+from quorum.builders.rbac import OPERATOR_RULES
+from quorum.cli import main
 from tests.charts.helm import OPERATOR_CHART, Helm, HelmError, find, one
 from tests.charts.validation import validate_strictly
 
@@ -130,7 +133,7 @@ def test_rbac_is_namespace_scoped_by_default(rendered: dict[str, list[dict[str, 
     assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] == "quorum-system"
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "quorum", "namespace": "quorum-system"}]
     args = one(manifests, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
-    assert "--namespace=quorum-system" in args and "--all-namespaces" not in args
+    assert "--namespace=quorum-system" in args
 
 
 def test_each_watched_namespace_gets_a_role_and_is_watched(rendered: dict[str, list[dict[str, Any]]]) -> None:
@@ -148,7 +151,7 @@ def test_cluster_wide_option_uses_one_cluster_role(rendered: dict[str, list[dict
     assert binding["roleRef"]["name"] == role["metadata"]["name"]
     assert role["rules"] == one(rendered["defaults"], "Role")["rules"]
     args = one(manifests, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
-    assert "--all-namespaces" in args and not [a for a in args if a.startswith("--namespace")]
+    assert not [a for a in args if a.startswith("--namespace")]  # no namespace: kopf watches the cluster
 
 
 def test_existing_service_account_is_bound_not_created(rendered: dict[str, list[dict[str, Any]]]) -> None:
@@ -176,3 +179,22 @@ def test_disruption_budget_never_blocks_a_drain(rendered: dict[str, list[dict[st
     assert budget["maxUnavailable"] == 1 and "minAvailable" not in budget
     deployment = one(rendered["defaults"], "Deployment")
     assert budget["selector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
+
+
+@pytest.mark.parametrize("name", ["defaults", "cluster-wide", "several-namespaces", "minimal"])
+def test_chart_grants_exactly_the_operator_rules(rendered: dict[str, list[dict[str, Any]]], name: str) -> None:
+    roles = find(rendered[name], "Role") + find(rendered[name], "ClusterRole")
+    assert roles and all(role["rules"] == OPERATOR_RULES for role in roles)
+
+
+@pytest.mark.parametrize("name", VALUE_SETS)
+def test_operator_command_line_is_accepted_by_quorum_operator_run(
+    rendered: dict[str, list[dict[str, Any]]], name: str
+) -> None:
+    container = one(rendered[name], "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    quorum: Any = typer.main.get_command(main.app)
+    root = quorum.make_context("quorum", ["operator"])
+    run = quorum.get_command(root, container["args"][0]).get_command(root, container["args"][1])
+    parsed = run.make_context("run", list(container["args"][2:]))  # raises on an unknown or malformed option
+    assert parsed.params["liveness"] == "http://0.0.0.0:8080/healthz"
+    assert parsed.params["metrics_port"] == (9090 if name != "minimal" else None)
