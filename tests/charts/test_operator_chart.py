@@ -9,7 +9,7 @@ import pytest
 import typer
 import yaml
 
-from quorum.builders.rbac import OPERATOR_RULES
+from quorum.builders.rbac import OPERATOR_CLUSTER_RULES, OPERATOR_RULES
 from quorum.cli import main
 from tests.charts.helm import OPERATOR_CHART, Helm, HelmError, find, one
 from tests.charts.validation import validate_strictly
@@ -126,9 +126,20 @@ def test_bad_values_are_refused_with_the_reason(helm: Helm, values: dict[str, An
         helm.template(OPERATOR_CHART, values)
 
 
+def operator_roles(manifests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The Roles or ClusterRoles with the operator's working rules (not kopf's read-only observer role)."""
+    roles = find(manifests, "Role") + find(manifests, "ClusterRole")
+    return [r for r in roles if not r["metadata"]["name"].endswith("-observer")]
+
+
+def observer(manifests: list[dict[str, Any]], kind: str = "ClusterRole") -> dict[str, Any]:
+    return next(m for m in find(manifests, kind) if m["metadata"]["name"].endswith("-observer"))
+
+
 def test_rbac_is_namespace_scoped_by_default(rendered: dict[str, list[dict[str, Any]]]) -> None:
     manifests = rendered["defaults"]
-    assert find(manifests, "ClusterRole") == [] and find(manifests, "ClusterRoleBinding") == []
+    assert [r["kind"] for r in operator_roles(manifests)] == ["Role"]
+    assert len(find(manifests, "ClusterRole")) == len(find(manifests, "ClusterRoleBinding")) == 1
     role, binding = one(manifests, "Role"), one(manifests, "RoleBinding")
     assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] == "quorum-system"
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "quorum", "namespace": "quorum-system"}]
@@ -147,7 +158,9 @@ def test_each_watched_namespace_gets_a_role_and_is_watched(rendered: dict[str, l
 def test_cluster_wide_option_uses_one_cluster_role(rendered: dict[str, list[dict[str, Any]]]) -> None:
     manifests = rendered["cluster-wide"]
     assert find(manifests, "Role") == [] and find(manifests, "RoleBinding") == []
-    role, binding = one(manifests, "ClusterRole"), one(manifests, "ClusterRoleBinding")
+    (role,) = operator_roles(manifests)
+    binding = next(b for b in find(manifests, "ClusterRoleBinding") if not b["metadata"]["name"].endswith("-observer"))
+    assert role["kind"] == "ClusterRole" and role["metadata"]["name"] == "quorum-system-quorum"
     assert binding["roleRef"]["name"] == role["metadata"]["name"]
     assert role["rules"] == one(rendered["defaults"], "Role")["rules"]
     args = one(manifests, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
@@ -183,8 +196,18 @@ def test_disruption_budget_never_blocks_a_drain(rendered: dict[str, list[dict[st
 
 @pytest.mark.parametrize("name", ["defaults", "cluster-wide", "several-namespaces", "minimal"])
 def test_chart_grants_exactly_the_operator_rules(rendered: dict[str, list[dict[str, Any]]], name: str) -> None:
-    roles = find(rendered[name], "Role") + find(rendered[name], "ClusterRole")
+    roles = operator_roles(rendered[name])
     assert roles and all(role["rules"] == OPERATOR_RULES for role in roles)
+    assert observer(rendered[name])["rules"] == OPERATOR_CLUSTER_RULES
+
+
+def test_cluster_scoped_observation_is_read_only_and_named_per_release_namespace(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
+    role, binding = observer(rendered["defaults"]), observer(rendered["defaults"], "ClusterRoleBinding")
+    assert {verb for rule in role["rules"] for verb in rule["verbs"]} <= {"get", "list", "watch"}
+    assert role["metadata"]["name"] == binding["roleRef"]["name"] == "quorum-system-quorum-observer"
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "quorum", "namespace": "quorum-system"}]
 
 
 @pytest.mark.parametrize("name", VALUE_SETS)

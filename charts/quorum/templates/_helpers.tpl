@@ -56,3 +56,8 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | 
 {{- $namespaces := .Values.operator.watchNamespaces | default (list .Release.Namespace) }}
 {{- toJson (uniq $namespaces) }}
 {{- end }}
+
+{{/* Cluster-scoped objects carry the release namespace, so releases in two namespaces never collide. */}}
+{{- define "quorum.clusterScopedName" -}}
+{{- printf "%s-%s" .Release.Namespace (include "quorum.fullname" .) }}
+{{- end }}
