@@ -78,6 +78,8 @@ main() {
         --volume "$uv_cache:/cache/uv" \
         --tag "$image" \
         "$repo"
+    # Earlier builds' layers are 6 GB each once the dependencies change: keep only what the tags use.
+    "${podman_cmd[@]}" image prune --force >/dev/null
     local size
     size="$("${podman_cmd[@]}" image inspect "$image" --format '{{.Size}}')"
     say "built $image in $((SECONDS - started)) s; size $((size / 1000000)) MB"
