@@ -39,6 +39,7 @@ class Helm:
             "HELM_CACHE_HOME": str(self.home / "cache"),
             "HELM_CONFIG_HOME": str(self.home / "config"),
             "HELM_DATA_HOME": str(self.home / "data"),
+            "HOME": str(self.home),  # kubectl's discovery cache (~/.kube/cache) goes here, not into the checkout
             "PATH": "/usr/bin:/bin",
         }
         result = subprocess.run(command, input=stdin, capture_output=True, text=True, timeout=timeout, env=env)
