@@ -27,9 +27,7 @@ def _distribution_file(distribution: str, suffix: str) -> Path:
     try:
         dist = importlib.metadata.distribution(distribution)
     except importlib.metadata.PackageNotFoundError as exc:
-        raise RuntimeError(
-            f"{distribution} is not installed: run `make python-env` (it is a dev dependency)"
-        ) from exc
+        raise RuntimeError(f"{distribution} is not installed: run `make python-env` (it is a dev dependency)") from exc
     for entry in dist.files or ():
         if str(entry).endswith(suffix):
             return Path(str(dist.locate_file(entry)))

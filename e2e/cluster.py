@@ -68,9 +68,7 @@ def status(workdir: Path) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m e2e.cluster", description=__doc__)
     parser.add_argument("command", choices=("up", "down", "status"))
-    parser.add_argument(
-        "--workdir", type=Path, default=paths.cli_cluster_dir(), help="default: .cache/cluster"
-    )
+    parser.add_argument("--workdir", type=Path, default=paths.cli_cluster_dir(), help="default: .cache/cluster")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for each start phase")
     parser.add_argument(
         "--crds",

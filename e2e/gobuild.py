@@ -134,9 +134,7 @@ def module_info(module: str, version: str) -> dict[str, str]:
     )
     info: dict[str, str] = json.loads(result.stdout) if result.stdout.strip() else {}
     if result.returncode != 0 or info.get("Error"):
-        raise RuntimeError(
-            f"go mod download {module}@{version}: {info.get('Error') or result.stderr.strip()}"
-        )
+        raise RuntimeError(f"go mod download {module}@{version}: {info.get('Error') or result.stderr.strip()}")
     return info
 
 
@@ -223,9 +221,7 @@ def kubernetes_ldflags(info: dict[str, str]) -> str:
 
 def kwok_stages(source: Path) -> str:
     stages = [(source / name).read_text().strip() for name in KWOK_STAGE_FILES]
-    header = (
-        f"# kwok {versions.KWOK} default stages: kwokctl's node-fast + heartbeat-with-lease + pod-fast.\n"
-    )
+    header = f"# kwok {versions.KWOK} default stages: kwokctl's node-fast + heartbeat-with-lease + pod-fast.\n"
     return header + "\n---\n".join(stages) + "\n"
 
 

@@ -36,14 +36,13 @@ class KindCluster(Cluster):
     def _kind(self, *args: str) -> str:
         kind = shutil.which("kind")
         if kind is None:
-            raise RuntimeError(
-                "QUORUM_E2E_CLUSTER=kind needs the `kind` CLI on the PATH (and Docker or podman)"
-            )
+            raise RuntimeError("QUORUM_E2E_CLUSTER=kind needs the `kind` CLI on the PATH (and Docker or podman)")
         return subprocess.run([kind, *args], check=True, capture_output=True, text=True).stdout
 
     def start(self) -> KindCluster:
+        existing = self._kind("get", "clusters").split()
         self.workdir.mkdir(parents=True, exist_ok=True)
-        if self.name in self._kind("get", "clusters").split():
+        if self.name in existing:
             self._kind("export", "kubeconfig", "--name", self.name, "--kubeconfig", str(self.kubeconfig))
         else:
             self._kind(
@@ -62,12 +61,8 @@ class KindCluster(Cluster):
 
     def _advertise_gpus(self) -> None:
         node = self.kube.kubectl("get", "nodes", "--output=jsonpath={.items[0].metadata.name}").stdout
-        patch = [
-            {"op": "add", "path": f"/status/capacity/{GPU_RESOURCE.replace('/', '~1')}", "value": str(GPUS)}
-        ]
-        self.kube.kubectl(
-            "patch", "node", node, "--subresource=status", "--type=json", f"--patch={json.dumps(patch)}"
-        )
+        patch = [{"op": "add", "path": f"/status/capacity/{GPU_RESOURCE.replace('/', '~1')}", "value": str(GPUS)}]
+        self.kube.kubectl("patch", "node", node, "--subresource=status", "--type=json", f"--patch={json.dumps(patch)}")
 
     def stop(self) -> None:
         if self.created and not os.environ.get("QUORUM_E2E_KIND_KEEP"):

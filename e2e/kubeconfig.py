@@ -12,21 +12,13 @@ def _b64(path: Path) -> str:
     return base64.b64encode(path.read_bytes()).decode()
 
 
-def write_kubeconfig(
-    path: Path, *, cluster: str, server: str, ca: Path, cert: Path, key: Path, user: str
-) -> Path:
+def write_kubeconfig(path: Path, *, cluster: str, server: str, ca: Path, cert: Path, key: Path, user: str) -> Path:
     config = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [
-            {"name": cluster, "cluster": {"server": server, "certificate-authority-data": _b64(ca)}}
-        ],
-        "users": [
-            {"name": user, "user": {"client-certificate-data": _b64(cert), "client-key-data": _b64(key)}}
-        ],
-        "contexts": [
-            {"name": cluster, "context": {"cluster": cluster, "user": user, "namespace": "default"}}
-        ],
+        "clusters": [{"name": cluster, "cluster": {"server": server, "certificate-authority-data": _b64(ca)}}],
+        "users": [{"name": user, "user": {"client-certificate-data": _b64(cert), "client-key-data": _b64(key)}}],
+        "contexts": [{"name": cluster, "context": {"cluster": cluster, "user": user, "namespace": "default"}}],
         "current-context": cluster,
         "preferences": {},
     }

@@ -46,8 +46,7 @@ class Manifest:
 
     def is_current(self, outputs: tuple[str, ...], recipe: str) -> bool:
         return all(
-            (self.directory / name).is_file() and self.entries.get(name, {}).get("recipe") == recipe
-            for name in outputs
+            (self.directory / name).is_file() and self.entries.get(name, {}).get("recipe") == recipe for name in outputs
         )
 
     def record(self, outputs: tuple[str, ...], recipe: str, seconds: float) -> None:

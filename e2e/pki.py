@@ -99,9 +99,7 @@ class Pki:
         return self.directory / f"{identity.name}.key"
 
     def exists(self) -> bool:
-        return all(
-            p.is_file() for p in (self.ca_cert, self.server_cert, self.sa_pub, *map(self.cert, CLIENTS))
-        )
+        return all(p.is_file() for p in (self.ca_cert, self.server_cert, self.sa_pub, *map(self.cert, CLIENTS)))
 
     def generate(self) -> None:
         """Create the CA, the serving cert, one client cert per identity and the token signing key pair."""

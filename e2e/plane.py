@@ -32,6 +32,7 @@ from e2e.target import Cluster
 
 REQUIRED_BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "kubectl")
 LOG_TAIL_LINES = 40
+PORT_RACE_ATTEMPTS = 2
 
 
 class PlaneError(RuntimeError):
@@ -97,16 +98,23 @@ class ControlPlane(Cluster):
             raise PlaneError(f"missing {', '.join(missing)} in {self.binaries}: run `make k8s` first")
         if any(self.pids().values()):
             raise PlaneError(f"a plane is already running in {self.workdir}: stop it first")
-        shutil.rmtree(self.workdir, ignore_errors=True)
-        self.workdir.mkdir(parents=True)
         started = time.monotonic()
-        try:
-            self._start_phases()
-        except BaseException as exc:
-            self.stop(remove=False)
-            if isinstance(exc, Exception):  # e.g. KubectlError from an invalid CRD, TimeoutError
+        for attempt in range(PORT_RACE_ATTEMPTS):
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.workdir.mkdir(parents=True)
+            try:
+                self._start_phases()
+                break
+            except BaseException as exc:
+                self.stop(remove=False)
+                if not isinstance(exc, Exception):
+                    raise
+                # Ports are picked free, then bound by the components a moment later; another process on the
+                # machine can take one in between. That is worth one more try with fresh ports.
+                lost_port = "address already in use" in str(exc)
+                if lost_port and attempt + 1 < PORT_RACE_ATTEMPTS:
+                    continue
                 raise PlaneError(f"{exc}\n(logs kept in {self.layout.logs})") from exc
-            raise
         self.timings["total"] = round(time.monotonic() - started, 2)
         self._write_state()
         return self
@@ -126,9 +134,7 @@ class ControlPlane(Cluster):
         with self._phase("crds"):
             self.install_crds(*self.crd_dirs)
         with self._phase("controllers"):
-            self._spawn(
-                "kube-controller-manager", components.controller_manager(self.binaries, self.layout, ports)
-            )
+            self._spawn("kube-controller-manager", components.controller_manager(self.binaries, self.layout, ports))
             self._spawn("kube-scheduler", components.scheduler(self.binaries, self.layout, ports))
             self._spawn(
                 "kwok",
@@ -193,9 +199,7 @@ class ControlPlane(Cluster):
         pki = self.layout.pki
         for identity in pkimod.CLIENTS:
             target = (
-                self.layout.kubeconfig
-                if identity is pkimod.ADMIN
-                else self.layout.component_kubeconfig(identity.name)
+                self.layout.kubeconfig if identity is pkimod.ADMIN else self.layout.component_kubeconfig(identity.name)
             )
             write_kubeconfig(
                 target,

@@ -1,13 +1,13 @@
-"""Shared fixtures. Component-specific fixtures live in the plugins listed here."""
+"""Shared fixtures. Component-specific fixtures live in the plugins listed here: the e2e plugin provides
+control_plane, kubeconfig, namespace and kube; the charts plugin provides helm."""
 
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-
-# The real local control plane (control_plane, kubeconfig, namespace, kube): see e2e/README.md.
 pytest_plugins = ["e2e.fixtures", "tests.charts.fixtures"]
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="session")

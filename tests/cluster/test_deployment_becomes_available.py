@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+
 from e2e.kube import Kube
 from e2e.nodes import DEFAULT_NODES
-
 from tests.cluster.manifests import deployment
 
 pytestmark = pytest.mark.cluster

@@ -7,8 +7,8 @@ this test uses a custom resource of its own (tests/cluster/crds/) as the owner.
 from __future__ import annotations
 
 import pytest
-from e2e.kube import Kube, eventually
 
+from e2e.kube import Kube, eventually
 from tests.cluster.manifests import deployment
 
 pytestmark = pytest.mark.cluster

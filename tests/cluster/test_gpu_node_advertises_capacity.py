@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+
 from e2e.kube import Kube, eventually
 from e2e.nodes import GPU_RESOURCE
-
 from tests.cluster.manifests import deployment
 
 pytestmark = pytest.mark.cluster

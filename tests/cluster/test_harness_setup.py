@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
+
 from e2e import build, paths, versions
 from e2e.fixtures import CRDS_DIR
 from e2e.kind import KindCluster
@@ -38,7 +39,5 @@ def test_repository_crds_are_established(control_plane: Cluster) -> None:
         pytest.skip("no crds/ in this checkout yet")
     for path in files:
         for name in control_plane.kubectl("get", "--filename", str(path), "--output=name").split():
-            conditions = {
-                c["type"]: c["status"] for c in control_plane.kube.get(name)["status"]["conditions"]
-            }
+            conditions = {c["type"]: c["status"] for c in control_plane.kube.get(name)["status"]["conditions"]}
             assert conditions["Established"] == "True", name

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+
 from e2e.kube import Kube, eventually
 from e2e.pods import MANUAL_STATUS, finish_pod
-
 from tests.cluster.manifests import indexed_job
 
 pytestmark = pytest.mark.cluster

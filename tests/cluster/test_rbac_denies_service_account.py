@@ -10,6 +10,7 @@ import base64
 from pathlib import Path
 
 import pytest
+
 from e2e.kube import Kube, KubectlError, eventually
 from e2e.kubeconfig import token_kubeconfig
 

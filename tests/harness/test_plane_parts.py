@@ -8,10 +8,12 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from e2e import pki
 from e2e.fixtures import _namespace_name
 from e2e.netutil import free_ports
 from e2e.nodes import DEFAULT_NODES, GPU_RESOURCE
+from e2e.plane import REQUIRED_BINARIES, ControlPlane, PlaneError
 from e2e.procs import PidFile
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -52,9 +54,7 @@ def test_pid_file_never_names_a_process_running_another_binary(tmp_path: Path) -
     assert pid_file.live_pid() is None
 
 
-@pytest.mark.skipif(
-    subprocess.run(["which", "openssl"], capture_output=True).returncode != 0, reason="no openssl"
-)
+@pytest.mark.skipif(subprocess.run(["which", "openssl"], capture_output=True).returncode != 0, reason="no openssl")
 def test_certificates_carry_the_identities_rbac_sees(tmp_path: Path) -> None:
     certs = pki.Pki(tmp_path)
     certs.generate()
@@ -82,3 +82,43 @@ def test_certificates_carry_the_identities_rbac_sees(tmp_path: Path) -> None:
         text=True,
     )
     assert verify.returncode == 0, verify.stderr
+
+
+@pytest.fixture
+def fake_binaries(tmp_path: Path) -> Path:
+    """Empty files where start() looks for binaries: enough for tests that replace the start phases."""
+    binaries = tmp_path / "bin"
+    binaries.mkdir()
+    for name in REQUIRED_BINARIES:
+        (binaries / name).write_text("")
+    return binaries
+
+
+def test_start_retries_once_when_another_process_took_a_port(
+    tmp_path: Path, fake_binaries: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    attempts: list[int] = []
+
+    def flaky_start(self: ControlPlane) -> None:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise PlaneError("kube-apiserver exited with 1:\nlisten tcp 127.0.0.1:4242: bind: address already in use")
+
+    monkeypatch.setattr(ControlPlane, "_start_phases", flaky_start)
+    monkeypatch.setattr(ControlPlane, "_write_state", lambda self: None)
+    ControlPlane(tmp_path / "plane", binaries=fake_binaries).start()
+    assert len(attempts) == 2
+
+
+def test_start_gives_up_on_other_failures_and_keeps_the_logs(
+    tmp_path: Path, fake_binaries: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+
+    def broken(self: ControlPlane) -> None:
+        self.layout.logs.mkdir(parents=True)
+        raise RuntimeError("etcd exploded")
+
+    monkeypatch.setattr(ControlPlane, "_start_phases", broken)
+    with pytest.raises(PlaneError, match="etcd exploded"):
+        ControlPlane(tmp_path / "plane", binaries=fake_binaries).start()
+    assert (tmp_path / "plane" / "logs").is_dir()

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from e2e.kube import eventually
 
+from e2e.kube import eventually
 from quorum.api.ensemble import EnsembleRouterSpec
 from quorum.builders.ensemble import calibration_hash
 

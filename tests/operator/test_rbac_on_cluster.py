@@ -5,8 +5,8 @@ what they need and nothing more."""
 from __future__ import annotations
 
 import pytest
-from e2e.kube import eventually
 
+from e2e.kube import eventually
 from quorum.builders.rbac import OPERATOR_RULES
 from tests.operator.test_synthesis_lifecycle import synthesis_job
 

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 import pytest
+
 from e2e.kube import eventually
 
 pytestmark = pytest.mark.cluster
