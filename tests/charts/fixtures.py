@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from e2e import artifacts, paths
 
+from e2e import artifacts, paths
 from tests.charts.helm import Helm
 
 

@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from e2e.kube import Kube, eventually
 
+from e2e.kube import Kube, eventually
 from quorum.api.crd import crd_filename, crd_for, render_chart_template
 from quorum.api.resources import SynthesisJob
 from quorum.llm.local import free_port
