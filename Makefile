@@ -10,7 +10,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 QUORUM := $(VENV)/bin/quorum
 
-.PHONY: setup python-env k8s test test-unit demo lint fmt crds cluster-up cluster-down bench clean
+.PHONY: setup python-env k8s test test-unit demo lint fmt crds cluster-up cluster-down bench clean image
 
 setup: python-env k8s ## install everything: Python env (uv, locked) and the local Kubernetes binaries
 
@@ -44,6 +44,9 @@ fmt: python-env
 
 crds: python-env ## regenerate crds/ (and the CRD chart) from the pydantic models
 	$(QUORUM) crds generate
+
+image: python-env ## build the quorum image with podman from images/Dockerfile (root; apt-get install podman debootstrap)
+	bash images/build.sh
 
 cluster-up: setup ## start etcd + kube-apiserver + controller-manager + scheduler + kwok on loopback
 	$(PY) -m e2e.cluster up

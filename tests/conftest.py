@@ -1,11 +1,11 @@
 """Shared fixtures. Component-specific fixtures live in the plugins listed here: the e2e plugin provides
-control_plane, kubeconfig, namespace and kube."""
+control_plane, kubeconfig, namespace and kube; the charts plugin provides helm."""
 
 from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["e2e.fixtures"]
+pytest_plugins = ["e2e.fixtures", "tests.charts.fixtures"]
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -42,6 +42,14 @@ OPERATOR_RULES: list[dict[str, Any]] = [
     {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
 ]
 
+OPERATOR_CLUSTER_RULES: list[dict[str, Any]] = [
+    # kopf's own observation, read-only and cluster-scoped even when the operator watches a few namespaces:
+    # namespaces (to follow the watched ones as they come and go) and CRDs (to notice Quorum's CRDs installed
+    # or upgraded after the operator started). Without them kopf retries 403s and then runs half-blind.
+    {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]},
+    {"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"], "verbs": ["list", "watch"]},
+]
+
 
 def service_account(owner: Owner, name: str, component: str, *, automount: bool) -> dict[str, Any]:
     return {

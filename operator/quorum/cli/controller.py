@@ -34,6 +34,10 @@ def run(
         None, "--peering", help="kopf peering name for several replicas (default: standalone)."
     ),
     priority: int = typer.Option(0, "--priority", help="Peering priority of this replica."),
+    metrics_port: int | None = typer.Option(
+        None, "--metrics-port", min=1, max=65535, help="Serve Prometheus metrics at :PORT/metrics (the chart's)."
+    ),
+    metrics_address: str = typer.Option("0.0.0.0", "--metrics-address", help="Address the metrics server binds."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Run the operator against the current kubeconfig or in-cluster config."""
@@ -48,6 +52,10 @@ def run(
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
+    if metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port, addr=metrics_address)
     options = OperatorOptions(
         namespaces=list(namespace),
         kubeconfig=kubeconfig,

@@ -1,0 +1,61 @@
+-- Argo CD health of a Quorum SynthesisJob, read from its kstatus-style conditions (never from `phase`).
+-- Runs in Argo CD's Lua 5.1 interpreter and in Lua 5.4 (the project's tests).
+local hs = {}
+
+local function condition(conditions, wanted)
+  for _, c in ipairs(conditions) do
+    if c.type == wanted then
+      return c
+    end
+  end
+  return nil
+end
+
+local function detail(c, fallback)
+  if c ~= nil and c.message ~= nil and c.message ~= "" then
+    return c.message
+  end
+  if c ~= nil and c.reason ~= nil and c.reason ~= "" then
+    return c.reason
+  end
+  return fallback
+end
+
+local status = obj.status
+if status == nil or status.conditions == nil then
+  hs.status = "Progressing"
+  hs.message = "Waiting for the Quorum operator to report status"
+  return hs
+end
+
+local generation = obj.metadata.generation
+if generation ~= nil and (status.observedGeneration == nil or status.observedGeneration < generation) then
+  hs.status = "Progressing"
+  hs.message = "Waiting for the Quorum operator to observe generation " .. tostring(generation)
+  return hs
+end
+
+local failed = condition(status.conditions, "Failed")
+if failed ~= nil and failed.status == "True" then
+  hs.status = "Degraded"
+  hs.message = detail(failed, "Failed")
+  return hs
+end
+
+local suspended = condition(status.conditions, "Suspended")
+if suspended ~= nil and suspended.status == "True" then
+  hs.status = "Suspended"
+  hs.message = detail(suspended, "Suspended")
+  return hs
+end
+
+local ready = condition(status.conditions, "Ready")
+if ready ~= nil and ready.status == "True" then
+  hs.status = "Healthy"
+  hs.message = detail(ready, "Succeeded")
+  return hs
+end
+
+hs.status = "Progressing"
+hs.message = detail(ready, "Running")
+return hs
