@@ -5,10 +5,40 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.live import Live
+from rich.table import Table
 
-from quorum.cli.common import ManifestArg, not_available
+from quorum.api.resources import SynthesisJob
+from quorum.api.synthesis import SynthesisCounts
+from quorum.cli.common import ManifestArg, console, fail, not_available, read_resource
 
 app = typer.Typer(help="Run GRA data synthesis from a SynthesisJob manifest.", no_args_is_help=True)
+
+
+class StageBoard:
+    """A live table of stages (done/total) and the funnel, refreshed by the engine's progress callback."""
+
+    def __init__(self) -> None:
+        from quorum.gra import STAGES
+
+        self.stages = {s: (0, 0) for s in STAGES}
+        self.counts = SynthesisCounts()
+        self.live = Live(self._table(), console=console, refresh_per_second=4, transient=False)
+
+    def __call__(self, stage: str, done: int, total: int, counts: SynthesisCounts) -> None:
+        self.stages[stage] = (done, total)
+        self.counts = counts
+        self.live.update(self._table())
+
+    def _table(self) -> Table:
+        table = Table(title="GRA synthesis", show_edge=False)
+        table.add_column("stage")
+        table.add_column("done/total", justify="right")
+        for stage, (done, total) in self.stages.items():
+            table.add_row(stage, f"{done}/{total}" if total else "-")
+        funnel = self.counts.to_wire()
+        table.caption = " · ".join(f"{k} {v}" for k, v in funnel.items() if k != "seeds")
+        return table
 
 
 @app.command()
@@ -16,7 +46,54 @@ def run(
     manifest: Path = ManifestArg,
     local: bool = typer.Option(False, "--local", help="Run on this machine instead of a cluster."),
     out: Path | None = typer.Option(None, "--out", help="Output directory (local mode); default out/<name>."),
+    on_bad_seed: str = typer.Option("fail", "--on-bad-seed", help="skip|fail: what a malformed seed line does."),
+    restart: bool = typer.Option(False, "--restart", help="Discard earlier work in the output directory."),
 ) -> None:
     """Run a SynthesisJob locally: models with an endpoint are used as they are, others are served by the
-    packaged tiny model."""
-    not_available("synth run")
+    packaged tiny model. Rerunning resumes committed work; a changed spec needs --restart."""
+    if not local:
+        not_available("synth run (cluster mode: apply the manifest with kubectl instead)")
+    from quorum.gra import (
+        BadSeedData,
+        FingerprintMismatch,
+        GraConfig,
+        OnBadSeed,
+        UnsupportedUri,
+        run_local,
+    )
+    from quorum.gra.local import pool_warnings
+    from quorum.gra.roles import PoolTooSmall
+
+    try:
+        policy = OnBadSeed(on_bad_seed)
+    except ValueError:
+        fail(f"--on-bad-seed must be skip or fail, not {on_bad_seed!r}")
+    job = read_resource(manifest, SynthesisJob)
+    config = GraConfig.from_spec(job.spec, name=job.metadata.name, base_dir=manifest.resolve().parent)
+    out_dir = out or Path("out") / job.metadata.name
+    for warning in pool_warnings(config):
+        console.print(f"[yellow]warning:[/yellow] {warning}")
+    board = StageBoard()
+    try:
+        with board.live:
+            result = run_local(config, out_dir, on_bad_seed=policy, restart=restart, progress=board)
+    except (BadSeedData, FingerprintMismatch, UnsupportedUri, PoolTooSmall, FileNotFoundError) as error:
+        fail(str(error))
+    for warning in result.warnings[len(pool_warnings(config)) :]:
+        console.print(f"[yellow]warning:[/yellow] {warning}")
+    _summary(result.manifest, out_dir)
+
+
+def _summary(manifest: dict, out_dir: Path) -> None:
+    counts, rates = manifest["counts"], manifest["rates"]
+    typer.echo(
+        f"{manifest['name']}: {counts['accepted']} accepted of {counts['generated']} generated "
+        f"(round 1 pass {counts['round1Passed']}, round 2 pass {counts['round2Passed']}, adjudicated "
+        f"{counts['adjudicated']}, duplicates {counts['duplicates']}, failed {counts['failed']}); "
+        f"acceptance {rates['acceptance']:.0%}, independent={str(manifest['independent']).lower()}"
+    )
+    typer.echo(f"dataset: {out_dir / manifest['files']['dataset']}")
+    typer.echo(f"rejected: {out_dir / 'rejected.jsonl'}")
+    typer.echo(f"manifest: {out_dir / 'manifest.json'}")
+    typer.echo(f"report: {out_dir / 'report' / 'index.md'}")
+    typer.echo(f"time: {manifest['timings'].get('wallSeconds', 0):.1f}s")

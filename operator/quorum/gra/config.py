@@ -1,0 +1,127 @@
+"""The engine's plain configuration: a validated `SynthesisJobSpec` plus where relative paths resolve.
+
+Why a wrapper and not the spec alone: a manifest read on a laptop resolves `file://seeds.jsonl` against the
+manifest's directory, while a worker pod resolves `pvc://claim/path` under its mount root. The wrapper carries
+that context so the engine never guesses, and it serializes to one JSON file the operator mounts into pods.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from quorum.api.synthesis import SynthesisJobSpec, SynthesisMode
+
+PVC_ROOT_ENV = "QUORUM_PVC_ROOT"
+DEFAULT_PVC_ROOT = "/data/pvc"
+
+
+class UnsupportedUri(ValueError):
+    """A data location the engine cannot read directly (s3:// and configmap:// are staged by the operator)."""
+
+
+@dataclass(frozen=True)
+class GraConfig:
+    """Everything a shard needs besides the model endpoints (which differ between pod and laptop)."""
+
+    spec: SynthesisJobSpec
+    name: str = "synthesis"
+    base_dir: Path = field(default_factory=Path.cwd)
+    """Directory that relative `file://` URIs resolve against (the manifest's directory)."""
+    pvc_root: Path = field(default_factory=lambda: Path(os.environ.get(PVC_ROOT_ENV, DEFAULT_PVC_ROOT)))
+    """`pvc://<claim>/<path>` reads `<pvc_root>/<claim>/<path>`: claims are mounted there in worker pods."""
+
+    @classmethod
+    def from_spec(
+        cls,
+        spec: SynthesisJobSpec,
+        *,
+        name: str = "synthesis",
+        base_dir: str | Path | None = None,
+        pvc_root: str | Path | None = None,
+    ) -> GraConfig:
+        return cls(
+            spec=spec,
+            name=name,
+            base_dir=Path(base_dir) if base_dir is not None else Path.cwd(),
+            pvc_root=Path(pvc_root) if pvc_root is not None else Path(os.environ.get(PVC_ROOT_ENV, DEFAULT_PVC_ROOT)),
+        )
+
+    def resolve_uri(self, uri: str) -> Path:
+        """A local path for `file://` (relative to `base_dir`) or `pvc://claim/path` (under `pvc_root`)."""
+        scheme, sep, rest = uri.partition("://")
+        if not sep:
+            raise UnsupportedUri(f"{uri!r} is not a URI (expected file:// or pvc://)")
+        if scheme == "file":
+            path = Path(rest)
+            return path if path.is_absolute() else (self.base_dir / path).resolve()
+        if scheme == "pvc":
+            return self.pvc_root / rest
+        raise UnsupportedUri(f"{uri!r}: the engine reads file:// and pvc:// only; stage {scheme}:// data first")
+
+    @property
+    def is_refine(self) -> bool:
+        return self.spec.mode == SynthesisMode.REFINE
+
+    def fingerprint(self) -> str:
+        """Hash of the spec parts that change the output; a resumed run must match it.
+
+        Left out on purpose: concurrency, parallelism, time-outs, deadlines and endpoint URLs, which change how
+        fast the work runs but not what it produces, and the output location itself.
+        """
+        return hashlib.sha256(json.dumps(output_relevant_spec(self.spec), sort_keys=True).encode()).hexdigest()[:16]
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "name": self.name,
+                "baseDir": str(self.base_dir),
+                "pvcRoot": str(self.pvc_root),
+                "spec": self.spec.to_wire(),
+            },
+            indent=2,
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> GraConfig:
+        data = json.loads(text)
+        return cls(
+            spec=SynthesisJobSpec.model_validate(data["spec"]),
+            name=data.get("name", "synthesis"),
+            base_dir=Path(data.get("baseDir", ".")),
+            pvc_root=Path(data.get("pvcRoot") or os.environ.get(PVC_ROOT_ENV, DEFAULT_PVC_ROOT)),
+        )
+
+    @classmethod
+    def load(cls, path: str | Path) -> GraConfig:
+        return cls.from_json(Path(path).read_text(encoding="utf-8"))
+
+
+def output_relevant_spec(spec: SynthesisJobSpec) -> dict[str, Any]:
+    wire = spec.to_wire()
+    models = [
+        {
+            "name": m.name,
+            "roles": sorted(str(r) for r in m.roles),
+            "model": m.model if m.endpoint is None else m.endpoint.model,
+        }
+        for m in spec.models
+    ]
+    calls = wire.get("calls", {})
+    return {
+        "mode": wire.get("mode"),
+        "models": models,
+        "seeds": wire["seeds"],
+        "domains": wire.get("domains"),
+        "generation": wire.get("generation"),
+        "review": wire.get("review"),
+        "adjudication": wire.get("adjudication"),
+        "postprocess": wire.get("postprocess"),
+        "outputFormat": wire["output"].get("format"),
+        "shards": wire.get("workers", {}).get("shards"),
+        "jsonRepairAttempts": calls.get("jsonRepairAttempts"),
+    }

@@ -1,0 +1,133 @@
+"""Local mode: a SynthesisJob manifest run on one machine, every shard in one process.
+
+Models with an `endpoint` are used as they are; models Quorum would deploy with vLLM in a cluster are served
+here by the packaged SmolLM2-135M-Instruct (one llama.cpp server shared by all of them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from quorum.gra.config import GraConfig
+from quorum.gra.merge import merge_shards, write_manifest
+from quorum.gra.seeds import OnBadSeed
+from quorum.gra.shard import ProgressCallback, load_seed_set, run_shard
+from quorum.gra.store import claim_output
+from quorum.llm import ClientPool, ModelEndpoint, RetryPolicy
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LocalRun:
+    manifest: dict[str, Any]
+    out_dir: Path
+    warnings: list[str]
+
+
+def api_key_env(secret: str, key: str) -> str:
+    """Local mode reads `apiKeySecretRef {name, key}` from env `QUORUM_SECRET_<NAME>_<KEY>` (upper-cased,
+    non-alphanumerics as `_`): secrets stay out of the manifest on a laptop too."""
+    return "QUORUM_SECRET_" + re.sub(r"[^A-Z0-9]+", "_", f"{secret}_{key}".upper())
+
+
+@contextmanager
+def local_endpoints(config: GraConfig) -> Iterator[list[ModelEndpoint]]:
+    """Endpoints for every model, starting the packaged model server when some model has no endpoint."""
+    spec = config.spec
+    default_concurrency = spec.workers.concurrency_per_model
+    endpoints: list[ModelEndpoint] = []
+    served = [m for m in spec.models if m.endpoint is None]
+    with ExitStack() as stack:
+        for model in spec.models:
+            if model.endpoint is None:
+                continue
+            key = None
+            if model.endpoint.api_key_secret_ref is not None:
+                ref = model.endpoint.api_key_secret_ref
+                key = os.environ.get(api_key_env(ref.name, ref.key))
+            endpoints.append(
+                ModelEndpoint(
+                    model.name,
+                    model.endpoint.url,
+                    model.endpoint.model,
+                    key,
+                    model.max_concurrency or default_concurrency,
+                )
+            )
+        if served:
+            from quorum.llm.local import LocalModelServer
+
+            parallel = max(m.max_concurrency or default_concurrency for m in served)
+            server = stack.enter_context(LocalModelServer(parallel=parallel, ctx_size=2048))
+            endpoints.extend(server.endpoint(m.name, m.max_concurrency or default_concurrency) for m in served)
+        yield endpoints
+
+
+def pool_warnings(config: GraConfig) -> list[str]:
+    spec = config.spec
+    if len(spec.models) == 1 or spec.review.allow_same_model:
+        return [
+            "one model plays several roles (review.allowSameModel or a single-model pool): reviews are not "
+            "independent and the manifest records independent: false"
+        ]
+    return []
+
+
+def run_local(
+    config: GraConfig,
+    out_dir: Path,
+    *,
+    on_bad_seed: OnBadSeed = OnBadSeed.FAIL,
+    restart: bool = False,
+    progress: ProgressCallback | None = None,
+    endpoints: list[ModelEndpoint] | None = None,
+) -> LocalRun:
+    """Run every shard (resuming committed work), then merge. `endpoints` overrides model serving (tests)."""
+    started = time.perf_counter()
+    spec = config.spec
+    out_dir.mkdir(parents=True, exist_ok=True)
+    claim_output(out_dir, config.fingerprint(), spec.to_wire(), restart=restart)
+    seed_set = load_seed_set(config, on_bad_seed)
+    warnings = pool_warnings(config)
+    for bad in seed_set.bad:
+        warnings.append(f"skipped bad seed at line {bad.line}: {bad.reason}")
+    with local_endpoints(config) if endpoints is None else _given(endpoints) as resolved:
+        usage = asyncio.run(_run_shards(config, out_dir, resolved, seed_set, progress))
+    manifest = merge_shards(config, out_dir, extra={"usage": usage})
+    manifest["timings"]["wallSeconds"] = round(time.perf_counter() - started, 3)
+    write_manifest(out_dir, manifest)
+    return LocalRun(manifest, out_dir, warnings)
+
+
+@contextmanager
+def _given(endpoints: list[ModelEndpoint]) -> Iterator[list[ModelEndpoint]]:
+    yield endpoints
+
+
+async def _run_shards(
+    config: GraConfig,
+    out_dir: Path,
+    endpoints: list[ModelEndpoint],
+    seed_set: Any,
+    progress: ProgressCallback | None,
+) -> dict[str, Any]:
+    spec = config.spec
+    limit = asyncio.Semaphore(spec.workers.parallelism)
+    async with ClientPool(endpoints, RetryPolicy.from_spec(spec.calls)) as pool:
+
+        async def shard(index: int) -> None:
+            async with limit:
+                await run_shard(config, index, endpoints, out_dir, progress=progress, pool=pool, seed_set=seed_set)
+
+        await asyncio.gather(*(shard(i) for i in range(spec.workers.shards)))
+        return {name: usage.as_dict() for name, usage in pool.usage().items()}

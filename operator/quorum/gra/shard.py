@@ -1,0 +1,420 @@
+"""One shard of a SynthesisJob: its slice of the seeds, every round, committed round by round.
+
+This is what a worker pod runs (`quorum worker synth` calls `run_shard`) and what local mode runs for each
+shard in one process. Shard `i` of `n` owns the seeds with `index % n == i` (demos and digests come from them)
+and the generation slots with `slot % n == i`, so shards never need to talk to each other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from quorum.api.synthesis import DedupScope, DomainMode, SynthesisCounts
+from quorum.gra import funnel, prompts
+from quorum.gra.config import GraConfig
+from quorum.gra.dedup import DedupIndex, Embedder, shared_embedder
+from quorum.gra.pipeline import SampleRunner, Slot
+from quorum.gra.records import is_kept, jsonl_bytes
+from quorum.gra.roles import rng_for, with_role
+from quorum.gra.seeds import OnBadSeed, Seed, SeedSet, read_instruction_file, read_seeds, shard_of
+from quorum.gra.store import ShardStore, claim_output
+from quorum.llm import CallFailed, ClientPool, ModelEndpoint, RetryPolicy
+
+ProgressCallback = Callable[[str, int, int, SynthesisCounts], None]
+"""(stage, done, total, counts): called as work advances; stage names match `StageStatus.name`."""
+
+STAGES = ("domains", "digest", "generate", "review-instruction", "review-response", "adjudicate", "dedup", "write")
+UNLABELLED_DOMAIN = "general"
+
+
+@dataclass
+class ShardResult:
+    shard_index: int
+    counts: SynthesisCounts
+    rounds: int
+    reason: str
+
+
+@dataclass
+class _Progress:
+    callback: ProgressCallback | None
+    counts: SynthesisCounts
+    stages: dict[str, list[int]] = field(default_factory=lambda: {s: [0, 0] for s in STAGES})
+
+    def hook(self, stage: str, delta: int) -> None:
+        """delta > 0 plans work, -1 finishes one unit, 0 plans one unit (generation)."""
+        done_total = self.stages[stage]
+        if delta < 0:
+            done_total[0] += 1
+        else:
+            done_total[1] += delta or 1
+        self.emit(stage)
+
+    def emit(self, stage: str) -> None:
+        if self.callback is not None:
+            done, total = self.stages[stage]
+            self.callback(stage, done, total, self.counts)
+
+
+def load_seed_set(config: GraConfig, on_bad_seed: OnBadSeed) -> SeedSet:
+    source = config.spec.seeds
+    return read_seeds(config.resolve_uri(source.uri), source.format, source.fields, on_bad_seed)
+
+
+async def run_shard(
+    config: GraConfig,
+    shard_index: int,
+    endpoints: list[ModelEndpoint],
+    out_dir: Path,
+    *,
+    shard_count: int | None = None,
+    progress: ProgressCallback | None = None,
+    on_bad_seed: OnBadSeed = OnBadSeed.FAIL,
+    pool: ClientPool | None = None,
+    seed_set: SeedSet | None = None,
+    embedder: Embedder | None = None,
+) -> ShardResult:
+    """Run (or resume) shard `shard_index`: every round until its share of the target is reached.
+
+    Committed rounds are skipped, a round's journal is replayed so finished samples are not asked again, and a
+    changed spec (fingerprint) is refused with `FingerprintMismatch`. `pool` lets several shards in one
+    process share connections and per-model concurrency limits.
+    """
+    spec = config.spec
+    shard_count = shard_count or spec.workers.shards
+    if not 0 <= shard_index < shard_count:
+        raise ValueError(f"shard index {shard_index} is outside 0..{shard_count - 1}")
+    claim_output(out_dir, config.fingerprint(), spec.to_wire())
+    store = ShardStore(out_dir, shard_index)
+    if (finished := store.done()) is not None:
+        counts = SynthesisCounts.model_validate(finished["counts"])
+        return ShardResult(shard_index, counts, finished["rounds"], "already committed")
+    seed_set = seed_set or load_seed_set(config, on_bad_seed)
+    mine = [s for s in seed_set.seeds if shard_of(s, shard_count) == shard_index]
+    owns_pool = pool is None
+    pool = pool or ClientPool(endpoints, RetryPolicy.from_spec(spec.calls))
+    try:
+        worker = _ShardWorker(config, store, shard_index, shard_count, pool, seed_set, mine, progress, embedder)
+        return await worker.run()
+    finally:
+        if owns_pool:
+            await pool.__aexit__(None, None, None)
+
+
+class _ShardWorker:
+    def __init__(
+        self,
+        config: GraConfig,
+        store: ShardStore,
+        shard_index: int,
+        shard_count: int,
+        pool: ClientPool,
+        seed_set: SeedSet,
+        mine: list[Seed],
+        progress: ProgressCallback | None,
+        embedder: Embedder | None,
+    ) -> None:
+        self.config = config
+        self.spec = config.spec
+        self.store = store
+        self.shard_index = shard_index
+        self.shard_count = shard_count
+        self.pool = pool
+        self.seed_set = seed_set
+        self.mine = mine
+        self.progress = _Progress(progress, SynthesisCounts(seeds=len(mine)))
+        self.embedder = embedder
+        self.cache: dict[str, dict[str, Any]] = {}
+        for entry in _read_lines(store.digests_path):
+            self.cache.setdefault(entry["key"], entry)
+
+    # --- the round loop ------------------------------------------------------------------------------------
+
+    async def run(self) -> ShardResult:
+        spec = self.spec
+        index = await self._dedup_index()
+        domains = await self._domains()
+        digests = await self._digests() if not self.config.is_refine else {}
+        runner = SampleRunner(spec, self.pool, digests, self.progress.hook)
+        rounds = 1 if self.config.is_refine else spec.generation.rounds
+        quota = math.ceil(spec.generation.target / self.shard_count)
+        kept_total, rounds_run, reason = 0, 0, "rounds exhausted"
+        for round_number in range(1, rounds + 1):
+            marker = self.store.committed(round_number)
+            if marker is None:
+                marker = await self._run_round(round_number, runner, domains, index)
+            else:
+                self._restore_round(round_number, index)
+            self.progress.counts = funnel.merged(
+                [self.progress.counts, SynthesisCounts.model_validate(marker["counts"])]
+            )
+            kept_total += marker["counts"]["accepted"]
+            rounds_run = round_number
+            if not self.config.is_refine and kept_total >= quota:
+                reason = f"target share {quota} reached"
+                break
+        self.progress.emit("write")
+        self.store.mark_done({"counts": self.progress.counts.to_wire(), "rounds": rounds_run, "reason": reason})
+        return ShardResult(self.shard_index, self.progress.counts, rounds_run, reason)
+
+    async def _run_round(
+        self, round_number: int, runner: SampleRunner, domains: dict[str, str], index: DedupIndex | None
+    ) -> dict[str, Any]:
+        started = time.perf_counter()
+        slots = self._plan(round_number, domains)
+        done = self.store.read_journal(round_number)
+        live = funnel.count(done.values())
+        self.progress.counts = funnel.merged([self.progress.counts, live])
+        todo = [s for s in slots if s.id not in done]
+        journal = self.store.journal_path(round_number).open("a", encoding="utf-8")
+        limit = asyncio.Semaphore(max(4, 2 * sum(c.endpoint.max_concurrency for c in self.pool)))
+
+        async def one(slot: Slot) -> None:
+            async with limit:
+                record = await runner.run(slot)
+            record["shard"] = self.shard_index
+            journal.write(json.dumps(record, ensure_ascii=False) + "\n")
+            journal.flush()
+            done[record["id"]] = record
+            funnel.add(self.progress.counts, record)
+
+        try:
+            await asyncio.gather(*(one(slot) for slot in todo))
+        finally:
+            journal.close()
+        self.progress.counts = funnel.merged([self.progress.counts, _negate(funnel.count(done.values()))])
+        records = sorted(done.values(), key=lambda r: r["slot"])
+        vectors = await self._dedup(records, index)
+        await self._fill_digests(records)
+        counts = funnel.count(records)
+        kept = [r for r in records if is_kept(r)]
+        files = {
+            "accepted.jsonl": jsonl_bytes(kept),
+            "rejected.jsonl": jsonl_bytes(r for r in records if not is_kept(r)),
+        }
+        if vectors is not None:
+            files["embeddings.npy"] = _npy_bytes(vectors)
+        marker = {
+            "round": round_number,
+            "shard": self.shard_index,
+            "fingerprint": self.config.fingerprint(),
+            "counts": counts.to_wire(),
+            "slots": len(slots),
+            "seconds": round(time.perf_counter() - started, 3),
+        }
+        self.store.commit_round(round_number, files, marker)
+        return marker
+
+    def _plan(self, round_number: int, domains: dict[str, str]) -> list[Slot]:
+        if self.config.is_refine:
+            return [Slot(round_number, s.index, domains[s.id], seed=s) for s in self.mine]
+        by_domain: dict[str, list[Seed]] = {}
+        for seed in self.mine:
+            by_domain.setdefault(domains[seed.id], []).append(seed)
+        names = sorted(by_domain)
+        if not names:
+            return []
+        generation = self.spec.generation
+        per_round = generation.samples_per_round or math.ceil(generation.target / generation.rounds)
+        slots = []
+        for slot_index in range(self.shard_index, per_round, self.shard_count):
+            domain = names[(slot_index // self.shard_count + round_number) % len(names)]
+            pool = by_domain[domain]
+            rng = rng_for(generation.seed, "demos", round_number, slot_index)
+            demos = tuple(rng.sample(pool, min(generation.few_shot, len(pool))))
+            slots.append(Slot(round_number, slot_index, domain, demos))
+        return slots
+
+    # --- stage 1 and 2: domains and digests ----------------------------------------------------------------
+
+    async def _domains(self) -> dict[str, str]:
+        mode = self.spec.domains.mode
+        if mode == DomainMode.FIELD:
+            return {s.id: s.domain or UNLABELLED_DOMAIN for s in self.mine}
+        if mode == DomainMode.CLUSTER:
+            return self._cluster_domains()
+        names = self.spec.domains.names
+        schema = prompts.classify_schema(names)
+
+        async def classify(seed: Seed) -> dict[str, Any]:
+            value = await self._cached_call(
+                f"domain:{seed.id}", "domains", prompts.classify_messages(seed, names), schema, prompts.CLASSIFY, seed
+            )
+            return value
+
+        entries = await self._staged("domains", [classify(s) for s in self.mine])
+        return {
+            seed.id: (entry.get("value") or {}).get("domain") or UNLABELLED_DOMAIN
+            for seed, entry in zip(self.mine, entries, strict=True)
+        }
+
+    def _cluster_domains(self) -> dict[str, str]:
+        import faiss
+
+        vectors = self._seed_vectors()
+        clusters = min(self.spec.domains.clusters, len(vectors))
+        kmeans = faiss.Kmeans(vectors.shape[1], clusters, niter=20, seed=self.spec.generation.seed, spherical=True)
+        kmeans.train(vectors)
+        _, labels = kmeans.index.search(vectors, 1)
+        ids = [s.id for s in self.seed_set.seeds]
+        return {seed_id: f"cluster-{int(label[0])}" for seed_id, label in zip(ids, labels, strict=True)}
+
+    async def _digests(self) -> dict[str, dict[str, Any] | None]:
+        schema = prompts.digest_schema()
+
+        async def digest(seed: Seed) -> dict[str, Any]:
+            messages = prompts.digest_messages(seed.instruction, seed.input, seed.output)
+            return await self._cached_call(f"digest:{seed.id}", "digest", messages, schema, prompts.DIGEST, seed)
+
+        entries = await self._staged("digest", [digest(s) for s in self.mine])
+        return {seed.id: entry.get("value") for seed, entry in zip(self.mine, entries, strict=True)}
+
+    async def _staged(self, stage: str, calls: list[Any]) -> list[dict[str, Any]]:
+        self.progress.hook(stage, len(calls))
+
+        async def tracked(call: Any) -> dict[str, Any]:
+            try:
+                return await call
+            finally:
+                self.progress.hook(stage, -1)
+
+        return list(await asyncio.gather(*(tracked(c) for c in calls)))
+
+    async def _cached_call(
+        self, key: str, stage: str, messages: list[dict[str, str]], schema: dict[str, Any], name: str, seed: Seed
+    ) -> dict[str, Any]:
+        """One structured call per seed, remembered in `digests.jsonl` so rounds and resumes reuse it. A failed
+        call is cached too (and reported in rejected.jsonl); the seed is then used without it."""
+        if key in self.cache:
+            return self.cache[key]
+        model = self._helper_model(key)
+        entry: dict[str, Any] = {"key": key, "stage": stage, "seedId": seed.id, "model": model}
+        try:
+            value, completion = await self.pool[model].chat_json(
+                messages, schema, schema_name=name, temperature=0.0, max_tokens=160
+            )
+            entry.update(value=value, tokens={model: [completion.prompt_tokens, completion.completion_tokens]})
+        except CallFailed as failure:
+            entry.update(value=None, error={"stage": stage, **failure.as_record()})
+        self.cache[key] = entry
+        with self.store.digests_path.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
+        return entry
+
+    def _helper_model(self, key: str) -> str:
+        from quorum.api.synthesis import Role
+
+        candidates = with_role(self.spec, Role.GENERATOR) or [m.name for m in self.spec.models]
+        return rng_for(self.spec.generation.seed, key).choice(candidates)
+
+    # --- stage 8: dedup and digest completion --------------------------------------------------------------
+
+    def _embedder(self) -> Embedder:
+        if self.embedder is None:
+            self.embedder = shared_embedder(self.spec.postprocess.dedup.embedding_model)
+        return self.embedder
+
+    def _seed_vectors(self) -> np.ndarray:
+        return self._embedder().encode([s.prompt_text() for s in self.seed_set.seeds])
+
+    async def _dedup_index(self) -> DedupIndex | None:
+        dedup = self.spec.postprocess.dedup
+        if not dedup.enabled:
+            return None
+        embedder = await asyncio.to_thread(self._embedder)
+        index = DedupIndex(embedder.dimension, dedup.threshold)
+        if DedupScope.SEEDS in dedup.against and not self.config.is_refine:
+            vectors = await asyncio.to_thread(self._seed_vectors)
+            index.add(vectors, [f"seed:{s.id}" for s in self.seed_set.seeds])
+        if DedupScope.DECONTAMINATION in dedup.against and dedup.decontamination_uri:
+            texts = read_instruction_file(self.config.resolve_uri(dedup.decontamination_uri))
+            vectors = await asyncio.to_thread(embedder.encode, texts)
+            index.add(vectors, [f"decontamination:{i + 1}" for i in range(len(texts))])
+        return index
+
+    def _restore_round(self, round_number: int, index: DedupIndex | None) -> None:
+        """Committed kept samples join the shard's dedup index before later rounds run."""
+        path = self.store.round_dir(round_number) / "embeddings.npy"
+        if index is None or DedupScope.ACCEPTED not in self.spec.postprocess.dedup.against or not path.exists():
+            return
+        kept, _ = self.store.round_records(round_number)
+        index.add(np.load(path), [f"sample:{r['id']}" for r in kept])
+
+    async def _dedup(self, records: list[dict[str, Any]], index: DedupIndex | None) -> np.ndarray | None:
+        if index is None:
+            return None
+        candidates = [r for r in records if is_kept(r)]
+        self.progress.hook("dedup", len(candidates))
+        texts = [f"{r['sample']['instruction']}\n{r['sample'].get('input', '')}".strip() for r in candidates]
+        vectors = await asyncio.to_thread(self._embedder().encode, texts)
+        if DedupScope.ACCEPTED in self.spec.postprocess.dedup.against:
+            decisions = index.admit(vectors, [f"sample:{r['id']}" for r in candidates])
+        else:
+            decisions = [(m.similarity < index.threshold, m) for m in index.nearest(vectors)]
+        kept_rows = []
+        for row, (record, (kept, match)) in enumerate(zip(candidates, decisions, strict=True)):
+            record["dedup"] = {"neighbour": match.label, "similarity": match.similarity}
+            if kept:
+                kept_rows.append(row)
+            else:
+                record["status"] = "duplicate"
+                record["gatePath"] += ">dedup:duplicate"
+            self.progress.hook("dedup", -1)
+        return vectors[kept_rows] if kept_rows else np.zeros((0, vectors.shape[1]), dtype=np.float32)
+
+    async def _fill_digests(self, records: list[dict[str, Any]]) -> None:
+        if not self.spec.postprocess.fill_digests:
+            return
+        missing = [r for r in records if is_kept(r) and not (r["sample"]["keywords"] and r["sample"]["summary"])]
+        schema = prompts.digest_schema()
+
+        async def fill(record: dict[str, Any]) -> None:
+            sample = record["sample"]
+            seed = Seed(id=record["id"], instruction=sample["instruction"])
+            messages = prompts.digest_messages(sample["instruction"], sample.get("input", ""), sample["output"])
+            entry = await self._cached_call(f"fill:{record['id']}", "digest", messages, schema, prompts.DIGEST, seed)
+            if entry.get("value"):
+                sample["keywords"] = sample["keywords"] or entry["value"]["keywords"]
+                sample["summary"] = sample["summary"] or entry["value"]["summary"]
+                record["digestFilled"] = True
+                for model, used in entry.get("tokens", {}).items():
+                    total = record["tokens"].setdefault(model, [0, 0])
+                    total[0] += used[0]
+                    total[1] += used[1]
+            else:
+                record["digestError"] = entry.get("error")
+
+        await self._staged("digest", [fill(r) for r in missing])
+
+
+def _negate(counts: SynthesisCounts) -> SynthesisCounts:
+    return SynthesisCounts(**{name: -getattr(counts, name) for name in SynthesisCounts.model_fields})
+
+
+def _npy_bytes(vectors: np.ndarray) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    np.save(buffer, vectors)
+    return buffer.getvalue()
+
+
+def _read_lines(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    entries = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            entries.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return entries

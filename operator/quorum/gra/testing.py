@@ -1,0 +1,117 @@
+"""Scripted GRA answers for the simulated backend (`quorum.llm.simulated`), used by tests and the benchmark.
+
+Every answer is a pure function of the request (stage from the schema name, model, prompt, per-call seed), so
+two runs of the same spec get the same answers in any order; that is what the crash-and-resume test relies
+on. Scores and verdicts can be scripted per model for the exact gate tests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from quorum.gra import prompts
+from quorum.llm.simulated import SimReply, SimRequest
+
+WORDS = tuple(
+    [
+        "prime",
+        "sum",
+        "vector",
+        "graph",
+        "loop",
+        "string",
+        "sort",
+        "cache",
+        "poem",
+        "letter",
+        "river",
+        "planet",
+        "law",
+        "market",
+        "protein",
+        "tax",
+        "bridge",
+        "triangle",
+        "fraction",
+        "recursion",
+        "queue",
+        "essay",
+        "haiku",
+        "volcano",
+        "enzyme",
+        "treaty",
+        "budget",
+        "orbit",
+        "matrix",
+        "parser",
+        "story",
+    ]
+)
+
+ScoreRule = Callable[[SimRequest, str], int]
+"""(request, round name "instruction"|"response") → the score this reviewer gives on every dimension."""
+
+
+def digest_of(*parts: object) -> int:
+    return int(hashlib.sha256("|".join(str(p) for p in parts).encode()).hexdigest()[:12], 16)
+
+
+@dataclass
+class GraScript:
+    """A responder: `SimulatedBackend(GraScript(...))`."""
+
+    score: ScoreRule | None = None
+    adjudicate: Callable[[SimRequest], str] | None = None
+    duplicate_every: int = 0
+    """Every n-th generated sample reuses one fixed instruction, so dedup has work."""
+    fail: Callable[[SimRequest], SimReply | None] | None = None
+    """Fault injection: return a reply (500, hang, bad JSON) to send instead of the scripted answer."""
+
+    def __call__(self, request: SimRequest) -> SimReply:
+        if self.fail is not None and (injected := self.fail(request)) is not None:
+            return injected
+        name = request.schema_name
+        key = digest_of(request.model, request.prompt, request.body.get("seed"))
+        schema = ((request.response_format or {}).get("json_schema") or {}).get("schema", {})
+        if name == prompts.GENERATE:
+            return _json(self._generate(request, key))
+        if name in (prompts.REVIEW_INSTRUCTION, prompts.REVIEW_RESPONSE):
+            round_name = "instruction" if name == prompts.REVIEW_INSTRUCTION else "response"
+            value = self.score(request, round_name) if self.score else 5 + key % 6
+            keys = [k for k in schema.get("properties", {}) if k != "critique"]
+            return _json({**{k: value for k in keys}, "critique": f"{round_name} scored {value} by {request.model}."})
+        if name == prompts.ADJUDICATE:
+            decision = self.adjudicate(request) if self.adjudicate else ("accept" if key % 2 else "reject")
+            return _json({"decision": decision, "score": 8 if decision == "accept" else 3, "reason": "settled"})
+        if name == prompts.DIGEST:
+            words = [WORDS[(key >> (4 * i)) % len(WORDS)] for i in range(3)]
+            return _json({"keywords": words, "summary": f"A task about {' and '.join(words)}."})
+        if name == prompts.CLASSIFY:
+            names = schema["properties"]["domain"]["enum"]
+            found = [n for n in names if n in request.prompt.split("Task:", 1)[-1]]
+            return _json({"domain": found[0] if found else names[key % len(names)]})
+        return SimReply(text="I only answer GRA prompts.")
+
+    def _generate(self, request: SimRequest, key: int) -> dict[str, Any]:
+        first_user = next(m["content"] for m in request.messages if m.get("role") == "user")
+        domain = first_user.split(" task", 1)[0].removeprefix("Write one new ")
+        if self.duplicate_every and key % self.duplicate_every == 0:
+            instruction = "Explain in two sentences what a prime number is."
+        else:
+            words = [WORDS[(key >> (5 * i)) % len(WORDS)] for i in range(6)]
+            instruction = f"Write a {domain} exercise {key % 9973} about {', '.join(words)}."
+        return {
+            "instruction": instruction,
+            "input": "",
+            "output": f"Answer {key % 1000}: a worked solution.",
+            "keywords": [domain, *WORDS[key % 5 : key % 5 + 2]],
+            "summary": f"A {domain} task.",
+        }
+
+
+def _json(value: dict[str, Any]) -> SimReply:
+    return SimReply(text=json.dumps(value))
