@@ -12,7 +12,7 @@ import asyncio
 import json
 import random
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -192,6 +192,59 @@ class ChatClient:
         response_format: Mapping[str, Any] | None = None,
     ) -> Completion:
         """One completion; raises `CallFailed` once retries are exhausted or on a non-retryable error."""
+        body = self._body(messages, temperature, max_tokens, n, stop, top_p, seed, response_format)
+        async with self._slots:
+            return await self._post_with_retries(body)
+
+    async def stream(
+        self,
+        messages: Sequence[Message],
+        *,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        stop: Sequence[str] | None = None,
+        top_p: float | None = None,
+        seed: int | None = None,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """The chunks (`chat.completion.chunk` objects) of one streamed completion.
+
+        No retries: once tokens have reached the caller a retry would repeat them. Failures before or during
+        the stream raise `CallFailed`; the time-out applies to each read."""
+        body = self._body(messages, temperature, max_tokens, 1, stop, top_p, seed, None)
+        body["stream"] = True
+        async with self._slots:
+            try:
+                async with self._http.stream(
+                    "POST", self._url, json=body, headers=self._headers, timeout=self.policy.timeout_seconds
+                ) as response:
+                    if response.status_code != 200:
+                        text = (await response.aread()).decode("utf-8", "replace")[:500]
+                        status = response.status_code
+                        raise CallFailed(self.endpoint.name, f"HTTP{status}", text, 1, status=status)
+                    async for line in response.aiter_lines():
+                        data = line[5:].strip() if line.startswith("data:") else ""
+                        if data == "[DONE]":
+                            return
+                        if data:
+                            yield json.loads(data)
+            except httpx.TimeoutException as error:
+                raise CallFailed(self.endpoint.name, "Timeout", repr(error), 1) from None
+            except httpx.TransportError as error:
+                raise CallFailed(self.endpoint.name, "ConnectionError", repr(error), 1) from None
+            except json.JSONDecodeError as error:
+                raise CallFailed(self.endpoint.name, "MalformedResponse", repr(error), 1, 200) from None
+
+    def _body(
+        self,
+        messages: Sequence[Message],
+        temperature: float | None,
+        max_tokens: int | None,
+        n: int,
+        stop: Sequence[str] | None,
+        top_p: float | None,
+        seed: int | None,
+        response_format: Mapping[str, Any] | None,
+    ) -> dict[str, Any]:
         body: dict[str, Any] = {"model": self.endpoint.model, "messages": list(messages), "n": n}
         optional = {
             "temperature": temperature,
@@ -202,8 +255,7 @@ class ChatClient:
             "response_format": dict(response_format) if response_format else None,
         }
         body.update({k: v for k, v in optional.items() if v is not None})
-        async with self._slots:
-            return await self._post_with_retries(body)
+        return body
 
     async def chat_json(
         self,

@@ -120,7 +120,8 @@ class SimulatedBackend:
         return app
 
     async def start(self) -> str:
-        self._runner = web.AppRunner(self._app(), access_log=None, handle_signals=False)
+        # Hung handlers (`SimReply(hang=True)`) must not hold up shutdown for aiohttp's default 60 s.
+        self._runner = web.AppRunner(self._app(), access_log=None, handle_signals=False, shutdown_timeout=0.5)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, backlog=4096, reuse_address=True)
         await site.start()

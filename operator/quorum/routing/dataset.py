@@ -1,0 +1,122 @@
+"""Calibration data: where it lives, what a record is, the seeded split and a fingerprint of the content."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from quorum.api.ensemble import CalibrationDataset
+from quorum.api.common import DataFormat
+
+PVC_ROOT_ENV = "QUORUM_PVC_ROOT"
+"""Where `pvc://<claim>/<path>` claims are mounted (`<root>/<claim>/<path>`); the calibration Job sets it."""
+DEFAULT_PVC_ROOT = "/data"
+CONFIGMAP_ROOT_ENV = "QUORUM_CONFIGMAP_ROOT"
+DEFAULT_CONFIGMAP_ROOT = "/etc/quorum/configmaps"
+
+
+class DatasetError(ValueError):
+    """The calibration data is missing, unreadable, or a record lacks a field; the message says where."""
+
+
+@dataclass(frozen=True)
+class CalibrationItem:
+    question: str
+    answer: str
+    task: str
+    tests: str | None = None
+
+
+def resolve_uri(uri: str, *, base_dir: Path, pvc_root: Path | None = None) -> Path:
+    """A local path for `file://` (relative to the manifest's directory), `pvc://claim/path` (under the PVC mount
+    root) and `configmap://name/key` (under the ConfigMap mount root)."""
+    scheme, _, rest = uri.partition("://")
+    if scheme == "file":
+        path = Path(rest)
+        return path if path.is_absolute() else base_dir / path
+    if scheme == "pvc":
+        root = pvc_root or Path(os.environ.get(PVC_ROOT_ENV, DEFAULT_PVC_ROOT))
+        return root / rest
+    if scheme == "configmap":
+        return Path(os.environ.get(CONFIGMAP_ROOT_ENV, DEFAULT_CONFIGMAP_ROOT)) / rest
+    raise DatasetError(f"calibration dataset {uri!r}: scheme {scheme!r} is not readable here (use file, pvc, configmap)")
+
+
+def _records(path: Path, data_format: DataFormat) -> list[dict]:
+    if not path.is_file():
+        raise DatasetError(f"calibration dataset {path} does not exist")
+    if data_format is DataFormat.PARQUET:
+        import pyarrow.parquet as pq
+
+        return pq.read_table(path).to_pylist()
+    records = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise DatasetError(f"{path}:{number}: not valid JSON ({error.msg})") from None
+        if not isinstance(record, dict):
+            raise DatasetError(f"{path}:{number}: a record must be a JSON object")
+        records.append(record)
+    return records
+
+
+def load_dataset(source: CalibrationDataset, *, base_dir: Path, pvc_root: Path | None = None) -> list[CalibrationItem]:
+    """Read and check every record; refuses the whole file on the first bad record (nothing half-loaded)."""
+    path = resolve_uri(source.uri, base_dir=base_dir, pvc_root=pvc_root)
+    fields = source.fields
+    items = []
+    for number, record in enumerate(_records(path, source.format), start=1):
+        missing = [key for key in (fields.question, fields.answer, fields.task) if record.get(key) in (None, "")]
+        if missing:
+            raise DatasetError(f"{path}: record {number} lacks {', '.join(missing)}")
+        tests = record.get(fields.tests)
+        items.append(
+            CalibrationItem(
+                question=str(record[fields.question]),
+                answer=str(record[fields.answer]),
+                task=str(record[fields.task]),
+                tests=str(tests) if tests else None,
+            )
+        )
+    if not items:
+        raise DatasetError(f"calibration dataset {path} has no records")
+    return items
+
+
+def fingerprint(items: list[CalibrationItem]) -> str:
+    """SHA-256 of the records' content in order; the artifact records it so re-scoring can check the data."""
+    digest = hashlib.sha256()
+    for item in items:
+        digest.update(json.dumps(asdict(item), sort_keys=True, ensure_ascii=False).encode())
+        digest.update(b"\n")
+    return digest.hexdigest()
+
+
+def split(items: list[CalibrationItem], test_fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """Seeded split of each task into calibration and held-out indices (the paper's 70/30 per dataset).
+
+    Every task with at least two items keeps at least one on each side."""
+    by_task: dict[str, list[int]] = {}
+    for index, item in enumerate(items):
+        by_task.setdefault(item.task, []).append(index)
+    calibration: list[int] = []
+    held_out: list[int] = []
+    rng = random.Random(seed)
+    for task in sorted(by_task):
+        indices = by_task[task][:]
+        rng.shuffle(indices)
+        n_test = round(len(indices) * test_fraction)
+        if len(indices) >= 2:
+            n_test = min(max(n_test, 1), len(indices) - 1)
+        else:
+            n_test = 0
+        held_out.extend(indices[:n_test])
+        calibration.extend(indices[n_test:])
+    return sorted(calibration), sorted(held_out)

@@ -1,0 +1,359 @@
+"""Answering one chat request: route (embed → task map → healthy models), sample, vote, fall back.
+
+Robustness rules, each pinned by a test:
+- every backend call has its own time-out (`router.backendTimeoutSeconds`) and no retries, so a hanging
+  backend costs at most one time-out before the next-ranked model is tried;
+- a request has at most `router.maxFanOut` backend calls in flight;
+- a circuit breaker per backend keeps routes away from dead models;
+- a vote counts when at least `voting.quorum` of the samples came back; otherwise the next-ranked model is
+  asked, and when every model falls short the best partial vote is used rather than failing the request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import numpy as np
+
+from quorum.api.ensemble import EnsembleRouterSpec, TaskKind, VotingStrategy
+from quorum.llm.aiohttp_transport import AiohttpTransport
+from quorum.llm import CallFailed, ChatClient, Completion, ModelEndpoint, RetryPolicy
+from quorum.routing.artifact import Artifact
+from quorum.routing.breaker import CircuitBreaker
+from quorum.routing.embedding import EmbeddingBatcher, conversation_text
+from quorum.routing.metrics import RouterMetrics
+from quorum.routing.strategy import decide, make_samples
+from quorum.routing.tasks import TaskRule
+from quorum.routing.vote import Decision, Sample
+
+CLIENT_ERROR_STATUSES = frozenset(range(400, 500)) - {408, 409, 425, 429}
+
+
+class NoBackendAvailable(Exception):
+    """No model could serve the request (all unhealthy, failing or timing out): HTTP 503."""
+
+
+class BackendRejected(Exception):
+    """Every backend refused the request itself (HTTP 4xx such as a context overflow): passed on as 400."""
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """The parts of an OpenAI chat request the router acts on (validated by the server)."""
+
+    messages: list[dict[str, Any]]
+    model: str | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    stop: list[str] | None = None
+    top_p: float | None = None
+    seed: int | None = None
+    n: int = 1
+    task: str | None = None
+    """Task name that selects the answer extractor; by default the routed cluster's dominant task."""
+
+
+@dataclass
+class RoutedAnswer:
+    """What the server needs to build the response and its audit trail."""
+
+    choices: list[tuple[str, str | None]]
+    """(text, finish_reason) per returned choice; the first is the vote's chosen sample."""
+    strategy: str
+    models: list[str]
+    cluster: int | None
+    decision: Decision | None
+    usage: dict[str, int] = field(default_factory=lambda: {"prompt_tokens": 0, "completion_tokens": 0})
+    samples_requested: int = 0
+    samples_received: int = 0
+    fallbacks: list[str] = field(default_factory=list)
+    task: str | None = None
+
+
+@dataclass
+class _ModelSamples:
+    model: str
+    completions: list[Completion]
+    errors: list[CallFailed]
+
+
+class RouterEngine:
+    """Routing and voting for one EnsembleRouter; owns one HTTP connection pool for all backends."""
+
+    def __init__(
+        self,
+        name: str,
+        spec: EnsembleRouterSpec,
+        endpoints: Sequence[ModelEndpoint],
+        *,
+        artifact: Artifact | None = None,
+        batcher: EmbeddingBatcher | None = None,
+        metrics: RouterMetrics | None = None,
+        require_artifact: bool = True,
+    ) -> None:
+        self.name = name
+        self.spec = spec
+        self.artifact = artifact
+        self.batcher = batcher
+        self.metrics = metrics or RouterMetrics()
+        self.require_artifact = require_artifact
+        """Readiness waits for a task map when the pool has several models (spec order is a stopgap only)."""
+        settings = spec.router
+        self._http = httpx.AsyncClient(
+            transport=AiohttpTransport(), timeout=httpx.Timeout(settings.backend_timeout_seconds)
+        )
+        policy = RetryPolicy(timeout_seconds=settings.backend_timeout_seconds, max_retries=0, json_repair_attempts=0)
+        self.models = [e.name for e in endpoints]
+        self.clients = {e.name: ChatClient(e, policy, self._http) for e in endpoints}
+        self.breakers = {
+            e.name: CircuitBreaker(settings.circuit_breaker.failure_threshold, settings.circuit_breaker.reset_seconds)
+            for e in endpoints
+        }
+        self._requests = asyncio.Semaphore(settings.max_concurrency)
+        self.rules = {t.name: TaskRule.from_spec(t) for t in spec.calibration.tasks}
+        if artifact is not None:
+            for task, rule in artifact.tasks.items():
+                self.rules.setdefault(task, TaskRule(task, TaskKind(rule["kind"]), rule.get("choices", "ABCD")))
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+        if self.batcher is not None:
+            await self.batcher.aclose()
+
+    @property
+    def needs_embedding(self) -> bool:
+        return self.artifact is not None and len(self.models) > 1
+
+    def healthy(self) -> list[str]:
+        available = [m for m in self.models if self.breakers[m].available()]
+        for model in self.models:
+            self.metrics.backend_available.labels(model).set(1 if model in available else 0)
+        return available
+
+    async def route(self, request: ChatRequest) -> tuple[list[str], int | None]:
+        """Healthy models best first for this request, and the nearest cluster (None without a task map)."""
+        healthy = self.healthy()
+        if request.model in self.clients:
+            if request.model not in healthy:
+                raise NoBackendAvailable(f"model {request.model!r} is unavailable (circuit open)")
+            return [request.model], None
+        if not healthy:
+            raise NoBackendAvailable("no backend is available: every model's circuit is open")
+        if not self.needs_embedding or self.batcher is None or self.artifact is None:
+            return healthy, None
+        started = time.perf_counter()
+        vector = await self.batcher.embed(conversation_text(request.messages))
+        route = self.artifact.task_map.route(
+            vector,
+            blended=self.spec.routing.clusters_blended,
+            beta=self.spec.routing.beta,
+            select=len(healthy),
+            available=healthy,
+        )
+        self.metrics.routing_seconds.observe(time.perf_counter() - started)
+        return route.models, route.cluster
+
+    def rule(self, request: ChatRequest, cluster: int | None) -> TaskRule:
+        task = request.task
+        if task is None and cluster is not None and self.artifact is not None:
+            task = self.artifact.task_map.cluster_tasks[cluster]
+        if task and task in self.rules:
+            return self.rules[task]
+        return TaskRule(name=task or "open")
+
+    def _sample_count(self, request: ChatRequest, strategy: VotingStrategy) -> int:
+        if strategy is VotingStrategy.SINGLE or request.temperature == 0:
+            return max(1, request.n)  # greedy samples are identical: voting is moot
+        return max(self.spec.voting.samples, request.n)
+
+    async def answer(self, request: ChatRequest) -> RoutedAnswer:
+        async with self._requests:
+            self.metrics.in_flight.inc()
+            try:
+                return await self._answer(request)
+            finally:
+                self.metrics.in_flight.dec()
+
+    async def _answer(self, request: ChatRequest) -> RoutedAnswer:
+        order, cluster = await self.route(request)
+        strategy = self.spec.voting.strategy
+        if len(order) == 1 and strategy is VotingStrategy.MODEL_SWITCH:
+            strategy = VotingStrategy.SELF_CONSISTENCY
+        rule = self.rule(request, cluster)
+        count = self._sample_count(request, strategy)
+        needed = max(1, int(np.ceil(self.spec.voting.quorum * count)))
+        fan_out = asyncio.Semaphore(self.spec.router.max_fan_out)
+        gathered: list[_ModelSamples] = []
+        fallbacks: list[str] = []
+        rejections: list[CallFailed] = []
+        wanted = 2 if strategy is VotingStrategy.MODEL_SWITCH else 1
+        remaining = list(order)
+        while remaining and len([g for g in gathered if len(g.completions) >= needed]) < wanted:
+            model = remaining.pop(0)
+            result = await self._sample(model, request, count, fan_out)
+            rejections.extend(e for e in result.errors if e.status in CLIENT_ERROR_STATUSES)
+            if len(result.completions) >= needed:
+                gathered.append(result)
+                if strategy is VotingStrategy.MODEL_SWITCH and len(gathered) == 1 and self._first_stands(result, rule):
+                    break
+            else:
+                fallbacks.append(model)
+                self.metrics.fallbacks.labels(model).inc()
+                if result.completions:
+                    gathered.append(result)  # kept as a last resort, ranked after full votes
+        full = [g for g in gathered if len(g.completions) >= needed]
+        chosen = full or sorted(gathered, key=lambda g: -len(g.completions))[:1]
+        if not chosen:
+            if rejections and len(rejections) >= count:
+                raise BackendRejected(rejections[0].message)
+            raise NoBackendAvailable(f"no backend answered the request (tried {', '.join(order)})")
+        return self._finish(request, strategy, rule, cluster, chosen, count, fallbacks)
+
+    def _first_stands(self, result: _ModelSamples, rule: TaskRule) -> bool:
+        samples = make_samples(result.model, 0, [c.text for c in result.completions], rule)
+        decision = decide(VotingStrategy.SELF_CONSISTENCY, [samples], rule)
+        share = decision.counts.get(decision.answer, 0) / len(samples) if decision.answer else 0.0
+        return share >= self.spec.voting.switch_threshold or not rule.votes_on_strings
+
+    def _finish(
+        self,
+        request: ChatRequest,
+        strategy: VotingStrategy,
+        rule: TaskRule,
+        cluster: int | None,
+        chosen: list[_ModelSamples],
+        count: int,
+        fallbacks: list[str],
+    ) -> RoutedAnswer:
+        per_model = [make_samples(g.model, rank, [c.text for c in g.completions], rule) for rank, g in enumerate(chosen)]
+        finish = {(g.model, i): c.finish_reason for g in chosen for i, c in enumerate(g.completions)}
+        embed = None
+        if not rule.votes_on_strings and self.batcher is not None:
+            embed = self.batcher.embedder.encode
+        if strategy is VotingStrategy.SINGLE:
+            decision = Decision(chosen=per_model[0][0], answer=None)
+        else:
+            decision = decide(strategy, per_model, rule, switch_threshold=self.spec.voting.switch_threshold, embed=embed)
+            self.metrics.agreement.observe(decision.agreement)
+        ordered = _choice_order(decision, [s for samples in per_model for s in samples], request.n)
+        models = [g.model for g in chosen]
+        self.metrics.decisions.labels(str(cluster) if cluster is not None else "none", models[0]).inc()
+        usage = {
+            "prompt_tokens": sum(c.prompt_tokens for g in chosen for c in g.completions),
+            "completion_tokens": sum(c.completion_tokens for g in chosen for c in g.completions),
+        }
+        return RoutedAnswer(
+            choices=[(s.text, finish.get((s.model, s.index))) for s in ordered],
+            strategy=strategy.value,
+            models=models,
+            cluster=cluster,
+            decision=decision,
+            usage=usage,
+            samples_requested=count * len(chosen),
+            samples_received=sum(len(g.completions) for g in chosen),
+            fallbacks=fallbacks,
+            task=rule.name,
+        )
+
+    async def _sample(self, model: str, request: ChatRequest, count: int, fan_out: asyncio.Semaphore) -> _ModelSamples:
+        """`count` single-sample calls in parallel (a failed sample then costs one vote, not all of them)."""
+        client = self.clients[model]
+        breaker = self.breakers[model]
+        temperature = request.temperature if request.temperature is not None else self.spec.voting.temperature
+
+        async def one() -> Completion | CallFailed:
+            async with fan_out:
+                if not breaker.acquire():
+                    return CallFailed(model, "CircuitOpen", "circuit open", 0)
+                try:
+                    completion = await client.chat(
+                        request.messages,
+                        temperature=temperature,
+                        max_tokens=request.max_tokens,
+                        stop=request.stop,
+                        top_p=request.top_p,
+                        seed=request.seed,
+                    )
+                except CallFailed as error:
+                    if error.status in CLIENT_ERROR_STATUSES:
+                        breaker.release()  # the request's fault, not the backend's
+                    else:
+                        breaker.record_failure()
+                    self.metrics.backend_errors.labels(model, error.reason).inc()
+                    return error
+                except BaseException:
+                    breaker.release()
+                    raise
+                breaker.record_success()
+                self.metrics.backend_latency.labels(model).observe(completion.latency_s)
+                return completion
+
+        results = await asyncio.gather(*(one() for _ in range(count)))
+        return _ModelSamples(
+            model=model,
+            completions=[r for r in results if isinstance(r, Completion)],
+            errors=[r for r in results if isinstance(r, CallFailed)],
+        )
+
+    async def stream(self, request: ChatRequest) -> tuple[str, AsyncIterator[dict[str, Any]]]:
+        """Strategy single with `stream: true`: the first healthy routed model streams; it falls back to the
+        next model only while no chunk has been sent."""
+        order, _ = await self.route(request)
+        temperature = request.temperature if request.temperature is not None else self.spec.voting.temperature
+        for model in order:
+            breaker = self.breakers[model]
+            if not breaker.acquire():
+                continue
+            chunks = self.clients[model].stream(
+                request.messages,
+                temperature=temperature,
+                max_tokens=request.max_tokens,
+                stop=request.stop,
+                top_p=request.top_p,
+                seed=request.seed,
+            )
+            try:
+                first = await chunks.__anext__()
+            except StopAsyncIteration:
+                breaker.record_success()
+                return model, _empty()
+            except CallFailed as error:
+                breaker.record_failure() if error.status not in CLIENT_ERROR_STATUSES else breaker.release()
+                self.metrics.backend_errors.labels(model, error.reason).inc()
+                if error.status in CLIENT_ERROR_STATUSES:
+                    raise BackendRejected(error.message) from None
+                continue
+            breaker.record_success()
+            return model, _prepend(first, chunks)
+        raise NoBackendAvailable("no backend could stream this request")
+
+
+async def _empty() -> AsyncIterator[dict[str, Any]]:
+    return
+    yield  # pragma: no cover
+
+
+async def _prepend(first: dict[str, Any], rest: AsyncIterator[dict[str, Any]]) -> AsyncIterator[dict[str, Any]]:
+    yield first
+    async for chunk in rest:
+        yield chunk
+
+
+def _choice_order(decision: Decision, samples: list[Sample], n: int) -> list[Sample]:
+    """The chosen sample, then the best sample of each runner-up answer, then the rest by (rank, index)."""
+    ordered = [decision.chosen]
+    by_answer = {}
+    for sample in sorted(samples, key=lambda s: s.order):
+        if sample.answer and sample.answer not in by_answer:
+            by_answer[sample.answer] = sample
+    for answer in decision.counts:
+        sample = by_answer.get(answer)
+        if sample is not None and sample not in ordered:
+            ordered.append(sample)
+    ordered.extend(s for s in sorted(samples, key=lambda s: s.order) if s not in ordered)
+    return ordered[:n]
