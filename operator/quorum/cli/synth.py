@@ -21,22 +21,23 @@ class StageBoard:
     def __init__(self) -> None:
         from quorum.gra import STAGES
 
-        self.stages = {s: (0, 0) for s in STAGES}
-        self.counts = SynthesisCounts()
+        self.stages = {s: {} for s in STAGES}
+        self.counts: dict[int, SynthesisCounts] = {}
         self.live = Live(self._table(), console=console, refresh_per_second=4, transient=False)
 
-    def __call__(self, stage: str, done: int, total: int, counts: SynthesisCounts) -> None:
-        self.stages[stage] = (done, total)
-        self.counts = counts
+    def __call__(self, shard: int, stage: str, done: int, total: int, counts: SynthesisCounts) -> None:
+        self.stages[stage][shard] = (done, total)
+        self.counts[shard] = counts
         self.live.update(self._table())
 
     def _table(self) -> Table:
         table = Table(title="GRA synthesis", show_edge=False)
         table.add_column("stage")
         table.add_column("done/total", justify="right")
-        for stage, (done, total) in self.stages.items():
+        for stage, shards in self.stages.items():
+            done, total = sum(d for d, _ in shards.values()), sum(t for _, t in shards.values())
             table.add_row(stage, f"{done}/{total}" if total else "-")
-        funnel = self.counts.to_wire()
+        funnel = {k: sum(getattr(c, k) for c in self.counts.values()) for k in SynthesisCounts.model_fields}
         table.caption = " · ".join(f"{k} {v}" for k, v in funnel.items() if k != "seeds")
         return table
 

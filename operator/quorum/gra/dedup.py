@@ -20,6 +20,8 @@ class Embedder:
     def __init__(self, model: str = PACKAGED_MODEL) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
         from sentence_transformers import SentenceTransformer
 
         self._model = SentenceTransformer(_model_path(model), device="cpu")

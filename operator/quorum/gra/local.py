@@ -7,24 +7,29 @@ here by the packaged SmolLM2-135M-Instruct (one llama.cpp server shared by all o
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from quorum.api.synthesis import SynthesisCounts
 from quorum.gra.config import GraConfig
 from quorum.gra.merge import merge_shards, write_manifest
 from quorum.gra.seeds import OnBadSeed
-from quorum.gra.shard import ProgressCallback, load_seed_set, run_shard
+from quorum.gra.shard import load_seed_set, run_shard
 from quorum.gra.store import claim_output
 from quorum.llm import ClientPool, ModelEndpoint, RetryPolicy
 
 log = logging.getLogger(__name__)
+
+ShardProgressCallback = Callable[[int, str, int, int, SynthesisCounts], None]
+"""(shard index, stage, done, total, shard counts): the shard callback with the shard named."""
 
 
 @dataclass(frozen=True)
@@ -89,7 +94,7 @@ def run_local(
     *,
     on_bad_seed: OnBadSeed = OnBadSeed.FAIL,
     restart: bool = False,
-    progress: ProgressCallback | None = None,
+    progress: ShardProgressCallback | None = None,
     endpoints: list[ModelEndpoint] | None = None,
 ) -> LocalRun:
     """Run every shard (resuming committed work), then merge. `endpoints` overrides model serving (tests)."""
@@ -119,15 +124,16 @@ async def _run_shards(
     out_dir: Path,
     endpoints: list[ModelEndpoint],
     seed_set: Any,
-    progress: ProgressCallback | None,
+    progress: ShardProgressCallback | None,
 ) -> dict[str, Any]:
     spec = config.spec
     limit = asyncio.Semaphore(spec.workers.parallelism)
     async with ClientPool(endpoints, RetryPolicy.from_spec(spec.calls)) as pool:
 
         async def shard(index: int) -> None:
+            report = None if progress is None else functools.partial(progress, index)
             async with limit:
-                await run_shard(config, index, endpoints, out_dir, progress=progress, pool=pool, seed_set=seed_set)
+                await run_shard(config, index, endpoints, out_dir, progress=report, pool=pool, seed_set=seed_set)
 
         await asyncio.gather(*(shard(i) for i in range(spec.workers.shards)))
         return {name: usage.as_dict() for name, usage in pool.usage().items()}

@@ -121,11 +121,11 @@ def generate_messages(domain: str, demos: list[tuple[Seed, dict[str, Any] | None
         if digest:
             lines.append(f"Keywords: {', '.join(digest.get('keywords', []))}. Summary: {digest.get('summary', '')}")
     lines.append(
-        "Now write a different task on a similar topic. Answer as JSON with instruction, input (may be empty), "
-        "output (a correct answer), keywords and summary."
+        "Now write a different task on a similar topic: the instruction, an optional input, a correct output, "
+        "a few keywords and a one-sentence summary."
     )
     return [
-        {"role": "system", "content": f"You write clear, correct {domain} exercises. Answer with JSON only."},
+        {"role": "system", "content": f"You write clear, correct {domain} exercises for students."},
         {"role": "user", "content": "\n".join(lines)},
     ]
 

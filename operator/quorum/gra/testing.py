@@ -115,3 +115,7 @@ class GraScript:
 
 def _json(value: dict[str, Any]) -> SimReply:
     return SimReply(text=json.dumps(value))
+
+
+default_responder = GraScript(duplicate_every=0)
+"""For `python -m quorum.llm.simulated --responder quorum.gra.testing:default_responder` (the benchmark)."""

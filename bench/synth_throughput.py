@@ -1,0 +1,199 @@
+"""GRA synthesis throughput, each figure against a baseline measured in the same run.
+
+1. Simulated backends of fixed latency (a separate process): achieved request rate ÷ (models × concurrency ÷
+   latency), in the steady middle of the run, and the pipeline's CPU time per sample.
+2. The real tiny model (xllamacpp): the pipeline's completion tokens/s ÷ the same server's tokens/s under a
+   plain load generator at the same concurrency.
+3. Dedup of 200k 384-d vectors (incremental, exact inner product) ÷ one all-against-all faiss search.
+
+Usage: python bench/synth_throughput.py [--quick] [--skip-model] [--dedup-n 200000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from quorum.api.synthesis import SynthesisJobSpec
+from quorum.gra import GraConfig, run_shard
+from quorum.gra.dedup import DedupIndex
+from quorum.llm import ClientPool, ModelEndpoint, RetryPolicy
+
+SEEDS = "\n".join(
+    f'{{"id": "s{i}", "domain": "{d}", "instruction": "Seed task {i} in {d}", "output": "answer {i}"}}'
+    for i, d in enumerate(["math", "code", "reasoning", "knowledge", "writing"] * 8)
+)
+
+
+def spec_for(endpoints: list[ModelEndpoint], samples: int, concurrency: int, **review: object) -> SynthesisJobSpec:
+    return SynthesisJobSpec.model_validate(
+        {
+            "models": [{"name": e.name, "endpoint": {"url": e.base_url, "model": e.model}} for e in endpoints],
+            "seeds": {"uri": "file://seeds.jsonl"},
+            "output": {"uri": "file://out"},
+            "generation": {"target": samples, "rounds": 1, "maxTokens": 200},
+            "review": {"reviewers": 2, "greyZone": "adjudicate", "maxTokens": 96, **review},
+            "adjudication": {"maxTokens": 96},
+            "postprocess": {"dedup": {"enabled": False}, "fillDigests": False},
+            "workers": {"shards": 1, "parallelism": 1, "concurrencyPerModel": concurrency},
+            "calls": {"timeoutSeconds": 600, "maxRetries": 1},
+        }
+    )
+
+
+async def run_pipeline(spec: SynthesisJobSpec, endpoints: list[ModelEndpoint], folder: Path) -> list[float]:
+    """Run one shard; returns the time of every finished model call (from the progress callback)."""
+    done: list[float] = []
+    last: dict[str, int] = {}
+
+    def progress(stage: str, finished: int, total: int, counts: object) -> None:
+        if finished > last.get(stage, 0):
+            done.extend([time.perf_counter()] * (finished - last.get(stage, 0)))
+            last[stage] = finished
+
+    config = GraConfig.from_spec(spec, base_dir=folder)
+    async with ClientPool(endpoints, RetryPolicy.from_spec(spec.calls)) as pool:
+        await run_shard(config, 0, endpoints, folder / "out", progress=progress, pool=pool)
+    return done
+
+
+def steady_rate(times: list[float]) -> float:
+    """Calls per second between the 10th and 90th percentile of completions (ramp-up and tail left out)."""
+    times = sorted(times)
+    low, high = times[len(times) // 10], times[(len(times) * 9) // 10]
+    return (len(times) * 0.8) / (high - low)
+
+
+def simulated(models: int, concurrency: int, latency: float, samples: int) -> None:
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "quorum.llm.simulated",
+            "--responder",
+            "quorum.gra.testing:default_responder",
+            "--latency",
+            str(latency),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        url = server.stdout.readline().strip()  # type: ignore[union-attr]
+        endpoints = [ModelEndpoint(f"m{i}", url, f"m{i}", None, concurrency) for i in range(models)]
+        with tempfile.TemporaryDirectory() as folder:
+            Path(folder, "seeds.jsonl").write_text(SEEDS)
+            spec = spec_for(endpoints, samples, concurrency)
+            cpu, wall = time.process_time(), time.perf_counter()
+            times = asyncio.run(run_pipeline(spec, endpoints, Path(folder)))
+            cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    finally:
+        server.terminate()
+        server.wait()
+    ideal = models * concurrency / latency
+    rate = steady_rate(times)
+    print(f"simulated: {models} models x {concurrency} concurrent, latency {latency * 1000:.0f} ms, {samples} samples")
+    print(
+        f"  calls {len(times)} in {wall:.1f}s; steady rate {rate:.0f}/s vs ideal {ideal:.0f}/s -> "
+        f"saturation ratio {rate / ideal:.3f}"
+    )
+    print(f"  pipeline CPU {cpu * 1000 / samples:.2f} ms per sample ({cpu * 1000 / len(times):.2f} ms per call)")
+
+
+async def plain_load(endpoint: ModelEndpoint, concurrency: int, requests: int, max_tokens: int) -> tuple[int, float]:
+    async with ClientPool([endpoint], RetryPolicy(timeout_seconds=600)) as pool:
+        client = pool[endpoint.name]
+        started = time.perf_counter()
+        queue = list(range(requests))
+
+        async def worker() -> int:
+            tokens = 0
+            while queue:
+                i = queue.pop()
+                reply = await client.chat(
+                    [{"role": "user", "content": f"Write a short paragraph about topic number {i}."}],
+                    max_tokens=max_tokens,
+                    temperature=0.8,
+                )
+                tokens += reply.completion_tokens
+            return tokens
+
+        totals = await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return sum(totals), time.perf_counter() - started
+
+
+def real_model(concurrency: int, samples: int) -> None:
+    from quorum.llm.local import LocalModelServer
+
+    with LocalModelServer(parallel=concurrency, ctx_size=2048) as server:
+        endpoint = server.endpoint("smollm", concurrency)
+        tokens, seconds = asyncio.run(plain_load(endpoint, concurrency, 2 * concurrency, 128))
+        raw = tokens / seconds
+        with tempfile.TemporaryDirectory() as folder:
+            Path(folder, "seeds.jsonl").write_text(SEEDS)
+            spec = spec_for([endpoint], samples, concurrency, allowSameModel=True)
+
+            async def run() -> int:
+                config = GraConfig.from_spec(spec, base_dir=folder)
+                async with ClientPool([endpoint], RetryPolicy.from_spec(spec.calls)) as pool:
+                    await run_shard(config, 0, [endpoint], Path(folder) / "out", pool=pool)
+                    return pool["smollm"].usage.completion_tokens
+
+            started = time.perf_counter()
+            pipeline_tokens = asyncio.run(run())
+            pipeline = pipeline_tokens / (time.perf_counter() - started)
+    print(f"real model (SmolLM2-135M, xllamacpp, {concurrency} parallel):")
+    print(
+        f"  plain load generator {raw:.1f} tokens/s; pipeline {pipeline:.1f} tokens/s "
+        f"({samples} samples, {pipeline_tokens} tokens) -> ratio {pipeline / raw:.3f}"
+    )
+
+
+def dedup(n: int) -> None:
+    import faiss
+
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((n, 384)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    vectors[1::50] = vectors[::50][: len(vectors[1::50])]  # 2% exact duplicates
+    started = time.perf_counter()
+    index = DedupIndex(384, 0.9)
+    decisions = index.admit(vectors, [str(i) for i in range(n)])
+    ours = time.perf_counter() - started
+    started = time.perf_counter()
+    flat = faiss.IndexFlatIP(384)
+    flat.add(vectors)
+    flat.search(vectors, 2)
+    baseline = time.perf_counter() - started
+    dropped = sum(1 for kept, _ in decisions if not kept)
+    print(
+        f"dedup: {n} x 384-d, {dropped} duplicates dropped, {ours:.1f}s "
+        f"({n / ours:.0f} vectors/s); all-against-all faiss search {baseline:.1f}s -> ratio {ours / baseline:.2f}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="smaller runs")
+    parser.add_argument("--skip-model", action="store_true")
+    parser.add_argument("--skip-dedup", action="store_true")
+    parser.add_argument("--dedup-n", type=int, default=200_000)
+    args = parser.parse_args()
+    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
+    simulated(models=3, concurrency=64, latency=2.0, samples=300 if args.quick else 900)
+    if not args.skip_model:
+        real_model(concurrency=4, samples=4 if args.quick else 8)
+    if not args.skip_dedup:
+        dedup(20_000 if args.quick else args.dedup_n)
+
+
+if __name__ == "__main__":
+    main()
