@@ -79,7 +79,12 @@ async def serving(
     """The real router on 127.0.0.1 for `spec` (its endpoints are the simulated backends)."""
     batcher = EmbeddingBatcher(embedder) if embedder is not None else None
     engine = RouterEngine(
-        name, spec, backend_endpoints(name, spec), artifact=artifact, batcher=batcher, require_artifact=artifact is not None
+        name,
+        spec,
+        backend_endpoints(name, spec),
+        artifact=artifact,
+        batcher=batcher,
+        require_artifact=artifact is not None,
     )
     async with RunningRouter(engine, TokenSource(value=token)) as router:
         yield router

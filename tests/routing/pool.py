@@ -11,18 +11,56 @@ from pathlib import Path
 from quorum.llm.simulated import SimReply, SimRequest
 
 CAPITALS = [
-    ("France", "Paris"), ("Japan", "Tokyo"), ("Italy", "Rome"), ("Spain", "Madrid"), ("Egypt", "Cairo"),
-    ("Kenya", "Nairobi"), ("Peru", "Lima"), ("Norway", "Oslo"), ("Greece", "Athens"), ("Poland", "Warsaw"),
-    ("Chile", "Santiago"), ("Cuba", "Havana"), ("Iran", "Tehran"), ("Iraq", "Baghdad"), ("Sweden", "Stockholm"),
-    ("Austria", "Vienna"), ("Portugal", "Lisbon"), ("Ireland", "Dublin"), ("Hungary", "Budapest"),
-    ("Finland", "Helsinki"), ("Denmark", "Copenhagen"), ("Thailand", "Bangkok"), ("Vietnam", "Hanoi"),
+    ("France", "Paris"),
+    ("Japan", "Tokyo"),
+    ("Italy", "Rome"),
+    ("Spain", "Madrid"),
+    ("Egypt", "Cairo"),
+    ("Kenya", "Nairobi"),
+    ("Peru", "Lima"),
+    ("Norway", "Oslo"),
+    ("Greece", "Athens"),
+    ("Poland", "Warsaw"),
+    ("Chile", "Santiago"),
+    ("Cuba", "Havana"),
+    ("Iran", "Tehran"),
+    ("Iraq", "Baghdad"),
+    ("Sweden", "Stockholm"),
+    ("Austria", "Vienna"),
+    ("Portugal", "Lisbon"),
+    ("Ireland", "Dublin"),
+    ("Hungary", "Budapest"),
+    ("Finland", "Helsinki"),
+    ("Denmark", "Copenhagen"),
+    ("Thailand", "Bangkok"),
+    ("Vietnam", "Hanoi"),
     ("Argentina", "Buenos Aires"),
 ]
 ELEMENTS = [
-    ("gold", "Au"), ("silver", "Ag"), ("iron", "Fe"), ("sodium", "Na"), ("potassium", "K"), ("lead", "Pb"),
-    ("copper", "Cu"), ("tin", "Sn"), ("mercury", "Hg"), ("tungsten", "W"), ("helium", "He"), ("neon", "Ne"),
-    ("oxygen", "O"), ("carbon", "C"), ("nitrogen", "N"), ("calcium", "Ca"), ("zinc", "Zn"), ("argon", "Ar"),
-    ("sulfur", "S"), ("chlorine", "Cl"), ("magnesium", "Mg"), ("uranium", "U"), ("lithium", "Li"), ("nickel", "Ni"),
+    ("gold", "Au"),
+    ("silver", "Ag"),
+    ("iron", "Fe"),
+    ("sodium", "Na"),
+    ("potassium", "K"),
+    ("lead", "Pb"),
+    ("copper", "Cu"),
+    ("tin", "Sn"),
+    ("mercury", "Hg"),
+    ("tungsten", "W"),
+    ("helium", "He"),
+    ("neon", "Ne"),
+    ("oxygen", "O"),
+    ("carbon", "C"),
+    ("nitrogen", "N"),
+    ("calcium", "Ca"),
+    ("zinc", "Zn"),
+    ("argon", "Ar"),
+    ("sulfur", "S"),
+    ("chlorine", "Cl"),
+    ("magnesium", "Mg"),
+    ("uranium", "U"),
+    ("lithium", "Li"),
+    ("nickel", "Ni"),
 ]
 TOPIC_TASK = {"arithmetic": "arithmetic", "capitals": "trivia", "elements": "trivia", "speed": "arithmetic"}
 ACCURACY = {  # model → topic → share of questions it answers correctly
@@ -46,15 +84,41 @@ def questions() -> list[dict]:
     items = []
     for i in range(24):
         a, b = 13 + 7 * i, 29 + 3 * i
-        items.append({"topic": "arithmetic", "question": f"Compute the sum {a} + {b}. Put the final number in \\boxed{{}}.", "answer": str(a + b)})
+        items.append(
+            {
+                "topic": "arithmetic",
+                "question": f"Compute the sum {a} + {b}. Put the final number in \\boxed{{}}.",
+                "answer": str(a + b),
+            }
+        )
         km, hours = 60 + 12 * i, 2 + i % 5
-        items.append({"topic": "speed", "question": f"A train travels {km * hours} kilometres in {hours} hours. What is its average speed in km/h?", "answer": str(km)})
+        items.append(
+            {
+                "topic": "speed",
+                "question": f"A train travels {km * hours} kilometres in {hours} hours. "
+                "What is its average speed in km/h?",
+                "answer": str(km),
+            }
+        )
         country, capital = CAPITALS[i]
         options, letter = _choices(capital, [c for _, c in CAPITALS], i)
-        items.append({"topic": "capitals", "question": f"Which city is the capital of {country}? {options}. Reply with 'Answer: <letter>'.", "answer": letter})
+        items.append(
+            {
+                "topic": "capitals",
+                "question": f"Which city is the capital of {country}? {options}. Reply with 'Answer: <letter>'.",
+                "answer": letter,
+            }
+        )
         element, symbol = ELEMENTS[i]
         options, letter = _choices(symbol, [s for _, s in ELEMENTS], i + 1)
-        items.append({"topic": "elements", "question": f"What is the chemical symbol of the element {element}? {options}. Reply with 'Answer: <letter>'.", "answer": letter})
+        items.append(
+            {
+                "topic": "elements",
+                "question": f"What is the chemical symbol of the element {element}? {options}. "
+                "Reply with 'Answer: <letter>'.",
+                "answer": letter,
+            }
+        )
     for item in items:
         item["task"] = TOPIC_TASK[item["topic"]]
     return items

@@ -13,7 +13,7 @@ from tests.routing.pool import ACCURACY, TOPIC_TASK, questions, responder_for
 
 
 def test_routed_accuracy_matches_the_per_topic_best_model_and_beats_every_single_model(full_pool):
-    spec, _, artifact, _ = full_pool
+    _, _, artifact, _ = full_pool
     overall = artifact.evaluation["overall"]
     per_task = artifact.evaluation["tasks"]
     # The per-cluster oracle: on each task the best model's held-out accuracy (each task here is two topics

@@ -30,13 +30,16 @@ def _spec(models: dict[str, str], **overrides):
 
 
 async def test_a_hanging_backend_delays_the_answer_by_at_most_its_timeout():
-    async with SimulatedBackend(lambda _: SimReply(hang=True)) as hanging, SimulatedBackend(_answer()) as healthy:
-        async with serving(_spec({"hangs": hanging.base_url, "works": healthy.base_url})) as router:
-            client = openai.AsyncOpenAI(base_url=router.base_url, api_key="x", max_retries=0)
-            started = time.perf_counter()
-            completion = await client.chat.completions.create(model="e", messages=[{"role": "user", "content": "q"}])
-            elapsed = time.perf_counter() - started
-            await client.close()
+    async with (
+        SimulatedBackend(lambda _: SimReply(hang=True)) as hanging,
+        SimulatedBackend(_answer()) as healthy,
+        serving(_spec({"hangs": hanging.base_url, "works": healthy.base_url})) as router,
+    ):
+        client = openai.AsyncOpenAI(base_url=router.base_url, api_key="x", max_retries=0)
+        started = time.perf_counter()
+        completion = await client.chat.completions.create(model="e", messages=[{"role": "user", "content": "q"}])
+        elapsed = time.perf_counter() - started
+        await client.close()
     assert completion.model_extra["quorum"]["models"] == ["works"]
     assert completion.model_extra["quorum"]["fallbacks"] == ["hangs"]
     assert TIMEOUT <= elapsed < TIMEOUT + 2.0
@@ -44,13 +47,16 @@ async def test_a_hanging_backend_delays_the_answer_by_at_most_its_timeout():
 
 async def test_a_dead_backend_is_skipped_and_then_left_alone_by_its_circuit_breaker():
     dead = f"http://127.0.0.1:{free_port()}/v1"
-    async with SimulatedBackend(_answer()) as healthy, serving(_spec({"dead": dead, "works": healthy.base_url})) as router:
-        async with httpx.AsyncClient(base_url=router.base_url, timeout=10) as http:
-            body = {"model": "e", "messages": [{"role": "user", "content": "q"}]}
-            first = await http.post("/chat/completions", json=body)
-            second = await http.post("/chat/completions", json=body)
-            ready = await http.get(router.base_url.removesuffix("/v1") + "/readyz")
-            metrics = (await http.get(router.base_url.removesuffix("/v1") + "/metrics")).text
+    async with (
+        SimulatedBackend(_answer()) as healthy,
+        serving(_spec({"dead": dead, "works": healthy.base_url})) as router,
+        httpx.AsyncClient(base_url=router.base_url, timeout=10) as http,
+    ):
+        body = {"model": "e", "messages": [{"role": "user", "content": "q"}]}
+        first = await http.post("/chat/completions", json=body)
+        second = await http.post("/chat/completions", json=body)
+        ready = await http.get(router.base_url.removesuffix("/v1") + "/readyz")
+        metrics = (await http.get(router.base_url.removesuffix("/v1") + "/metrics")).text
     assert first.status_code == second.status_code == 200
     assert first.json()["quorum"]["fallbacks"] == ["dead"]
     assert second.json()["quorum"]["fallbacks"] == []  # the circuit is open: "dead" is no longer tried
@@ -79,10 +85,13 @@ async def test_quorum_vote_survives_some_failed_samples():
     def flaky(_):
         return SimReply(status=500) if next(calls) % 3 == 0 else SimReply(text="\\boxed{4}")
 
-    async with SimulatedBackend(flaky) as sim, serving(_spec({"flaky": sim.base_url})) as router:
-        async with httpx.AsyncClient(timeout=10) as http:
-            body = {"model": "e", "messages": [{"role": "user", "content": "2+2"}], "quorum": {"task": "arithmetic"}}
-            response = await http.post(router.base_url + "/chat/completions", json=body)
+    async with (
+        SimulatedBackend(flaky) as sim,
+        serving(_spec({"flaky": sim.base_url})) as router,
+        httpx.AsyncClient(timeout=10) as http,
+    ):
+        body = {"model": "e", "messages": [{"role": "user", "content": "2+2"}], "quorum": {"task": "arithmetic"}}
+        response = await http.post(router.base_url + "/chat/completions", json=body)
     audit = response.json()["quorum"]
     assert response.status_code == 200
     assert audit["samples"] == {"requested": 3, "received": 2}
@@ -103,18 +112,24 @@ async def test_quorum_vote_survives_some_failed_samples():
     ],
 )
 async def test_malformed_requests_get_400_in_openai_shape(body):
-    async with SimulatedBackend(_answer()) as sim, serving(_spec({"m": sim.base_url})) as router:
-        async with httpx.AsyncClient() as http:
-            response = await http.post(
-                router.base_url + "/chat/completions", content=body, headers={"Content-Type": "application/json"}
-            )
+    async with (
+        SimulatedBackend(_answer()) as sim,
+        serving(_spec({"m": sim.base_url})) as router,
+        httpx.AsyncClient() as http,
+    ):
+        response = await http.post(
+            router.base_url + "/chat/completions", content=body, headers={"Content-Type": "application/json"}
+        )
     assert response.status_code == 400
     assert response.json()["error"]["type"] == "invalid_request_error"
     assert not sim.requests
 
 
 async def test_many_concurrent_requests_with_one_hanging_backend_all_complete():
-    async with SimulatedBackend(lambda _: SimReply(hang=True)) as hanging, SimulatedBackend(_answer(), latency_s=0.01) as healthy:
+    async with (
+        SimulatedBackend(lambda _: SimReply(hang=True)) as hanging,
+        SimulatedBackend(_answer(), latency_s=0.01) as healthy,
+    ):
         spec = _spec({"hangs": hanging.base_url, "works": healthy.base_url}, voting={"samples": 1})
         # aiohttp as the load generator: httpx's own pool would be the bottleneck at 300 concurrent requests
         async with serving(spec) as router, aiohttp.ClientSession() as http:

@@ -109,7 +109,11 @@ async def test_strategy_single_streams_the_backend_tokens():
             stream = await client.chat.completions.create(
                 model="ensemble", messages=[{"role": "user", "content": "count"}], stream=True
             )
-            pieces = [chunk.choices[0].delta.content async for chunk in stream if chunk.choices and chunk.choices[0].delta.content]
+            pieces = [
+                chunk.choices[0].delta.content
+                async for chunk in stream
+                if chunk.choices and chunk.choices[0].delta.content
+            ]
             await client.close()
     assert len(pieces) == 3 and "".join(pieces) == "one two three"
     assert sim.requests[0].body["stream"] is True

@@ -2,27 +2,130 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
+import logging
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import typer
 
-from quorum.cli.common import not_available
+from quorum.api.ensemble import EnsembleRouterSpec
+from quorum.api.resources import EnsembleRouter
+from quorum.cli.common import console, fail, read_resource
+from quorum.llm import ModelEndpoint
 
 app = typer.Typer(help="Calibrate and serve the Avengers router of an EnsembleRouter.", no_args_is_help=True)
+
+ARTIFACT_DIR_ENV = "QUORUM_ARTIFACT_DIR"
+
+
+def _parse_backends(pairs: list[str]) -> dict[str, str]:
+    overrides = {}
+    for pair in pairs:
+        name, sep, url = pair.partition("=")
+        if not sep or not url.startswith(("http://", "https://")):
+            fail(f"--backend expects NAME=URL (with http:// or https://), got {pair!r}")
+        overrides[name] = url
+    return overrides
+
+
+def _needs_local_model(spec: EnsembleRouterSpec, overrides: dict[str, str]) -> list[str]:
+    """Models that local mode serves with the packaged tiny model: no endpoint, no URL override."""
+    from quorum.routing.config import env_name
+
+    return [
+        m.name
+        for m in spec.models
+        if m.endpoint is None
+        and m.name not in overrides
+        and not os.environ.get(env_name("QUORUM_BACKEND_URL_", m.name))
+    ]
+
+
+@contextlib.contextmanager
+def _endpoints(resource: EnsembleRouter, overrides: dict[str, str], local: bool) -> Iterator[list[ModelEndpoint]]:
+    """Backend endpoints; in local mode one packaged-model server stands in for every model without one."""
+    from quorum.routing.config import backend_endpoints
+
+    spec = resource.spec
+    missing = _needs_local_model(spec, overrides) if local else []
+    if not missing:
+        yield backend_endpoints(resource.metadata.name, spec, overrides=overrides)
+        return
+    from quorum.llm.local import LocalModelServer
+
+    console.print(f"local mode: serving {', '.join(missing)} with the packaged tiny model on 127.0.0.1")
+    with LocalModelServer() as server:
+        local_overrides = {**overrides, **{name: server.base_url for name in missing}}
+        endpoints = backend_endpoints(resource.metadata.name, spec, overrides=local_overrides)
+        yield [
+            ModelEndpoint(e.name, e.base_url, server.alias, e.api_key, server.parallel) if e.name in missing else e
+            for e in endpoints
+        ]
 
 
 @app.command()
 def calibrate(
-    config: Path = typer.Option(..., "--config", exists=True, help="EnsembleRouter manifest."),
+    config: Path = typer.Option(..., "--config", exists=True, dir_okay=False, help="EnsembleRouter manifest."),
     out: Path = typer.Option(..., "--out", help="Directory for the calibration artifact bundle."),
+    backend: list[str] = typer.Option([], "--backend", help="NAME=URL: base URL (with /v1) for a model."),
+    pvc_root: Path | None = typer.Option(None, "--pvc-root", help="Where pvc://<claim>/ is mounted (default /data)."),
+    local: bool | None = typer.Option(
+        None,
+        "--local/--cluster",
+        help="Serve models without an endpoint with the packaged tiny model (default: local outside a cluster).",
+    ),
 ) -> None:
     """Embed, cluster and score every model on the calibration set; evaluate on the held-out split."""
-    not_available("router calibrate")
+    from quorum.routing.artifact import save_artifact
+    from quorum.routing.calibrate import calibrate as run_calibration
+    from quorum.routing.dataset import DatasetError, load_dataset
+    from quorum.routing.embedding import shared_embedder
+
+    resource = read_resource(config, EnsembleRouter)
+    spec = resource.spec
+    if local is None:
+        local = "KUBERNETES_SERVICE_HOST" not in os.environ
+    try:
+        items = load_dataset(spec.calibration.dataset, base_dir=config.resolve().parent, pvc_root=pvc_root)
+    except DatasetError as error:
+        fail(str(error))
+    embedder = shared_embedder(spec.embedding.model)
+    with _endpoints(resource, _parse_backends(backend), local) as endpoints:
+        console.print(f"calibrating {len(endpoints)} model(s) on {len(items)} questions")
+
+        def progress(done: int, total: int) -> None:
+            if done == total or done % max(1, total // 10) == 0:
+                console.print(f"  answered {done}/{total}")
+
+        artifact = asyncio.run(run_calibration(spec, endpoints, items, embedder, progress=progress))
+    path = save_artifact(artifact, out)
+    summary = {
+        "artifact": str(path),
+        "checksum": artifact.checksum,
+        "clusters": artifact.task_map.clusters,
+        "questions": len(items),
+        "failedCalls": artifact.calibration["failedCalls"],
+        "evaluation": artifact.evaluation.get("overall", {}),
+    }
+    typer.echo(json.dumps(summary, indent=2))
 
 
 @app.command()
 def serve(
-    config: Path = typer.Option(..., "--config", exists=True, help="EnsembleRouter manifest."),
+    config: Path = typer.Option(..., "--config", exists=True, dir_okay=False, help="EnsembleRouter manifest."),
+    artifact: Path | None = typer.Option(
+        None, "--artifact", help=f"Calibration bundle directory (default ${ARTIFACT_DIR_ENV} when set)."
+    ),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (0.0.0.0 in a pod)."),
+    port: int | None = typer.Option(None, "--port", help="Port (default spec.router.port)."),
+    backend: list[str] = typer.Option([], "--backend", help="NAME=URL: base URL (with /v1) for a model."),
+    token_file: Path | None = typer.Option(
+        None, "--token-file", help="File with the bearer token clients must send (or $QUORUM_ROUTER_TOKEN[_FILE])."
+    ),
     local: bool = typer.Option(
         False,
         "--local",
@@ -30,4 +133,34 @@ def serve(
     ),
 ) -> None:
     """Serve the OpenAI-compatible routing and voting API."""
-    not_available("router serve")
+    from aiohttp import web
+
+    from quorum.routing.artifact import ArtifactError, load_artifact
+    from quorum.routing.config import TokenSource
+    from quorum.routing.embedding import EmbeddingBatcher, shared_embedder
+    from quorum.routing.engine import RouterEngine
+    from quorum.routing.server import build_app
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    resource = read_resource(config, EnsembleRouter)
+    spec = resource.spec
+    directory = artifact or (Path(os.environ[ARTIFACT_DIR_ENV]) if os.environ.get(ARTIFACT_DIR_ENV) else None)
+    loaded = None
+    if directory is not None:
+        try:
+            loaded = load_artifact(directory)
+        except ArtifactError as error:
+            fail(str(error))
+    elif len(spec.models) > 1:
+        console.print("[yellow]no --artifact: routing falls back to spec order and /readyz stays 503[/yellow]")
+    try:
+        token = TokenSource.from_environment(token_file)
+    except ValueError as error:
+        fail(str(error))
+    batcher = EmbeddingBatcher(shared_embedder(loaded.embedder)) if loaded and len(spec.models) > 1 else None
+    with _endpoints(resource, _parse_backends(backend), local) as endpoints:
+        engine = RouterEngine(resource.metadata.name, spec, endpoints, artifact=loaded, batcher=batcher)
+        listen = port or spec.router.port
+        auth = "bearer token required" if token.enabled else "no auth"
+        console.print(f"router {resource.metadata.name} on http://{host}:{listen}/v1 ({auth})")
+        web.run_app(build_app(engine, token), host=host, port=listen, access_log=None, print=None)

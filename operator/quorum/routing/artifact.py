@@ -180,5 +180,7 @@ def load_artifact(directory: Path) -> Artifact:
     path = directory / ARTIFACT_FILE
     if not path.is_file():
         raise ArtifactError(f"no calibration artifact at {path} (run `quorum router calibrate` first)")
-    files = {p.name: p.read_text(encoding="utf-8") for p in directory.iterdir() if p.name in (ARTIFACT_FILE, SCORES_FILE)}
+    files = {
+        p.name: p.read_text(encoding="utf-8") for p in directory.iterdir() if p.name in (ARTIFACT_FILE, SCORES_FILE)
+    }
     return from_files(files)

@@ -22,8 +22,8 @@ from quorum.routing.artifact import Artifact
 from quorum.routing.dataset import CalibrationItem, fingerprint, split
 from quorum.routing.embedding import Embedder
 from quorum.routing.strategy import decide, make_samples
-from quorum.routing.tasks import TaskRule, rule_for, task_rules
 from quorum.routing.taskmap import TaskMap, build_task_map, cluster_accuracy
+from quorum.routing.tasks import TaskRule, rule_for, task_rules
 
 Progress = Callable[[int, int], None]
 
@@ -37,7 +37,9 @@ class ModelAnswers:
     failures: int
 
 
-async def _sample(client: ChatClient, item: CalibrationItem, samples: int, temperature: float, max_tokens: int) -> list[str]:
+async def _sample(
+    client: ChatClient, item: CalibrationItem, samples: int, temperature: float, max_tokens: int
+) -> list[str]:
     """`samples` answers; servers that ignore `n` are topped up with single calls."""
     messages = [{"role": "user", "content": item.question}]
     completion = await client.chat(messages, n=samples, temperature=temperature, max_tokens=max_tokens)
@@ -235,7 +237,14 @@ async def add_models(
     async with ClientPool(list(endpoints), endpoints_policy(spec)) as pool:
         results = await asyncio.gather(
             *(
-                answer_all(pool[e.name], subset, rules, samples=cal.samples, temperature=cal.temperature, max_tokens=cal.max_tokens)
+                answer_all(
+                    pool[e.name],
+                    subset,
+                    rules,
+                    samples=cal.samples,
+                    temperature=cal.temperature,
+                    max_tokens=cal.max_tokens,
+                )
                 for e in endpoints
             )
         )

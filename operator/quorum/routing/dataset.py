@@ -9,8 +9,8 @@ import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from quorum.api.ensemble import CalibrationDataset
 from quorum.api.common import DataFormat
+from quorum.api.ensemble import CalibrationDataset
 
 PVC_ROOT_ENV = "QUORUM_PVC_ROOT"
 """Where `pvc://<claim>/<path>` claims are mounted (`<root>/<claim>/<path>`); the calibration Job sets it."""
@@ -43,7 +43,9 @@ def resolve_uri(uri: str, *, base_dir: Path, pvc_root: Path | None = None) -> Pa
         return root / rest
     if scheme == "configmap":
         return Path(os.environ.get(CONFIGMAP_ROOT_ENV, DEFAULT_CONFIGMAP_ROOT)) / rest
-    raise DatasetError(f"calibration dataset {uri!r}: scheme {scheme!r} is not readable here (use file, pvc, configmap)")
+    raise DatasetError(
+        f"calibration dataset {uri!r}: scheme {scheme!r} is not readable here (use file, pvc, configmap)"
+    )
 
 
 def _records(path: Path, data_format: DataFormat) -> list[dict]:
@@ -113,10 +115,7 @@ def split(items: list[CalibrationItem], test_fraction: float, seed: int) -> tupl
         indices = by_task[task][:]
         rng.shuffle(indices)
         n_test = round(len(indices) * test_fraction)
-        if len(indices) >= 2:
-            n_test = min(max(n_test, 1), len(indices) - 1)
-        else:
-            n_test = 0
+        n_test = min(max(n_test, 1), len(indices) - 1) if len(indices) >= 2 else 0
         held_out.extend(indices[:n_test])
         calibration.extend(indices[n_test:])
     return sorted(calibration), sorted(held_out)

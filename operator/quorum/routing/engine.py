@@ -21,8 +21,8 @@ import httpx
 import numpy as np
 
 from quorum.api.ensemble import EnsembleRouterSpec, TaskKind, VotingStrategy
-from quorum.llm.aiohttp_transport import AiohttpTransport
 from quorum.llm import CallFailed, ChatClient, Completion, ModelEndpoint, RetryPolicy
+from quorum.llm.aiohttp_transport import AiohttpTransport
 from quorum.routing.artifact import Artifact
 from quorum.routing.breaker import CircuitBreaker
 from quorum.routing.embedding import EmbeddingBatcher, conversation_text
@@ -230,7 +230,9 @@ class RouterEngine:
         count: int,
         fallbacks: list[str],
     ) -> RoutedAnswer:
-        per_model = [make_samples(g.model, rank, [c.text for c in g.completions], rule) for rank, g in enumerate(chosen)]
+        per_model = [
+            make_samples(g.model, rank, [c.text for c in g.completions], rule) for rank, g in enumerate(chosen)
+        ]
         finish = {(g.model, i): c.finish_reason for g in chosen for i, c in enumerate(g.completions)}
         embed = None
         if not rule.votes_on_strings and self.batcher is not None:
@@ -238,7 +240,9 @@ class RouterEngine:
         if strategy is VotingStrategy.SINGLE:
             decision = Decision(chosen=per_model[0][0], answer=None)
         else:
-            decision = decide(strategy, per_model, rule, switch_threshold=self.spec.voting.switch_threshold, embed=embed)
+            decision = decide(
+                strategy, per_model, rule, switch_threshold=self.spec.voting.switch_threshold, embed=embed
+            )
             self.metrics.agreement.observe(decision.agreement)
         ordered = _choice_order(decision, [s for samples in per_model for s in samples], request.n)
         models = [g.model for g in chosen]

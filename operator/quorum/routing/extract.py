@@ -19,7 +19,7 @@ _THOUSANDS = re.compile(r"(?<![\d.])(-?\d{1,3}(?:,\d{3})+)(?![\d])")
 _TEXT_COMMAND = re.compile(r"\\(?:text|textbf|mathrm|mbox|mathbf|operatorname)\s*\{([^{}]*)\}")
 _FRAC = re.compile(r"\\frac\s*\{([^{}]*)\}\s*\{([^{}]*)\}")
 _FRAC_SHORT = re.compile(r"\\frac\s*(\d)\s*(\d)")
-_SQRT = re.compile(r"\\sqrt\s*(\d+)")
+_SQRT = re.compile(r"\\sqrt\s*\{\s*(\d+)\s*\}")
 _UNIT_TAIL = re.compile(r"^(-?[\d.]+(?:/\d+)?)\s*(?:[a-zA-Z°]+\.?\s*){1,3}$")
 _LEADING_VARIABLE = re.compile(r"^[a-zA-Z]\s*=\s*(?=\S)")
 
@@ -126,10 +126,10 @@ def normalize_math(answer: str) -> str | None:
     s = s.rstrip(".").strip()
     if s.endswith("%"):
         s = s[:-1].strip()
+    s = _SQRT.sub(lambda m: f"\\sqrt{m.group(1)}", s)  # \sqrt{2} = \sqrt2, and frees \frac{\sqrt{3}}{2}
     for _ in range(3):  # nested fractions resolve from the inside out
         s = _FRAC.sub(lambda m: f"({m.group(1)})/({m.group(2)})", s)
     s = _FRAC_SHORT.sub(lambda m: f"{m.group(1)}/{m.group(2)}", s)
-    s = _SQRT.sub(lambda m: f"\\sqrt{{{m.group(1)}}}", s)
     unit = _UNIT_TAIL.match(s)
     if unit:
         s = unit.group(1)

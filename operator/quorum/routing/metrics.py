@@ -15,7 +15,10 @@ class RouterMetrics:
             "quorum_router_requests", "Client requests by strategy and HTTP status.", ["strategy", "status"], registry=r
         )
         self.decisions = Counter(
-            "quorum_router_route_decisions", "Routing decisions by nearest cluster and first model.", ["cluster", "model"], registry=r
+            "quorum_router_route_decisions",
+            "Routing decisions by nearest cluster and first model.",
+            ["cluster", "model"],
+            registry=r,
         )
         self.agreement = Histogram(
             "quorum_router_vote_agreement",
@@ -24,16 +27,28 @@ class RouterMetrics:
             registry=r,
         )
         self.routing_seconds = Histogram(
-            "quorum_router_routing_seconds", "Time to embed a query and choose its models.", buckets=LATENCY_BUCKETS, registry=r
+            "quorum_router_routing_seconds",
+            "Time to embed a query and choose its models.",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
         )
         self.backend_latency = Histogram(
-            "quorum_router_backend_latency_seconds", "Latency of successful backend calls.", ["model"], buckets=LATENCY_BUCKETS, registry=r
+            "quorum_router_backend_latency_seconds",
+            "Latency of successful backend calls.",
+            ["model"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
         )
         self.backend_errors = Counter(
             "quorum_router_backend_errors", "Failed backend calls by reason.", ["model", "reason"], registry=r
         )
-        self.fallbacks = Counter("quorum_router_fallbacks", "Requests that fell back to a lower-ranked model.", ["model"], registry=r)
+        self.fallbacks = Counter(
+            "quorum_router_fallbacks", "Requests that fell back to a lower-ranked model.", ["model"], registry=r
+        )
         self.backend_available = Gauge(
-            "quorum_router_backend_available", "1 when the backend's circuit lets requests through.", ["model"], registry=r
+            "quorum_router_backend_available",
+            "1 when the backend's circuit lets requests through.",
+            ["model"],
+            registry=r,
         )
         self.in_flight = Gauge("quorum_router_requests_in_flight", "Client requests being served.", registry=r)

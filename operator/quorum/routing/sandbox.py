@@ -22,10 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 _NO_SOCKETS = (
-    "import sys as _s\n"
-    "for _m in ('socket', '_socket', 'ssl', '_ssl'):\n"
-    "    _s.modules[_m] = None\n"
-    "del _s, _m\n"
+    "import sys as _s\nfor _m in ('socket', '_socket', 'ssl', '_ssl'):\n    _s.modules[_m] = None\ndel _s, _m\n"
 )
 
 
@@ -89,5 +86,6 @@ async def run_tests(
             await process.wait()
             return SandboxResult(passed=False, timed_out=True, returncode=None, output="")
         text = output.decode("utf-8", "replace")[-2000:]
-        return SandboxResult(passed=process.returncode == 0, timed_out=False, returncode=process.returncode, output=text)
-
+        return SandboxResult(
+            passed=process.returncode == 0, timed_out=False, returncode=process.returncode, output=text
+        )

@@ -79,7 +79,9 @@ class ChatBody(BaseModel):
         )
 
 
-def error_response(status: int, message: str, kind: str, param: str | None = None, code: str | None = None) -> web.Response:
+def error_response(
+    status: int, message: str, kind: str, param: str | None = None, code: str | None = None
+) -> web.Response:
     body = {"error": {"message": message, "type": kind, "param": param, "code": code}}
     return web.json_response(body, status=status)
 
@@ -89,20 +91,28 @@ def bad_request(message: str, param: str | None = None) -> web.Response:
 
 
 @web.middleware
-async def _errors_and_auth(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+async def _errors_and_auth(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
     token = request.app[TOKEN].current()
     if token is not None and request.path not in OPEN_PATHS:
         sent = request.headers.get("Authorization", "")
         scheme, _, value = sent.partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), token.encode()):
-            return error_response(401, "missing or invalid bearer token", "authentication_error", code="invalid_api_key")
+            return error_response(
+                401, "missing or invalid bearer token", "authentication_error", code="invalid_api_key"
+            )
     try:
         return await handler(request)
     except web.HTTPException as error:
         if error.status == 404:
-            return error_response(404, f"no route {request.method} {request.path}", "invalid_request_error", code="not_found")
+            return error_response(
+                404, f"no route {request.method} {request.path}", "invalid_request_error", code="not_found"
+            )
         if error.status == 405:
-            return error_response(405, f"method {request.method} not allowed on {request.path}", "invalid_request_error")
+            return error_response(
+                405, f"method {request.method} not allowed on {request.path}", "invalid_request_error"
+            )
         if error.status == 413:
             return bad_request("request body too large")
         raise
@@ -198,7 +208,12 @@ class RouterServer:
     async def _stream(self, request: web.Request, chat: ChatRequest, model_name: str) -> web.StreamResponse:
         model, chunks = await self.engine.stream(chat)
         response = web.StreamResponse(
-            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "x-quorum-strategy": "single", "x-quorum-models": model}
+            headers={
+                "Content-Type": "text/event-stream",
+                "Cache-Control": "no-cache",
+                "x-quorum-strategy": "single",
+                "x-quorum-models": model,
+            }
         )
         await response.prepare(request)
         try:
@@ -220,9 +235,21 @@ class RouterServer:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", **_headers(audit)})
         await response.prepare(request)
         for index, (text, finish) in enumerate(answer.choices):
-            base = {"id": completion_id, "object": "chat.completion.chunk", "created": int(time.time()), "model": model_name}
-            first = {**base, "choices": [{"index": index, "delta": {"role": "assistant", "content": text}, "finish_reason": None}]}
-            last = {**base, "choices": [{"index": index, "delta": {}, "finish_reason": finish or "stop"}], "quorum": audit}
+            base = {
+                "id": completion_id,
+                "object": "chat.completion.chunk",
+                "created": int(time.time()),
+                "model": model_name,
+            }
+            first = {
+                **base,
+                "choices": [{"index": index, "delta": {"role": "assistant", "content": text}, "finish_reason": None}],
+            }
+            last = {
+                **base,
+                "choices": [{"index": index, "delta": {}, "finish_reason": finish or "stop"}],
+                "quorum": audit,
+            }
             await response.write(f"data: {json.dumps(first)}\n\ndata: {json.dumps(last)}\n\n".encode())
         await response.write(b"data: [DONE]\n\n")
         await response.write_eof()
@@ -282,7 +309,9 @@ def build_app(engine: RouterEngine, token: TokenSource | None = None) -> web.App
 class RunningRouter:
     """The router on 127.0.0.1 (or any host) in the current event loop: `async with RunningRouter(...) as r`."""
 
-    def __init__(self, engine: RouterEngine, token: TokenSource | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, engine: RouterEngine, token: TokenSource | None = None, host: str = "127.0.0.1", port: int = 0
+    ) -> None:
         self.app = build_app(engine, token)
         self.host = host
         self.port = port

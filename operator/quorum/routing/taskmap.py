@@ -89,7 +89,11 @@ class TaskMap:
         """Models best first; ties by global accuracy, then by name."""
         order = sorted(
             range(len(self.models)),
-            key=lambda m: (-round(float(self.accuracy[cluster, m]), 9), -float(self.global_accuracy[m]), self.models[m]),
+            key=lambda m: (
+                -round(float(self.accuracy[cluster, m]), 9),
+                -float(self.global_accuracy[m]),
+                self.models[m],
+            ),
         )
         return [self.models[m] for m in order]
 
@@ -101,9 +105,7 @@ class TaskMap:
         top = np.argsort(-similarity, kind="stable")[: max(1, min(count, self.clusters))]
         return [(int(c), float(similarity[c])) for c in top]
 
-    def route(
-        self, vector: np.ndarray, *, blended: int, beta: float, select: int, available: Collection[str]
-    ) -> Route:
+    def route(self, vector: np.ndarray, *, blended: int, beta: float, select: int, available: Collection[str]) -> Route:
         """Score each available model over the nearest centres and keep the best `select`.
 
         Available models missing from the map (added after calibration) get the worst rank."""
