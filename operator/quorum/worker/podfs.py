@@ -27,7 +27,7 @@ def pod_path(path: str | Path) -> Path:
     """The file behind a pod path: itself in a pod, under `QUORUM_FS_ROOT` when one is set."""
     path = Path(path)
     root = fs_root()
-    if root is None or not path.is_absolute():
+    if root is None or not path.is_absolute() or path.is_relative_to(root):
         return path
     return root / path.relative_to(path.anchor)
 
