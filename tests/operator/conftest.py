@@ -10,12 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from e2e.pod_runner import PodRunner, dump_runs
 
 from quorum.handlers.kube import Kube, load_config
 from quorum.handlers.runner import OperatorOptions, run_operator
 
 MANUAL_PODS = {"quorum.dev/e2e-pod-status": "manual"}
 """kwok leaves pods with this annotation alone, so the test decides their fate (see e2e/pods.py)."""
+QUORUM_PODS = "app.kubernetes.io/managed-by=quorum"
 
 
 @contextmanager
@@ -64,3 +66,61 @@ def start_operator(kubeconfig: Path, namespace: str) -> Callable[..., Any]:
         )
 
     return start
+
+
+@pytest.fixture
+def pod_runner(kubeconfig: Path, namespace: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[PodRunner]:
+    """Runs every Quorum pod of the test's namespace as a local process (see e2e/pod_runner.py); start the
+    operator with `manual_pods=True` so kwok leaves those pods to it. Prints every pod's log on failure."""
+    runner = PodRunner(kubeconfig, namespace, tmp_path / "node")
+    with runner.serving(QUORUM_PODS):
+        yield runner
+    report = getattr(request.node, "rep_call", None)
+    if runner.errors or (report is not None and report.failed):
+        print(dump_runs(runner))
+
+
+@pytest.fixture
+def host_claim(kube: Any, namespace: str, tmp_path: Path) -> Iterator[Callable[[str], Path]]:
+    """`host_claim("results")` creates a PersistentVolumeClaim bound to a hostPath PersistentVolume in a
+    temporary directory (what the pod runner mounts) and returns that directory."""
+    volumes: list[str] = []
+
+    def create(claim: str) -> Path:
+        path = tmp_path / "volumes" / claim
+        path.mkdir(parents=True)
+        volume = f"{namespace}-{claim}"
+        volumes.append(volume)
+        storage = {"storage": "1Gi"}
+        kube.apply(
+            {
+                "apiVersion": "v1",
+                "kind": "PersistentVolume",
+                "metadata": {"name": volume},
+                "spec": {
+                    "capacity": storage,
+                    "accessModes": ["ReadWriteMany"],
+                    "storageClassName": "",
+                    "hostPath": {"path": str(path)},
+                    "claimRef": {"namespace": namespace, "name": claim},
+                },
+            }
+        )
+        kube.apply(
+            {
+                "apiVersion": "v1",
+                "kind": "PersistentVolumeClaim",
+                "metadata": {"name": claim},
+                "spec": {
+                    "accessModes": ["ReadWriteMany"],
+                    "storageClassName": "",
+                    "volumeName": volume,
+                    "resources": {"requests": storage},
+                },
+            }
+        )
+        return path
+
+    yield create
+    for volume in volumes:
+        kube.kubectl("delete", "persistentvolume", volume, "--wait=false", "--ignore-not-found", check=False)

@@ -448,6 +448,8 @@ class ShardStatus(ApiModel):
     """The shard's funnel."""
     attempt: int = 0
     """Worker attempt (pod restarts of this index)."""
+    fingerprint: str = ""
+    """Fingerprint of the configuration the worker ran, so reports of an older configuration are ignored."""
     updated: str | None = None
     """RFC 3339 time of the report."""
 

@@ -139,7 +139,10 @@ def router_deployment(owner: Owner, spec: EnsembleRouterSpec, artifact: str, che
     if settings.auth_secret_ref is not None:
         ref = settings.auth_secret_ref
         env.append({"name": ROUTER_TOKEN_ENV, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}})
-    probe = {"httpGet": {"path": "/health", "port": "http"}}
+    # The router's own endpoints: /healthz (the process serves) and /readyz (a backend can answer and the
+    # artifact is loaded), so traffic only reaches a router that can route.
+    alive = {"httpGet": {"path": "/healthz", "port": "http"}}
+    ready = {"httpGet": {"path": "/readyz", "port": "http"}}
     pod_spec = quorum_pod_spec(
         image=settings.image or DEFAULT_IMAGE,
         args=[
@@ -164,9 +167,9 @@ def router_deployment(owner: Owner, spec: EnsembleRouterSpec, artifact: str, che
         extra_mounts=[{"name": "artifact", "mountPath": ARTIFACT_DIR, "readOnly": True}],
         ports=[{"name": "http", "containerPort": settings.port}],
         probes={
-            "startupProbe": {**probe, "periodSeconds": 5, "failureThreshold": 60},
-            "readinessProbe": {**probe, "periodSeconds": 5},
-            "livenessProbe": {**probe, "periodSeconds": 15, "failureThreshold": 4},
+            "startupProbe": {**alive, "periodSeconds": 5, "failureThreshold": 60},
+            "readinessProbe": {**ready, "periodSeconds": 5},
+            "livenessProbe": {**alive, "periodSeconds": 15, "failureThreshold": 4},
         },
     )
     deployment_spec: dict[str, Any] = {

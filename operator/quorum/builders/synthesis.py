@@ -20,6 +20,8 @@ MERGE_COMPONENT = "synthesis-merge"
 CONFIG_KEY = "synthesisjob.yaml"
 CONFIG_PATH = f"{CONFIG_DIR}/{CONFIG_KEY}"
 FINGERPRINT_ANNOTATION = "quorum.dev/fingerprint"
+OUTPUT_URI_ANNOTATION = "quorum.dev/output-uri"
+"""The output location as the user wrote it (`pvc://...`), for the URIs the merge reports back."""
 
 LIVE_CONTROLS = ("suspend", "activeDeadlineSeconds", "ttlSecondsAfterFinished", "backends")
 """Spec fields applied to a running job in place; every other field shapes the output and is in the
@@ -83,7 +85,7 @@ def worker_manifest(owner: Owner, spec: SynthesisJobSpec, storage: PodStorage) -
         "metadata": {
             "name": owner.name,
             "namespace": owner.namespace,
-            "annotations": {FINGERPRINT_ANNOTATION: fingerprint(spec)},
+            "annotations": {FINGERPRINT_ANNOTATION: fingerprint(spec), OUTPUT_URI_ANNOTATION: spec.output.uri},
         },
         "spec": wire,
     }

@@ -1,0 +1,103 @@
+"""A SynthesisJob doing real work on the control plane: the operator creates the worker Indexed Job and the
+merge Job, the pod runner executes those pods as `quorum worker synth` processes (with the worker's own
+ServiceAccount token), the workers call a simulated model over HTTP on 127.0.0.1 and write a real dataset,
+and the status ends Succeeded with the manifest's counts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from e2e.kube import eventually
+
+from quorum.api.synthesis import SynthesisJobSpec
+from quorum.gra import GraConfig, run_local
+from quorum.gra.testing import GraScript
+from quorum.handlers.synthesis import COUNT_KEYS
+from quorum.llm import ModelEndpoint
+from quorum.llm.simulated import SimulatedBackend
+from tests.operator.test_synthesis_lifecycle import condition, status_of
+
+pytestmark = pytest.mark.cluster
+
+SEEDS = [
+    {"id": f"{domain}-{i}", "domain": domain, "instruction": f"{domain} seed task number {i}", "output": "ok"}
+    for domain in ("math", "code")
+    for i in range(4)
+]
+
+
+def job_spec(url: str, seeds_uri: str, output_uri: str) -> dict[str, Any]:
+    return {
+        "models": [{"name": "sim", "endpoint": {"url": url, "model": "sim"}}],
+        "seeds": {"uri": seeds_uri},
+        "generation": {"target": 12, "rounds": 2},
+        "review": {"reviewers": 1, "allowSameModel": True},
+        "postprocess": {"dedup": {"enabled": False}},
+        "calls": {"timeoutSeconds": 5, "maxRetries": 2, "backoffSeconds": 0.01, "maxBackoffSeconds": 0.05},
+        "output": {"uri": output_uri},
+        "workers": {"shards": 2, "parallelism": 2, "backoffLimitPerIndex": 0},
+    }
+
+
+@pytest.fixture
+def simulated_model() -> Any:
+    sim = SimulatedBackend(GraScript())
+    url = sim.start_in_thread()
+    yield url
+    sim.stop_thread()
+
+
+def test_synthesis_job_pods_write_a_real_dataset_and_status_has_the_manifest_counts(
+    kube, api, namespace, start_operator, pod_runner, host_claim, simulated_model, tmp_path: Path
+):
+    results = host_claim("results")
+    seeds = "".join(json.dumps(s) + "\n" for s in SEEDS)
+    kube.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "seeds"}, "data": {"seeds.jsonl": seeds}})
+    spec = job_spec(simulated_model, "configmap://seeds/seeds.jsonl", "pvc://results/run")
+    with start_operator(manual_pods=True):
+        kube.apply(
+            {"apiVersion": "quorum.dev/v1alpha1", "kind": "SynthesisJob", "metadata": {"name": "sj"}, "spec": spec}
+        )
+        done = eventually(
+            lambda: (s := status_of(api, namespace)).get("phase") in ("Succeeded", "Failed") and s,
+            timeout=120,
+            what="the job to finish",
+        )
+    assert done["phase"] == "Succeeded", done.get("lastError")
+
+    out = results / "run"
+    manifest = json.loads((out / "manifest.json").read_text())
+    records = (out / manifest["files"]["dataset"]).read_text().splitlines()
+    assert manifest["counts"]["accepted"] == len(records) > 0
+    assert {k: done["counts"][k] for k in COUNT_KEYS} == {k: manifest["counts"][k] for k in COUNT_KEYS}
+    assert done["output"] == {
+        "uri": "pvc://results/run",
+        "records": len(records),
+        "manifest": "pvc://results/run/manifest.json",
+    }
+    # Each worker reported its shard with its own ServiceAccount (nothing else may write status.shards).
+    assert sorted(done["shards"]) == ["0", "1"]
+    assert all(s["state"] == "Succeeded" and s["fingerprint"] == done["fingerprint"] for s in done["shards"].values())
+    assert sum(s["counts"]["generated"] for s in done["shards"].values()) == manifest["counts"]["generated"]
+
+    runs = sorted(pod_runner.runs.values(), key=lambda r: r.name)
+    assert [r.exit_code for r in runs] == [0, 0, 0]
+    merge = pod_runner.find("sj-merge")
+    assert json.loads(merge.message)["records"] == len(records)
+
+    # Sharded in pods or all in one process, the same spec gives the same funnel.
+    (tmp_path / "seeds.jsonl").write_text(seeds)
+    local_spec = SynthesisJobSpec.model_validate(job_spec(simulated_model, "file://seeds.jsonl", "file://local"))
+    local = run_local(
+        GraConfig.from_spec(local_spec, name="sj", base_dir=tmp_path),
+        tmp_path / "local",
+        endpoints=[ModelEndpoint("sim", simulated_model, "sim", None, 32)],
+    )
+    assert local.manifest["counts"] == manifest["counts"]
+
+    assert condition(done, "Ready")["status"] == "True"
+    table = kube.kubectl("get", "sjob", "sj").stdout.split("\n")
+    assert table[1].split()[:7] == ["sj", "True", "Succeeded", "2/2", "shards,", str(len(records)), "records"]
