@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e.pod_runner import PodRunner, dump_runs
 
+from e2e.pod_runner import PodRunner, dump_runs
 from quorum.handlers.kube import Kube, load_config
 from quorum.handlers.runner import OperatorOptions, run_operator
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import openai
 import pytest
-from e2e.kube import eventually
 
+from e2e.kube import eventually
 from quorum.llm.simulated import SimulatedBackend
 from tests.operator.test_synthesis_lifecycle import condition
 from tests.routing.pool import ACCURACY, BY_QUESTION, questions, responder_for

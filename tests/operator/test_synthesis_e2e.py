@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e.kube import eventually
 
+from e2e.kube import eventually
 from quorum.api.synthesis import SynthesisJobSpec
 from quorum.gra import GraConfig, run_local
 from quorum.gra.testing import GraScript

@@ -19,6 +19,8 @@ from typing import Any
 import httpx
 import jsonschema
 
+from quorum.llm.aiohttp_transport import AiohttpTransport
+
 Message = Mapping[str, Any]
 
 RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
@@ -170,7 +172,7 @@ class ChatClient:
         self.policy = policy or RetryPolicy()
         self.usage = TokenUsage()
         self._owns_http = http is None
-        self._http = http or _new_http_client()
+        self._http = http or new_http_client()
         self._slots = asyncio.Semaphore(endpoint.max_concurrency)
         self._url = endpoint.base_url.rstrip("/") + "/chat/completions"
         self._headers = {"Authorization": f"Bearer {endpoint.api_key}"} if endpoint.api_key else {}
@@ -357,16 +359,17 @@ def _seconds(header: str | None) -> float | None:
         return None
 
 
-def _new_http_client() -> httpx.AsyncClient:
-    limits = httpx.Limits(max_connections=None, max_keepalive_connections=1024)
-    return httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(120.0))
+def new_http_client(timeout_seconds: float = 120.0) -> httpx.AsyncClient:
+    """httpx's API over aiohttp's pool: httpcore's pool rescans every connection per request, which costs
+    whole CPU seconds at the hundreds of in-flight requests a worker or router keeps (see aiohttp_transport)."""
+    return httpx.AsyncClient(transport=AiohttpTransport(), timeout=httpx.Timeout(timeout_seconds))
 
 
 class ClientPool:
     """One ChatClient per endpoint over a shared connection pool; `async with` closes it."""
 
     def __init__(self, endpoints: Sequence[ModelEndpoint], policy: RetryPolicy | None = None) -> None:
-        self._http = _new_http_client()
+        self._http = new_http_client()
         self.clients = {e.name: ChatClient(e, policy, self._http) for e in endpoints}
 
     def __getitem__(self, name: str) -> ChatClient:

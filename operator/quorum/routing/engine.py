@@ -17,12 +17,11 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 import numpy as np
 
 from quorum.api.ensemble import EnsembleRouterSpec, TaskKind, VotingStrategy
 from quorum.llm import CallFailed, ChatClient, Completion, ModelEndpoint, RetryPolicy
-from quorum.llm.aiohttp_transport import AiohttpTransport
+from quorum.llm.client import new_http_client
 from quorum.routing.artifact import Artifact
 from quorum.routing.breaker import CircuitBreaker
 from quorum.routing.embedding import EmbeddingBatcher, conversation_text
@@ -104,9 +103,7 @@ class RouterEngine:
         self.require_artifact = require_artifact
         """Readiness waits for a task map when the pool has several models (spec order is a stopgap only)."""
         settings = spec.router
-        self._http = httpx.AsyncClient(
-            transport=AiohttpTransport(), timeout=httpx.Timeout(settings.backend_timeout_seconds)
-        )
+        self._http = new_http_client(settings.backend_timeout_seconds)
         policy = RetryPolicy(timeout_seconds=settings.backend_timeout_seconds, max_retries=0, json_repair_attempts=0)
         self.models = [e.name for e in endpoints]
         self.clients = {e.name: ChatClient(e, policy, self._http) for e in endpoints}
