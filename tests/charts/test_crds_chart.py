@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from quorum.api import reference
 from quorum.api.crd import crd_for
 from quorum.api.resources import RESOURCES
 from quorum.cli import main
@@ -53,22 +54,25 @@ def _copy_generated(tmp_path: Path) -> tuple[Path, Path, Path]:
     shutil.copytree(REPO / "crds", crds)
     shutil.copytree(CRDS_CHART, chart)
     shutil.copytree(REPO / "charts" / "quorum", operator_chart)
+    shutil.copy(REPO / "README.md", tmp_path / "README.md")
     return crds, chart, operator_chart
 
 
 def _crds(command: str, crds: Path, chart: Path, operator_chart: Path) -> Any:
     args = ["crds", command, "--dir", str(crds), "--chart", str(chart), "--operator-chart", str(operator_chart)]
+    args += ["--readme", str(crds.parent / "README.md")]
     return CliRunner().invoke(main.app, args)
 
 
 @pytest.mark.parametrize(
-    "edited", ["quorum-crds/templates/quorum.dev_synthesisjobs.yaml", "quorum/files/operator-rules.yaml"]
+    "edited",
+    ["quorum-crds/templates/quorum.dev_synthesisjobs.yaml", "quorum/files/operator-rules.yaml", "README.md"],
 )
 def test_crds_check_catches_a_stale_chart_file_and_generate_repairs_it(tmp_path: Path, edited: str) -> None:
     crds, chart, operator_chart = _copy_generated(tmp_path)
     assert _crds("check", crds, chart, operator_chart).exit_code == 0
     stale = tmp_path / edited
-    stale.write_text(stale.read_text() + "\n# hand edit\n")
+    stale.write_text(stale.read_text().replace(reference.END, "| hand edit |\n" + reference.END) + "\n# hand edit\n")
     result = _crds("check", crds, chart, operator_chart)
     assert result.exit_code == 1 and stale.name in "".join(result.output.split())  # rich wraps long paths
     assert _crds("generate", crds, chart, operator_chart).exit_code == 0

@@ -25,7 +25,7 @@ def test_example_is_accepted_and_defaulted_by_the_api_server(kube: Kube, namespa
     document = _in_namespace(example(name), namespace)
     kube.apply(document)
     stored = kube.get(document["kind"].lower(), document["metadata"]["name"])
-    assert stored["spec"]["calls"]["maxRetries"] == 3  # a schema default the example never sets
+    assert stored["spec"]["calls"]["maxBackoffSeconds"] == 30.0  # a schema default no example sets
 
 
 @pytest.mark.parametrize("case", INVALID_SPECS, ids=lambda c: c.id)

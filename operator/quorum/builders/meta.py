@@ -11,7 +11,7 @@ from quorum.api.resources import API_VERSION
 
 MANAGED_BY = "quorum"
 FIELD_MANAGER = "quorum-operator"
-DEFAULT_IMAGE = "ghcr.io/quorum-dev/quorum:0.1.0"
+DEFAULT_IMAGE = "quorum-dev/quorum:0.1.0"
 """Image of the workers, the calibration Job and the router when the spec names none: the operator's own."""
 
 LABEL_SYNTHESISJOB = "quorum.dev/synthesisjob"

@@ -73,7 +73,9 @@ def calibrate(
     config: Path = typer.Option(..., "--config", exists=True, dir_okay=False, help="EnsembleRouter manifest."),
     out: Path = typer.Option(..., "--out", help="Directory for the calibration artifact bundle."),
     backend: list[str] = typer.Option([], "--backend", help="NAME=URL: base URL (with /v1) for a model."),
-    pvc_root: Path | None = typer.Option(None, "--pvc-root", help="Where pvc://<claim>/ is mounted (default /data)."),
+    pvc_root: Path | None = typer.Option(
+        None, "--pvc-root", help="Where pvc://<claim>/ is mounted (default $QUORUM_PVC_ROOT or /data/pvc)."
+    ),
     local: bool | None = typer.Option(
         None,
         "--local/--cluster",
@@ -81,6 +83,7 @@ def calibrate(
     ),
 ) -> None:
     """Embed, cluster and score every model on the calibration set; evaluate on the held-out split."""
+    from quorum.locations import UnsupportedUri
     from quorum.routing.artifact import save_artifact
     from quorum.routing.calibrate import calibrate as run_calibration
     from quorum.routing.dataset import DatasetError, load_dataset
@@ -92,7 +95,7 @@ def calibrate(
         local = "KUBERNETES_SERVICE_HOST" not in os.environ
     try:
         items = load_dataset(spec.calibration.dataset, base_dir=config.resolve().parent, pvc_root=pvc_root)
-    except DatasetError as error:
+    except (DatasetError, UnsupportedUri) as error:
         fail(str(error))
     embedder = shared_embedder(spec.embedding.model)
     with _endpoints(resource, _parse_backends(backend), local) as endpoints:

@@ -9,13 +9,14 @@ Entry points, used by the worker pod and by local mode alike:
 - `run_local(config, out_dir, ...)`: all shards in one process, then the merge (`quorum synth run --local`).
 """
 
-from quorum.gra.config import GraConfig, UnsupportedUri
+from quorum.gra.config import GraConfig
 from quorum.gra.gate import GateResult, Verdict, gate
 from quorum.gra.local import LocalRun, run_local
 from quorum.gra.merge import ShardsIncomplete, merge_shards
 from quorum.gra.seeds import BadSeedData, OnBadSeed
 from quorum.gra.shard import STAGES, ProgressCallback, ShardResult, run_shard
 from quorum.gra.store import FingerprintMismatch, reset_output
+from quorum.locations import UnsupportedUri
 
 __all__ = [
     "STAGES",

@@ -9,19 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from quorum.api.synthesis import SynthesisJobSpec, SynthesisMode
-
-PVC_ROOT_ENV = "QUORUM_PVC_ROOT"
-DEFAULT_PVC_ROOT = "/data/pvc"
-
-
-class UnsupportedUri(ValueError):
-    """A data location the engine cannot read directly (s3:// and configmap:// are staged by the operator)."""
+from quorum.locations import default_pvc_root, resolve_uri
 
 
 @dataclass(frozen=True)
@@ -32,7 +25,7 @@ class GraConfig:
     name: str = "synthesis"
     base_dir: Path = field(default_factory=Path.cwd)
     """Directory that relative `file://` URIs resolve against (the manifest's directory)."""
-    pvc_root: Path = field(default_factory=lambda: Path(os.environ.get(PVC_ROOT_ENV, DEFAULT_PVC_ROOT)))
+    pvc_root: Path = field(default_factory=default_pvc_root)
     """`pvc://<claim>/<path>` reads `<pvc_root>/<claim>/<path>`: claims are mounted there in worker pods."""
 
     @classmethod
@@ -48,20 +41,12 @@ class GraConfig:
             spec=spec,
             name=name,
             base_dir=Path(base_dir) if base_dir is not None else Path.cwd(),
-            pvc_root=Path(pvc_root) if pvc_root is not None else Path(os.environ.get(PVC_ROOT_ENV, DEFAULT_PVC_ROOT)),
+            pvc_root=Path(pvc_root) if pvc_root is not None else default_pvc_root(),
         )
 
     def resolve_uri(self, uri: str) -> Path:
-        """A local path for `file://` (relative to `base_dir`) or `pvc://claim/path` (under `pvc_root`)."""
-        scheme, sep, rest = uri.partition("://")
-        if not sep:
-            raise UnsupportedUri(f"{uri!r} is not a URI (expected file:// or pvc://)")
-        if scheme == "file":
-            path = Path(rest)
-            return path if path.is_absolute() else (self.base_dir / path).resolve()
-        if scheme == "pvc":
-            return self.pvc_root / rest
-        raise UnsupportedUri(f"{uri!r}: the engine reads file:// and pvc:// only; stage {scheme}:// data first")
+        """A local path for a data location (see `quorum.locations`)."""
+        return resolve_uri(uri, base_dir=self.base_dir, pvc_root=self.pvc_root)
 
     @property
     def is_refine(self) -> bool:
@@ -93,7 +78,7 @@ class GraConfig:
             spec=SynthesisJobSpec.model_validate(data["spec"]),
             name=data.get("name", "synthesis"),
             base_dir=Path(data.get("baseDir", ".")),
-            pvc_root=Path(data.get("pvcRoot") or os.environ.get(PVC_ROOT_ENV, DEFAULT_PVC_ROOT)),
+            pvc_root=Path(data["pvcRoot"]) if data.get("pvcRoot") else default_pvc_root(),
         )
 
     @classmethod

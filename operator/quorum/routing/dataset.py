@@ -4,19 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from quorum.api.common import DataFormat
 from quorum.api.ensemble import CalibrationDataset
-
-PVC_ROOT_ENV = "QUORUM_PVC_ROOT"
-"""Where `pvc://<claim>/<path>` claims are mounted (`<root>/<claim>/<path>`); the calibration Job sets it."""
-DEFAULT_PVC_ROOT = "/data"
-CONFIGMAP_ROOT_ENV = "QUORUM_CONFIGMAP_ROOT"
-DEFAULT_CONFIGMAP_ROOT = "/etc/quorum/configmaps"
+from quorum.locations import resolve_uri
 
 
 class DatasetError(ValueError):
@@ -29,23 +23,6 @@ class CalibrationItem:
     answer: str
     task: str
     tests: str | None = None
-
-
-def resolve_uri(uri: str, *, base_dir: Path, pvc_root: Path | None = None) -> Path:
-    """A local path for `file://` (relative to the manifest's directory), `pvc://claim/path` (under the PVC mount
-    root) and `configmap://name/key` (under the ConfigMap mount root)."""
-    scheme, _, rest = uri.partition("://")
-    if scheme == "file":
-        path = Path(rest)
-        return path if path.is_absolute() else base_dir / path
-    if scheme == "pvc":
-        root = pvc_root or Path(os.environ.get(PVC_ROOT_ENV, DEFAULT_PVC_ROOT))
-        return root / rest
-    if scheme == "configmap":
-        return Path(os.environ.get(CONFIGMAP_ROOT_ENV, DEFAULT_CONFIGMAP_ROOT)) / rest
-    raise DatasetError(
-        f"calibration dataset {uri!r}: scheme {scheme!r} is not readable here (use file, pvc, configmap)"
-    )
 
 
 def _records(path: Path, data_format: DataFormat) -> list[dict]:
