@@ -101,3 +101,54 @@ def test_synthesis_job_pods_write_a_real_dataset_and_status_has_the_manifest_cou
     assert condition(done, "Ready")["status"] == "True"
     table = kube.kubectl("get", "sjob", "sj").stdout.split("\n")
     assert table[1].split()[:7] == ["sj", "True", "Succeeded", "2/2", "shards,", str(len(records)), "records"]
+
+
+@pytest.fixture
+def tiny_model() -> Any:
+    from quorum.llm.local import LocalModelServer
+
+    with LocalModelServer(parallel=2, ctx_size=2048) as server:
+        yield server
+
+
+@pytest.mark.model
+def test_synthesis_job_pods_run_the_gra_stages_against_the_real_tiny_model(
+    kube, api, namespace, start_operator, pod_runner, host_claim, tiny_model, tmp_path: Path
+):
+    """The same path with a real model server: the packaged SmolLM2 on 127.0.0.1 as an external endpoint."""
+    results = host_claim("results")
+    seeds = "".join(json.dumps(s) + "\n" for s in SEEDS[:2] + SEEDS[4:6])
+    kube.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "seeds"}, "data": {"seeds.jsonl": seeds}})
+    spec = job_spec(tiny_model.base_url, "configmap://seeds/seeds.jsonl", "pvc://results/run")
+    spec["models"] = [{"name": "smollm", "endpoint": {"url": tiny_model.base_url, "model": tiny_model.alias}}]
+    spec["generation"] = {"target": 2, "rounds": 1, "samplesPerRound": 2, "fewShot": 1, "maxTokens": 160}
+    spec["review"] = {"reviewers": 1, "allowSameModel": True, "maxTokens": 120}
+    spec["adjudication"] = {"maxTokens": 120}
+    spec["calls"] = {"timeoutSeconds": 120, "maxRetries": 1}
+    spec["workers"] = {"shards": 1, "parallelism": 1, "backoffLimitPerIndex": 0}
+    with start_operator(manual_pods=True):
+        kube.apply(
+            {"apiVersion": "quorum.dev/v1alpha1", "kind": "SynthesisJob", "metadata": {"name": "sj"}, "spec": spec}
+        )
+        done = eventually(
+            lambda: (s := status_of(api, namespace)).get("phase") in ("Succeeded", "Failed") and s,
+            timeout=420,
+            what="the job to finish",
+        )
+    assert done["phase"] == "Succeeded", done.get("lastError")
+    out = results / "run"
+    manifest = json.loads((out / "manifest.json").read_text())
+    kept = (out / manifest["files"]["dataset"]).read_text().splitlines()
+    rejected = (out / "rejected.jsonl").read_text().splitlines()
+    counts = manifest["counts"]
+    assert counts["generated"] >= 1
+    assert {k: done["counts"][k] for k in COUNT_KEYS} == {k: counts[k] for k in COUNT_KEYS}
+    assert len(kept) == counts["accepted"] == done["output"]["records"]
+    # Every generated candidate ends up somewhere: kept, or in rejected.jsonl with its reason.
+    generated_ids = {
+        json.loads(line)["id"] for line in kept + rejected if json.loads(line).get("id", "").startswith("r")
+    }
+    assert len(generated_ids) >= counts["accepted"] + counts["rejected"] - counts["failed"]
+    for line in kept:
+        provenance = json.loads(line)["provenance"]
+        assert provenance["generator"] == "smollm" and provenance["reviewers"] == ["smollm"]
