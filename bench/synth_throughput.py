@@ -175,8 +175,8 @@ def _dedup_run(vectors: np.ndarray, exact_limit: int) -> tuple[float, set[int]]:
 
 
 def dedup(n: int, exact_n: int = 50_000) -> None:
-    """Our index at `n` (exact up to EXACT_LIMIT, HNSW beyond) against the exact flat search at `exact_n`,
-    whose cost grows with the square of the set; recall and false drops against the planted duplicates."""
+    """Our index at `n` (exact up to EXACT_LIMIT, HNSW beyond) next to the same search at `exact_n`, which shows
+    how the cost grows with the set; recall and false drops against the planted duplicates."""
     vectors, planted = _planted(n)
     exact_n = min(exact_n, n)
     exact_time, _ = _dedup_run(vectors[:exact_n], exact_limit=exact_n)
