@@ -24,6 +24,8 @@ from typing import Any
 
 from aiohttp import web
 
+from quorum.llm.service import AppService
+
 
 @dataclass(frozen=True)
 class SimRequest:
@@ -81,8 +83,11 @@ def _count_tokens(text: str) -> int:
     return max(1, len(text.split()))
 
 
-class SimulatedBackend:
+class SimulatedBackend(AppService):
     """An aiohttp OpenAI-compatible server whose answers come from `responder`."""
+
+    shutdown_timeout = 0.5
+    """Hung handlers (`SimReply(hang=True)`) must not hold up shutdown for aiohttp's default 60 s."""
 
     def __init__(
         self,
@@ -94,51 +99,24 @@ class SimulatedBackend:
         port: int = 0,
         record: bool = True,
     ) -> None:
+        super().__init__(host, port)
         self.responder = responder
         self.latency_s = latency_s
         self.models = list(models)
-        self.host = host
-        self.port = port
         self.record = record
         self.requests: list[SimRequest] = []
         self.in_flight = 0
         self.max_in_flight = 0
         self._counter = itertools.count()
-        self._runner: web.AppRunner | None = None
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    @property
-    def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}/v1"
-
-    def _app(self) -> web.Application:
+    def application(self) -> web.Application:
         app = web.Application(client_max_size=32 * 1024 * 1024)
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
         app.router.add_get("/health", self._health)
         return app
-
-    async def start(self) -> str:
-        # Hung handlers (`SimReply(hang=True)`) must not hold up shutdown for aiohttp's default 60 s.
-        self._runner = web.AppRunner(self._app(), access_log=None, handle_signals=False, shutdown_timeout=0.5)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, backlog=4096, reuse_address=True)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        return self.base_url
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> SimulatedBackend:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
 
     def start_in_thread(self) -> str:
         """Serve from a background thread with its own event loop, for synchronous callers."""

@@ -22,6 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from quorum.api.ensemble import VotingStrategy
+from quorum.llm.service import AppService
 from quorum.routing.config import TokenSource
 from quorum.routing.engine import BackendRejected, ChatRequest, NoBackendAvailable, RoutedAnswer, RouterEngine
 
@@ -306,37 +307,14 @@ def build_app(engine: RouterEngine, token: TokenSource | None = None) -> web.App
     return app
 
 
-class RunningRouter:
+class RunningRouter(AppService):
     """The router on 127.0.0.1 (or any host) in the current event loop: `async with RunningRouter(...) as r`."""
 
     def __init__(
         self, engine: RouterEngine, token: TokenSource | None = None, host: str = "127.0.0.1", port: int = 0
     ) -> None:
+        super().__init__(host, port)
         self.app = build_app(engine, token)
-        self.host = host
-        self.port = port
-        self._runner: web.AppRunner | None = None
 
-    @property
-    def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}/v1"
-
-    async def start(self) -> str:
-        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, backlog=4096, reuse_address=True)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        return self.base_url
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> RunningRouter:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
+    def application(self) -> web.Application:
+        return self.app
