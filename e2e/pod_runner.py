@@ -204,7 +204,7 @@ class PodRunner:
         termination.write_bytes(b"")
         for port in container.get("ports") or []:
             run.ports[int(port["containerPort"])] = free_port()
-        argv = self._argv(container, run.ports, run.root)
+        argv = container_argv(container, self.executables, run.ports, run.root)
         env = self._environment(pod, container, run.root)
         with run.log_path.open("wb") as log_file:
             run.process = subprocess.Popen(argv, env=env, stdout=log_file, stderr=subprocess.STDOUT, cwd=run.root)
@@ -220,30 +220,6 @@ class PodRunner:
         run.message = message
         if not self._stop.is_set() or code == 0:
             self._report_terminated(pod, run, code, message)
-
-    def _argv(self, container: dict[str, Any], ports: dict[int, int], root: Path) -> list[str]:
-        """The command line with mounted paths under the stand-in root (what a bind mount would make of
-        them) and container ports mapped to loopback ports."""
-        command = list(container.get("command") or [])
-        if not command or command[0] not in self.executables:
-            raise PodStartError(f"no local executable for command {command[:1]} (known: {sorted(self.executables)})")
-        argv = [self.executables[command[0]], *command[1:], *(container.get("args") or [])]
-        mounts = [m["mountPath"] for m in container.get("volumeMounts") or []]
-        mapped: list[str] = []
-        for i, arg in enumerate(argv):
-            previous = argv[i - 1] if i else ""
-            if previous == "--host" and arg == "0.0.0.0":
-                arg = "127.0.0.1"
-            elif previous == "--port" and arg.isdigit() and int(arg) in ports:
-                arg = str(ports[int(arg)])
-            elif arg.startswith("--port=") and arg[7:].isdigit() and int(arg[7:]) in ports:
-                arg = f"--port={ports[int(arg[7:])]}"
-            elif arg == "--host=0.0.0.0":
-                arg = "--host=127.0.0.1"
-            elif any(arg == m or arg.startswith(m.rstrip("/") + "/") for m in mounts):
-                arg = str(root) + arg
-            mapped.append(arg)
-        return mapped
 
     # -- volumes --------------------------------------------------------------------------------------------
 
@@ -497,6 +473,35 @@ class PodRunner:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def container_argv(
+    container: dict[str, Any], executables: Mapping[str, str], ports: dict[int, int], root: Path
+) -> list[str]:
+    """The command line with mounted paths under the stand-in root (what a bind mount would make of
+    them) and container ports mapped to loopback ports."""
+    command = list(container.get("command") or [])
+    if not command or command[0] not in executables:
+        raise PodStartError(f"no local executable for command {command[:1]} (known: {sorted(executables)})")
+    # Only the container's own arguments are rewritten: the executable is this machine's, and its path may
+    # well start with a mount path (a checkout under /tmp while the pod mounts an emptyDir at /tmp).
+    argv = [*command[1:], *(container.get("args") or [])]
+    mounts = [m["mountPath"] for m in container.get("volumeMounts") or []]
+    mapped: list[str] = [executables[command[0]]]
+    for i, arg in enumerate(argv):
+        previous = argv[i - 1] if i else ""
+        if previous == "--host" and arg == "0.0.0.0":
+            arg = "127.0.0.1"
+        elif previous == "--port" and arg.isdigit() and int(arg) in ports:
+            arg = str(ports[int(arg)])
+        elif arg.startswith("--port=") and arg[7:].isdigit() and int(arg[7:]) in ports:
+            arg = f"--port={ports[int(arg[7:])]}"
+        elif arg == "--host=0.0.0.0":
+            arg = "--host=127.0.0.1"
+        elif any(arg == m or arg.startswith(m.rstrip("/") + "/") for m in mounts):
+            arg = str(root) + arg
+        mapped.append(arg)
+    return mapped
 
 
 def field_value(pod: dict[str, Any], path: str) -> str:
