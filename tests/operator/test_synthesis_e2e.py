@@ -42,6 +42,19 @@ def job_spec(url: str, seeds_uri: str, output_uri: str) -> dict[str, Any]:
     }
 
 
+def run_to_the_end(kube: Any, api: Any, namespace: str, start_operator: Any, spec: dict, timeout: float) -> dict:
+    """Apply SynthesisJob `sj` with the operator running and return its status once it succeeded or failed."""
+    with start_operator(manual_pods=True):
+        kube.apply(
+            {"apiVersion": "quorum.dev/v1alpha1", "kind": "SynthesisJob", "metadata": {"name": "sj"}, "spec": spec}
+        )
+        return eventually(
+            lambda: (s := status_of(api, namespace)).get("phase") in ("Succeeded", "Failed") and s,
+            timeout=timeout,
+            what="the job to finish",
+        )
+
+
 @pytest.fixture
 def simulated_model() -> Any:
     sim = SimulatedBackend(GraScript())
@@ -57,15 +70,7 @@ def test_synthesis_job_pods_write_a_real_dataset_and_status_has_the_manifest_cou
     seeds = "".join(json.dumps(s) + "\n" for s in SEEDS)
     kube.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "seeds"}, "data": {"seeds.jsonl": seeds}})
     spec = job_spec(simulated_model, "configmap://seeds/seeds.jsonl", "pvc://results/run")
-    with start_operator(manual_pods=True):
-        kube.apply(
-            {"apiVersion": "quorum.dev/v1alpha1", "kind": "SynthesisJob", "metadata": {"name": "sj"}, "spec": spec}
-        )
-        done = eventually(
-            lambda: (s := status_of(api, namespace)).get("phase") in ("Succeeded", "Failed") and s,
-            timeout=120,
-            what="the job to finish",
-        )
+    done = run_to_the_end(kube, api, namespace, start_operator, spec, timeout=120)
     assert done["phase"] == "Succeeded", done.get("lastError")
 
     out = results / "run"
@@ -126,15 +131,7 @@ def test_synthesis_job_pods_run_the_gra_stages_against_the_real_tiny_model(
     spec["adjudication"] = {"maxTokens": 120}
     spec["calls"] = {"timeoutSeconds": 120, "maxRetries": 1}
     spec["workers"] = {"shards": 1, "parallelism": 1, "backoffLimitPerIndex": 0}
-    with start_operator(manual_pods=True):
-        kube.apply(
-            {"apiVersion": "quorum.dev/v1alpha1", "kind": "SynthesisJob", "metadata": {"name": "sj"}, "spec": spec}
-        )
-        done = eventually(
-            lambda: (s := status_of(api, namespace)).get("phase") in ("Succeeded", "Failed") and s,
-            timeout=420,
-            what="the job to finish",
-        )
+    done = run_to_the_end(kube, api, namespace, start_operator, spec, timeout=420)
     assert done["phase"] == "Succeeded", done.get("lastError")
     out = results / "run"
     manifest = json.loads((out / "manifest.json").read_text())

@@ -6,13 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import yaml
-
 from quorum.api.ensemble import EnsembleRouterSpec
 from quorum.api.resources import API_VERSION
 from quorum.builders.backends import api_key_env_vars, backend_manifests, resolve_endpoints
 from quorum.builders.meta import DEFAULT_IMAGE, Owner, short_hash
-from quorum.builders.pods import CONFIG_DIR, quorum_pod_spec
+from quorum.builders.pods import CONFIG_DIR, config_map, quorum_pod_spec
 from quorum.builders.rbac import calibrator_rules, role_with_binding, service_account
 from quorum.builders.storage import PodStorage
 
@@ -79,13 +77,8 @@ def router_manifest(owner: Owner, spec: EnsembleRouterSpec, storage: PodStorage)
 
 
 def router_config_map(owner: Owner, spec: EnsembleRouterSpec) -> dict[str, Any]:
-    manifest = router_manifest(owner, spec, PodStorage())
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": owner.metadata(config_map_name(owner), ROUTER_COMPONENT),
-        "data": {CONFIG_KEY: yaml.safe_dump(manifest, sort_keys=False)},
-    }
+    metadata = owner.metadata(config_map_name(owner), ROUTER_COMPONENT)
+    return config_map(metadata, CONFIG_KEY, router_manifest(owner, spec, PodStorage()))
 
 
 def artifact_config_map(owner: Owner, spec: EnsembleRouterSpec) -> dict[str, Any]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import yaml
+
 from quorum.builders.meta import CONTAINER_SECURITY_CONTEXT, POD_SECURITY_CONTEXT, TMP_MOUNT, TMP_VOLUME
 from quorum.builders.storage import PodStorage
 
@@ -19,6 +21,16 @@ BASE_ENV: list[dict[str, Any]] = [
     {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
     {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
 ]
+
+
+def config_map(metadata: dict[str, Any], key: str, manifest: dict[str, Any]) -> dict[str, Any]:
+    """The ConfigMap mounted at /etc/quorum: the resource's manifest, rewritten for the pod, under `key`."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": metadata,
+        "data": {key: yaml.safe_dump(manifest, sort_keys=False)},
+    }
 
 
 def quorum_pod_spec(

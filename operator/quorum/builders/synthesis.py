@@ -5,13 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import yaml
-
 from quorum.api.resources import API_VERSION
 from quorum.api.synthesis import SynthesisJobSpec
 from quorum.builders.backends import api_key_env_vars, backend_manifests, resolve_endpoints
 from quorum.builders.meta import DEFAULT_IMAGE, Owner, short_hash
-from quorum.builders.pods import CONFIG_DIR, quorum_pod_spec
+from quorum.builders.pods import CONFIG_DIR, config_map, quorum_pod_spec
 from quorum.builders.rbac import role_with_binding, service_account, worker_rules
 from quorum.builders.storage import PodStorage
 
@@ -92,13 +90,8 @@ def worker_manifest(owner: Owner, spec: SynthesisJobSpec, storage: PodStorage) -
 
 
 def worker_config_map(owner: Owner, spec: SynthesisJobSpec) -> dict[str, Any]:
-    manifest = worker_manifest(owner, spec, PodStorage())
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": owner.metadata(config_map_name(owner), WORKER_COMPONENT),
-        "data": {CONFIG_KEY: yaml.safe_dump(manifest, sort_keys=False)},
-    }
+    metadata = owner.metadata(config_map_name(owner), WORKER_COMPONENT)
+    return config_map(metadata, CONFIG_KEY, worker_manifest(owner, spec, PodStorage()))
 
 
 def _pod_template(owner: Owner, spec: SynthesisJobSpec, component: str, args: list[str]) -> dict[str, Any]:
