@@ -30,7 +30,6 @@ import logging
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -45,6 +44,8 @@ import httpx
 from kubernetes import client, config
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import NotFoundError
+
+from quorum.llm.local import free_port
 
 log = logging.getLogger(__name__)
 
@@ -62,12 +63,6 @@ class PodStartError(RuntimeError):
 def default_executables() -> dict[str, str]:
     """`quorum` in the pod is this environment's `quorum` console script."""
     return {"quorum": str(Path(sys.executable).parent / "quorum")}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def now_rfc3339() -> str:

@@ -267,10 +267,6 @@ def stale_files(files: dict[Path, str]) -> list[Path]:
     return [path for path, text in files.items() if not path.is_file() or path.read_text(encoding="utf-8") != text]
 
 
-def write_crds(directory: Path) -> list[Path]:
-    return write_files(generated_files(directory))
-
-
 def stale_crds(directory: Path) -> list[str]:
     """Names of CRD files in `directory` that differ from what the models generate (or are missing)."""
     return [path.name for path in stale_files(generated_files(directory))]

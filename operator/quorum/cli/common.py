@@ -23,11 +23,6 @@ def fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
-def not_available(command: str) -> NoReturn:
-    """For commands whose engine has not landed yet: say so plainly instead of pretending."""
-    fail(f"`quorum {command}` is not available yet in this build", code=2)
-
-
 def read_resource(path: Path, kind: type[T]) -> T:
     """Load one resource of `kind`, turning validation errors into a readable message naming the field."""
     try:

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from quorum.api.resources import SynthesisJob
 from quorum.api.synthesis import SynthesisCounts
-from quorum.cli.common import ManifestArg, console, fail, not_available, read_resource
+from quorum.cli.common import ManifestArg, console, fail, read_resource
 
 app = typer.Typer(help="Run GRA data synthesis from a SynthesisJob manifest.", no_args_is_help=True)
 
@@ -53,7 +53,7 @@ def run(
     """Run a SynthesisJob locally: models with an endpoint are used as they are, others are served by the
     packaged tiny model. Rerunning resumes committed work; a changed spec needs --restart."""
     if not local:
-        not_available("synth run (cluster mode: apply the manifest with kubectl instead)")
+        fail("`quorum synth run` runs locally only (--local); on a cluster, `kubectl apply` the manifest", code=2)
     from quorum.gra import (
         BadSeedData,
         FingerprintMismatch,

@@ -59,6 +59,32 @@ async def _score(rule: TaskRule, texts: list[str], item: CalibrationItem) -> flo
     return float(np.mean(grades)) if grades else 0.0
 
 
+async def answer_everywhere(
+    spec: EnsembleRouterSpec,
+    endpoints: Sequence[ModelEndpoint],
+    items: Sequence[CalibrationItem],
+    rules: dict[str, TaskRule],
+    progress: Callable[[], None] | None = None,
+) -> list[ModelAnswers]:
+    """Every model's graded answers to `items`, concurrently, with the calibration's sampling settings."""
+    cal = spec.calibration
+    async with ClientPool(list(endpoints), endpoints_policy(spec)) as pool:
+        return await asyncio.gather(
+            *(
+                answer_all(
+                    pool[e.name],
+                    items,
+                    rules,
+                    samples=cal.samples,
+                    temperature=cal.temperature,
+                    max_tokens=cal.max_tokens,
+                    progress=progress,
+                )
+                for e in endpoints
+            )
+        )
+
+
 async def answer_all(
     client: ChatClient,
     items: Sequence[CalibrationItem],
@@ -167,21 +193,7 @@ async def calibrate(
         if progress:
             progress(done, total)
 
-    async with ClientPool(list(endpoints), endpoints_policy(spec)) as pool:
-        results = await asyncio.gather(
-            *(
-                answer_all(
-                    pool[e.name],
-                    items,
-                    rules,
-                    samples=cal.samples,
-                    temperature=cal.temperature,
-                    max_tokens=cal.max_tokens,
-                    progress=tick,
-                )
-                for e in endpoints
-            )
-        )
+    results = await answer_everywhere(spec, endpoints, items, rules, progress=tick)
     answers = dict(zip([e.name for e in endpoints], results, strict=True))
     vectors = embedder.encode([item.question for item in items], batch_size=spec.embedding.batch_size)
     models = [e.name for e in endpoints]
@@ -234,20 +246,7 @@ async def add_models(
     rules = task_rules(cal.tasks)
     calibration_idx, _ = split(list(items), cal.test_fraction, artifact.seed)
     subset = [items[i] for i in calibration_idx]
-    async with ClientPool(list(endpoints), endpoints_policy(spec)) as pool:
-        results = await asyncio.gather(
-            *(
-                answer_all(
-                    pool[e.name],
-                    subset,
-                    rules,
-                    samples=cal.samples,
-                    temperature=cal.temperature,
-                    max_tokens=cal.max_tokens,
-                )
-                for e in endpoints
-            )
-        )
+    results = await answer_everywhere(spec, endpoints, subset, rules)
     scores = np.concatenate([artifact.scores, np.stack([r.scores for r in results], axis=1)], axis=1)
     models = artifact.task_map.models + [e.name for e in endpoints]
     centres = artifact.task_map.centres
