@@ -49,6 +49,9 @@ class TaskSpec(ApiModel):
     """Answer kind: math (boxed/normalized), multiple-choice (letters), code (tests), open (most central)."""
     choices: str = Field(default="ABCD", pattern=r"^[A-Z]{2,26}$")
     """Letters a multiple-choice answer may take."""
+    last_number_fallback: bool = False
+    """Math: a reply with no `\\boxed{}`, no "answer is"/"Answer:" and no bare answer votes with its last
+    number (for datasets whose replies end with a plain number); off, such a reply does not vote."""
 
 
 class CalibrationFields(ApiModel):
