@@ -91,8 +91,8 @@ class Calibration(ApiModel):
     """Extractor per task; tasks not listed are graded as open-ended."""
     clusters: int = Field(default=64, ge=1, le=1024)
     """k of k-means (the paper: good for 14–140, overfits beyond ~200)."""
-    samples: int = Field(default=5, ge=1, le=64)
-    """Samples per model and question when scoring (self-consistency)."""
+    samples: int = Field(default=10, ge=1, le=64)
+    """Samples per model and question when scoring (self-consistency; the paper: 10)."""
     temperature: float = Field(default=0.7, ge=0.0, le=2.0)
     """Sampling temperature while scoring."""
     max_tokens: int = Field(default=1024, ge=16, le=131072)
