@@ -52,9 +52,15 @@ def _question(topic: str, i: int) -> tuple[str, str]:
         return f"Simplify the ratio of {n * 3} apples to {d * 3} pears and give it as a reduced fraction.", f"{n}/{d}"
     letter = "ABCD"[i % 4]
     if topic == "capitals":
-        return f"Which city is the capital of {COUNTRIES[i]}? A) one B) two C) three D) four. Reply 'Answer: X'.", letter
+        return (
+            f"Which city is the capital of {COUNTRIES[i]}? A) one B) two C) three D) four. Reply 'Answer: X'.",
+            letter,
+        )
     if topic == "elements":
-        return f"What is the chemical symbol of the element {ELEMENTS[i]}? A) w B) x C) y D) z. Reply 'Answer: X'.", letter
+        return (
+            f"What is the chemical symbol of the element {ELEMENTS[i]}? A) w B) x C) y D) z. Reply 'Answer: X'.",
+            letter,
+        )
     return f"In zoology, which class does the {ANIMALS[i]} belong to? A) p B) q C) r D) s. Reply 'Answer: X'.", letter
 
 
@@ -140,9 +146,9 @@ def _reply(model: str, item: dict[str, str], ok: bool, rng: random.Random) -> st
 SPECIALISTS = Pool(
     name="specialists",
     accuracy={
-        "alpha": {"sums": 0.6, "speed": 0.6, "capitals": 0.25, "elements": 0.25},
-        "beta": {"sums": 0.25, "speed": 0.25, "capitals": 0.6, "elements": 0.6},
-        "gamma": {"sums": 0.42, "speed": 0.42, "capitals": 0.42, "elements": 0.42},
+        "alpha": {"sums": 0.7, "speed": 0.7, "capitals": 0.25, "elements": 0.25},
+        "beta": {"sums": 0.25, "speed": 0.25, "capitals": 0.7, "elements": 0.7},
+        "gamma": {"sums": 0.5, "speed": 0.5, "capitals": 0.5, "elements": 0.5},
     },
     topics={"sums": "arithmetic", "speed": "arithmetic", "capitals": "trivia", "elements": "trivia"},
     per_topic=40,
@@ -151,11 +157,11 @@ SPECIALISTS = Pool(
 WIDE = Pool(
     name="wide",
     accuracy={
-        "m1": {"sums": 0.6, "speed": 0.3, "area": 0.3, "fractions": 0.25, "capitals": 0.25, "animals": 0.25},
-        "m2": {"sums": 0.3, "speed": 0.6, "area": 0.6, "fractions": 0.25, "capitals": 0.25, "animals": 0.25},
-        "m3": {"sums": 0.25, "speed": 0.25, "area": 0.25, "fractions": 0.6, "capitals": 0.3, "animals": 0.3},
-        "m4": {"sums": 0.25, "speed": 0.25, "area": 0.25, "fractions": 0.3, "capitals": 0.6, "animals": 0.35},
-        "m5": {"sums": 0.42, "speed": 0.42, "area": 0.42, "fractions": 0.42, "capitals": 0.42, "animals": 0.55},
+        "m1": {"sums": 0.7, "speed": 0.3, "area": 0.3, "fractions": 0.25, "capitals": 0.25, "animals": 0.25},
+        "m2": {"sums": 0.3, "speed": 0.7, "area": 0.7, "fractions": 0.25, "capitals": 0.25, "animals": 0.25},
+        "m3": {"sums": 0.25, "speed": 0.25, "area": 0.25, "fractions": 0.7, "capitals": 0.3, "animals": 0.3},
+        "m4": {"sums": 0.25, "speed": 0.25, "area": 0.25, "fractions": 0.3, "capitals": 0.7, "animals": 0.35},
+        "m5": {"sums": 0.5, "speed": 0.5, "area": 0.5, "fractions": 0.5, "capitals": 0.5, "animals": 0.65},
     },
     topics={
         "sums": "arithmetic",
@@ -166,7 +172,7 @@ WIDE = Pool(
         "animals": "trivia",
     },
     per_topic=30,
-    voting={"strategy": "model-switch", "samples": 6},
+    voting={"strategy": "model-switch", "samples": 10},
     routing={"modelsSelected": 2},
 )
 POOLS = (SPECIALISTS, WIDE)

@@ -154,7 +154,6 @@ MUST_NOT_MERGE = [
 ]
 
 
-
 def _pair_keys(left: str, right: str) -> tuple[str | None, str | None]:
     """Both sides through the same task's rule: letters through multiple choice, everything else math."""
     choice = any(re.search(r"(?<![\\a-zA-Z])[A-E](?![a-zA-Z])|option|Paris|city", s) for s in (left, right))

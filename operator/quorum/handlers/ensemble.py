@@ -108,6 +108,7 @@ def reconcile(ctx: OperatorContext, body: dict[str, Any]) -> Outcome:
             "checksum": serving_summary.get("checksum", ""),
             "clusters": int(serving_summary.get("clusters") or 0),
             "questions": int(serving_summary.get("questions") or 0),
+            "clusterSizes": serving_summary.get("clusterSizes"),
             "routedAccuracy": serving_summary.get("routedAccuracy"),
             "bestSingleAccuracy": serving_summary.get("bestSingleAccuracy"),
             "oracleAccuracy": serving_summary.get("oracleAccuracy"),

@@ -26,7 +26,7 @@ from quorum.routing.dataset import CalibrationItem, fingerprint, split
 from quorum.routing.embedding import Embedder, EmbeddingBatcher
 from quorum.routing.engine import BackendRejected, ChatRequest, NoBackendAvailable, RouterEngine
 from quorum.routing.strategy import decide, make_samples
-from quorum.routing.taskmap import TaskMap, build_task_map, cluster_accuracy
+from quorum.routing.taskmap import TaskMap, build_task_map, cluster_accuracy, size_distribution
 from quorum.routing.tasks import TaskRule, rule_for, task_rules
 
 Progress = Callable[[int, int], None]
@@ -259,6 +259,7 @@ async def calibrate(
         clusters=cal.clusters,
         seed=cal.seed,
         shrinkage=cal.shrinkage,
+        min_cluster_size=cal.min_cluster_size,
     )
     artifact = Artifact(
         task_map=task_map,
@@ -275,12 +276,16 @@ async def calibrate(
             "calibrationQuestions": len(calibration_idx),
             "heldOutQuestions": len(held_out_idx),
             "samples": cal.samples,
+            "minClusterSize": cal.min_cluster_size,
+            "clusterSizes": size_distribution(task_map.cluster_sizes),
             "failedCalls": {m: answers[m].failures for m in models},
         },
         scores=scores[calibration_idx],
         assignments=assignments,
     )
-    artifact.evaluation = await evaluate(spec, artifact, endpoints, items, vectors, answers, held_out_idx, rules, embedder)
+    artifact.evaluation = await evaluate(
+        spec, artifact, endpoints, items, vectors, answers, held_out_idx, rules, embedder
+    )
     return artifact
 
 
