@@ -19,19 +19,22 @@ from typing import Any
 
 from quorum.llm.simulated import SimReply, SimRequest
 
-COUNTRIES = (
-    "France Japan Italy Spain Egypt Kenya Peru Norway Greece Poland Chile Cuba Iran Iraq Sweden Austria Portugal "
-    "Ireland Hungary Finland Denmark Thailand Vietnam Argentina Brazil Canada Mexico Turkey Nigeria Ghana Nepal "
-    "Mongolia Morocco Tunisia Belgium Croatia Serbia Latvia Estonia Iceland"
+COUNTRIES = (  # noqa: SIM905
+    "France Japan Italy Spain Egypt Kenya Peru Norway Greece Poland Chile Cuba "
+    "Iran Iraq Sweden Austria Portugal Ireland Hungary Finland Denmark Thailand Vietnam Argentina "
+    "Brazil Canada Mexico Turkey Nigeria Ghana Nepal Mongolia Morocco Tunisia Belgium Croatia "
+    "Serbia Latvia Estonia Iceland"
 ).split()
-ELEMENTS = (
-    "gold silver iron sodium potassium lead copper tin mercury tungsten helium neon oxygen carbon nitrogen "
-    "calcium zinc argon sulfur chlorine magnesium uranium lithium nickel cobalt platinum iodine bromine radon "
-    "xenon krypton barium cesium titanium chromium manganese boron silicon phosphorus fluorine"
+ELEMENTS = (  # noqa: SIM905
+    "gold silver iron sodium potassium lead copper tin mercury tungsten helium neon "
+    "oxygen carbon nitrogen calcium zinc argon sulfur chlorine magnesium uranium lithium nickel "
+    "cobalt platinum iodine bromine radon xenon krypton barium cesium titanium chromium manganese "
+    "boron silicon phosphorus fluorine"
 ).split()
-ANIMALS = (
-    "lion eagle shark wolf falcon otter badger heron cobra lynx walrus bison gecko mole hare crane viper moose "
-    "koala lemur tapir ibex okapi puma hyena jackal marten sable stoat finch robin wren raven crow owl swan "
+ANIMALS = (  # noqa: SIM905
+    "lion eagle shark wolf falcon otter badger heron cobra lynx walrus bison "
+    "gecko mole hare crane viper moose koala lemur tapir ibex okapi puma "
+    "hyena jackal marten sable stoat finch robin wren raven crow owl swan "
     "goose duck lark"
 ).split()
 

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from quorum.api.ensemble import TaskKind
-from quorum.routing.extract import extract_choice, extract_code, extract_math, last_boxed, normalize_math
+from quorum.routing.extract import extract_choice, extract_code, extract_math, last_boxed
 from quorum.routing.tasks import TaskRule
 
 MATH = TaskRule("math", TaskKind.MATH)

@@ -36,8 +36,8 @@ _SPACING = ("\\left", "\\right", "\\!", "\\,", "\\;", "\\:", "\\quad", "\\displa
 _DELIMITERS = (("\\(", "\\)"), ("\\[", "\\]"), ("$$", "$$"), ("$", "$"))
 _CLAUSE_END = re.compile(r"(?:\.\s|\.$|;\s|,\s+(?=[a-zA-Z]{2})|\s+(?:since|because|as|which|so|for|and)\s)")
 UNITS = frozenset(
-    "m cm mm km g kg mg s ms h hr hrs min l ml ft in yd mi lb lbs oz mph kph kmh kwh w kw v a j n pa hz "
-    "sq mL L K C F".split()
+    "m cm mm km g kg mg s ms h hr hrs min ml ft in yd mi lb lbs oz mph kph kmh kwh kw "  # noqa: SIM905
+    "hz sq mL L K C F".split()
 )
 """One- and two-letter words that are units after a number; longer words (`apples`, `metres`) always are.
 Single letters not listed (`x`, `i`, `n`...) are variables: `5 x` keeps its `x`."""

@@ -3,7 +3,7 @@
 - a heatmap of each model's (shrunk) accuracy per cluster, the numbers routing ranks by;
 - routed vs best-single vs oracle accuracy on the held-out split (routed as served: through the router's code);
 - calibration questions per cluster (after small clusters were merged).
-Written by `quorum router calibrate` next to the artifact; `quorum router report` rewrites it from a bundle.
+Written by `quorum router calibrate` next to the artifact bundle (and by `bench/routing_pools.py --report`).
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def _figure(artifact: Artifact, path: Path) -> None:
 
 def _accuracy_rows(evaluation: dict[str, Any]) -> list[str]:
     rows = ["| split | questions | routed | best single | oracle |", "|---|---:|---:|---:|---:|"]
-    sections = [("all", evaluation.get("overall", {}))] + sorted(evaluation.get("tasks", {}).items())
+    sections = [("all", evaluation.get("overall", {})), *sorted(evaluation.get("tasks", {}).items())]
     for name, summary in sections:
         if not summary.get("questions"):
             continue
@@ -105,7 +105,9 @@ def render_markdown(artifact: Artifact) -> str:
         lines.append(
             f"| {cluster} | {task_map.cluster_tasks[cluster] or '-'} | {task_map.cluster_sizes[cluster]} | {ranked} |"
         )
-    global_accuracy = ", ".join(f"{m} {a:.3f}" for m, a in zip(task_map.models, np.asarray(task_map.global_accuracy)))
+    global_accuracy = ", ".join(
+        f"{m} {a:.3f}" for m, a in zip(task_map.models, np.asarray(task_map.global_accuracy), strict=True)
+    )
     lines += ["", f"Global calibration accuracy: {global_accuracy}.", ""]
     return "\n".join(lines)
 
