@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -103,13 +104,16 @@ class Pool:
     def responder(self, model: str):
         by_question = {q["question"]: q for q in self.questions()}
         accuracy = self.accuracy[model]
+        unseeded: Counter[str] = Counter()  # the k-th unseeded call of a question: calibration is reproducible
 
         def respond(request: SimRequest) -> SimReply:
             item = by_question.get(request.messages[-1]["content"])
             if item is None:
                 return SimReply(text=f"[{model}] I cannot help with that.")
             seed = request.body.get("seed")
-            key = f"index:{request.index}" if seed is None else f"seed:{seed}"
+            if seed is None:
+                unseeded[item["question"]] += 1
+            key = f"unseeded:{unseeded[item['question']]}" if seed is None else f"seed:{seed}"
             texts = []
             for choice in range(request.n):
                 digest = hashlib.sha256(f"{model}|{item['question']}|{key}|{choice}".encode()).digest()
@@ -149,9 +153,9 @@ def _reply(model: str, item: dict[str, str], ok: bool, rng: random.Random) -> st
 SPECIALISTS = Pool(
     name="specialists",
     accuracy={
-        "alpha": {"sums": 0.7, "speed": 0.7, "capitals": 0.25, "elements": 0.25},
-        "beta": {"sums": 0.25, "speed": 0.25, "capitals": 0.7, "elements": 0.7},
-        "gamma": {"sums": 0.5, "speed": 0.5, "capitals": 0.5, "elements": 0.5},
+        "alpha": {"sums": 0.75, "speed": 0.75, "capitals": 0.25, "elements": 0.25},
+        "beta": {"sums": 0.25, "speed": 0.25, "capitals": 0.75, "elements": 0.75},
+        "gamma": {"sums": 0.45, "speed": 0.45, "capitals": 0.45, "elements": 0.45},
     },
     topics={"sums": "arithmetic", "speed": "arithmetic", "capitals": "trivia", "elements": "trivia"},
     per_topic=40,
@@ -160,11 +164,11 @@ SPECIALISTS = Pool(
 WIDE = Pool(
     name="wide",
     accuracy={
-        "m1": {"sums": 0.7, "speed": 0.3, "area": 0.3, "fractions": 0.25, "capitals": 0.25, "animals": 0.25},
-        "m2": {"sums": 0.3, "speed": 0.7, "area": 0.7, "fractions": 0.25, "capitals": 0.25, "animals": 0.25},
-        "m3": {"sums": 0.25, "speed": 0.25, "area": 0.25, "fractions": 0.7, "capitals": 0.3, "animals": 0.3},
-        "m4": {"sums": 0.25, "speed": 0.25, "area": 0.25, "fractions": 0.3, "capitals": 0.7, "animals": 0.35},
-        "m5": {"sums": 0.5, "speed": 0.5, "area": 0.5, "fractions": 0.5, "capitals": 0.5, "animals": 0.65},
+        "m1": {"sums": 0.75, "speed": 0.3, "area": 0.3, "fractions": 0.25, "capitals": 0.25, "animals": 0.25},
+        "m2": {"sums": 0.3, "speed": 0.75, "area": 0.75, "fractions": 0.25, "capitals": 0.25, "animals": 0.25},
+        "m3": {"sums": 0.25, "speed": 0.25, "area": 0.25, "fractions": 0.75, "capitals": 0.3, "animals": 0.3},
+        "m4": {"sums": 0.25, "speed": 0.25, "area": 0.25, "fractions": 0.3, "capitals": 0.75, "animals": 0.35},
+        "m5": {"sums": 0.45, "speed": 0.45, "area": 0.45, "fractions": 0.45, "capitals": 0.45, "animals": 0.75},
     },
     topics={
         "sums": "arithmetic",
