@@ -135,8 +135,9 @@ async def served_correctness(
     vectors: np.ndarray,
     rules: dict[str, TaskRule],
     embedder: Embedder,
-) -> list[float]:
-    """Each item asked through the serving path (`RouterEngine.answer`) and its returned text graded.
+) -> list[float | None]:
+    """Each item asked through the serving path (`RouterEngine.answer`) and its returned text graded; None
+    where the router could not serve it (every backend failed: the request's 503 or 400).
 
     The embedder picks the most central sample of open and code answers, as it does when serving; routing
     uses the vectors calibration computed already."""
@@ -144,7 +145,7 @@ async def served_correctness(
     engine = RouterEngine("calibration", spec, endpoints, artifact=artifact, batcher=batcher, require_artifact=False)
     gate = asyncio.Semaphore(EVALUATION_CONCURRENCY)
 
-    async def one(position: int, item: CalibrationItem) -> float:
+    async def one(position: int, item: CalibrationItem) -> float | None:
         request = ChatRequest(
             messages=[{"role": "user", "content": item.question}],
             max_tokens=spec.calibration.max_tokens,
@@ -154,7 +155,7 @@ async def served_correctness(
             try:
                 answer = await engine.answer(request, vector=vectors[position])
             except (NoBackendAvailable, BackendRejected):
-                return 0.0
+                return None
         return float(await rule_for(rules, item.task).grade(answer.choices[0][0], item.answer, item.tests))
 
     try:
@@ -212,10 +213,12 @@ async def evaluate(
     """The held-out evaluation: routed accuracy served through the engine, per-model accuracy from the
     calibration samples (self-consistency over `calibration.samples`), and the oracle over models."""
     held_out = [items[i] for i in indices]
-    routed = await served_correctness(spec, artifact, endpoints, held_out, vectors[list(indices)], rules, embedder)
+    served = await served_correctness(spec, artifact, endpoints, held_out, vectors[list(indices)], rules, embedder)
+    routed = [0.0 if score is None else score for score in served]  # an unserved question counts as wrong
     models = artifact.task_map.models
     per_model = {m: answers[m].scores[list(indices)] for m in models}
     evaluation = summarize_evaluation(spec.voting.strategy, models, [i.task for i in held_out], routed, per_model)
+    evaluation["unservedQuestions"] = sum(score is None for score in served)
     evaluation["servedSamples"] = spec.voting.samples
     evaluation["modelsSelected"] = spec.routing.models_selected
     return evaluation
