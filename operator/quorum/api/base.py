@@ -13,8 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, GetCoreSchemaHandler, GetJsonSchemaHandler, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
+from pydantic_core import core_schema
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,31 @@ class CrossFieldRule:
         if self.field:
             rule["fieldPath"] = self.field
         return rule
+
+
+@dataclass(frozen=True)
+class FieldRule:
+    """A validation of one field's value (a string's form, a map's keys), declared once for both halves: as
+    `Annotated[str, FieldRule(...)]` it becomes the field's `x-kubernetes-validations` entry for the API server
+    and an after-validator for pydantic, so `quorum validate` and `kubectl apply` refuse the same values."""
+
+    cel: str
+    message: str
+    holds: Callable[[Any], bool]
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        def check(value: Any) -> Any:
+            if not self.holds(value):
+                raise ValueError(self.message)
+            return value
+
+        return core_schema.no_info_after_validator_function(check, handler(source))
+
+    def __get_pydantic_json_schema__(self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler) -> Any:
+        json_schema = handler(schema)
+        rules = json_schema.setdefault("x-kubernetes-validations", [])
+        rules.append({"rule": self.cel, "message": self.message})
+        return json_schema
 
 
 class ApiModel(BaseModel):

@@ -16,10 +16,12 @@ from quorum.api.common import (
     CallPolicy,
     Condition,
     DataFormat,
+    ImageRef,
     LastError,
     ModelCache,
     ModelEntry,
     SecretRef,
+    max_tokens_fit,
     unique_model_names,
 )
 
@@ -260,8 +262,9 @@ class Workers(ApiModel):
     """In-flight requests one worker sends to one model."""
     backoff_limit_per_index: int = Field(default=3, ge=0, le=100)
     """Retries of a failing shard before the job fails."""
-    image: str | None = None
-    """Worker image; default the operator's own image."""
+    image: ImageRef | None = None
+    """Worker image, pinned by tag or digest; default the operator's own image, resolved once when the job
+    starts and kept in `status.image` (an operator upgrade never changes a running job's image)."""
 
     cross_field_rules = (
         CrossFieldRule(
@@ -385,6 +388,7 @@ class SynthesisJobSpec(ApiModel):
             holds=lambda s: s.review.reject_below <= s.review.scale,
             field=".review.rejectBelow",
         ),
+        max_tokens_fit("generation.maxTokens", lambda s: s.generation.max_tokens),
     )
 
 
@@ -476,7 +480,8 @@ class SynthesisJobStatus(ApiModel):
         default_factory=list,
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
-    """Ready, BackendsReady, Progressing, Succeeded, Failed, Suspended."""
+    """Ready, BackendsReady, Progressing, Succeeded, Failed, Suspended, and kstatus's Reconciling (transient
+    work or a retry) and Stalled (a permanent error; the message names the field)."""
     progress: str = ""
     """Short progress text for `kubectl get`, e.g. `12/16 shards`."""
     stages: list[StageStatus] = Field(default_factory=list)
@@ -489,6 +494,8 @@ class SynthesisJobStatus(ApiModel):
     """Readiness of each model."""
     fingerprint: str = ""
     """Hash of the spec parts that change the output; a changed one is handled explicitly."""
+    image: str = ""
+    """Worker image resolved when the job started (the spec's, else the operator's default then)."""
     output: OutputStatus = Field(default_factory=OutputStatus)
     """Result location."""
     start_time: str | None = None
