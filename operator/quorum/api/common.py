@@ -4,8 +4,8 @@ locations, call policy and status conditions."""
 from __future__ import annotations
 
 import re
-from enum import StrEnum
 from collections.abc import Callable
+from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import Field

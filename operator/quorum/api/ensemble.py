@@ -295,5 +295,7 @@ class EnsembleRouterStatus(ApiModel):
     """The artifact in use."""
     image: str = ""
     """Router and calibration image resolved when the resource was first reconciled."""
+    calibration_retries: int = 0
+    """Reruns of a calibration Job that completed without writing its artifact (at most its backoffLimit)."""
     last_error: LastError | None = None
     """The most recent error."""

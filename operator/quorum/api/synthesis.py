@@ -5,7 +5,10 @@ Defaults follow `shared/specs/gra.md` (the paper's outline plus Quorum's choices
 
 from __future__ import annotations
 
+import hashlib
+import json
 from enum import StrEnum
+from typing import Any
 
 from pydantic import Field, field_validator
 
@@ -504,3 +507,40 @@ class SynthesisJobStatus(ApiModel):
     """When the job succeeded or failed."""
     last_error: LastError | None = None
     """The most recent error."""
+
+
+def output_fingerprint(spec: SynthesisJobSpec) -> str:
+    """The one owner of "what changes the output": local resume, worker shards and the operator's
+    spec-change guard all compare this hash.
+
+    Left out on purpose: concurrency, parallelism, time-outs, deadlines, images, vLLM serving settings and
+    endpoint URLs, which change how fast or where the work runs but not what it produces, and the output
+    location itself. They apply to a running job live or at its next shard.
+    """
+    return hashlib.sha256(json.dumps(output_relevant_spec(spec), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def output_relevant_spec(spec: SynthesisJobSpec) -> dict[str, Any]:
+    wire = spec.to_wire()
+    models = [
+        {
+            "name": m.name,
+            "roles": sorted(str(r) for r in m.roles),
+            "model": m.model if m.endpoint is None else m.endpoint.model,
+        }
+        for m in spec.models
+    ]
+    calls = wire.get("calls", {})
+    return {
+        "mode": wire.get("mode"),
+        "models": models,
+        "seeds": wire["seeds"],
+        "domains": wire.get("domains"),
+        "generation": wire.get("generation"),
+        "review": wire.get("review"),
+        "adjudication": wire.get("adjudication"),
+        "postprocess": wire.get("postprocess"),
+        "outputFormat": wire["output"].get("format"),
+        "shards": wire.get("workers", {}).get("shards"),
+        "jsonRepairAttempts": calls.get("jsonRepairAttempts"),
+    }

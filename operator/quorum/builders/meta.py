@@ -81,6 +81,45 @@ def short_hash(value: Any, length: int = 8) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:length]
 
 
+MAX_CHILD_NAME = 63
+CHILD_HASH_LENGTH = 5
+
+
+def child_name(owner: Owner, *parts: str) -> str:
+    """The one naming rule of every child: `<resource>-<parts>-<hash>`, the hash over (kind, resource, parts).
+
+    Why the hash: plain concatenation collides. A SynthesisJob and an EnsembleRouter both named `same` would
+    share `same-config`; an EnsembleRouter's model named `router` would be its router; `a` + model `b-c` and
+    `a-b` + model `c` would both be `a-b-c`. The hash tells all of those apart while the readable part stays
+    for `kubectl get`. Names stay DNS labels within 63 characters (the API caps resource names at 30 and model
+    names at 24), so they are valid for every kind, Services included.
+    """
+    digest = short_hash([owner.kind, owner.name, *parts], CHILD_HASH_LENGTH)
+    readable = "-".join([owner.name, *parts])[: MAX_CHILD_NAME - CHILD_HASH_LENGTH - 1].rstrip("-")
+    return f"{readable}-{digest}"
+
+
+def controller_of(obj: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The owner reference with `controller: true` of an existing object, if any."""
+    for reference in ((obj or {}).get("metadata") or {}).get("ownerReferences") or []:
+        if reference.get("controller"):
+            return reference
+    return None
+
+
+def foreign_controller(obj: dict[str, Any] | None, owner: Owner) -> str:
+    """Who else controls `obj` (`Kind/name`), or "" when it is absent or ours. An object that another owner
+    controls — or that no one does, created by hand — is never adopted or overwritten."""
+    if obj is None:
+        return ""
+    reference = controller_of(obj)
+    if reference is None:
+        return "nobody (created outside Quorum)"
+    if reference.get("uid") == owner.uid:
+        return ""
+    return f"{reference.get('kind')}/{reference.get('name')}"
+
+
 POD_SECURITY_CONTEXT: dict[str, Any] = {
     "runAsNonRoot": True,
     "runAsUser": 1000,

@@ -31,6 +31,8 @@ class Outcome:
 
     waiting_for: str = ""
     delay: float = 10.0
+    retry: bool = False
+    """A transient error, not a wait: the caller retries with exponential backoff."""
 
     @property
     def waiting(self) -> bool:

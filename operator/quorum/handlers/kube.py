@@ -58,7 +58,8 @@ class Kube:
         except NotFoundError:
             return None
 
-    def list(self, api_version: str, kind: str, namespace: str, labels: dict[str, str]) -> list[dict[str, Any]]:
+    def list(self, api_version: str, kind: str, namespace: str | None, labels: dict[str, str]) -> list[dict[str, Any]]:
+        """Objects with all of `labels`, in `namespace` (None: every namespace)."""
         selector = ",".join(f"{key}={value}" for key, value in labels.items())
         found = self._resource(api_version, kind).get(namespace=namespace, label_selector=selector)
         return [item.to_dict() for item in found.items]
