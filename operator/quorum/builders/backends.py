@@ -25,7 +25,7 @@ STARTUP_PROBE_PERIOD = 10
 
 def backend_name(owner: Owner, model: str) -> str:
     """The Deployment and Service of one served model."""
-    return child_name(owner, model)
+    return child_name(owner, model=model)
 
 
 @dataclass(frozen=True)

@@ -67,7 +67,9 @@ def router_manifest(owner: Owner, spec: EnsembleRouterSpec, storage: PodStorage)
             entry["maxConcurrency"] = spec_entry.max_concurrency
     wire["models"] = models
     wire.pop("modelCache", None)
-    wire["calibration"]["dataset"]["uri"] = storage.localize(spec.calibration.dataset.uri)
+    wire["calibration"]["dataset"]["uri"] = storage.localize(
+        spec.calibration.dataset.uri, field="spec.calibration.dataset.uri"
+    )
     return {
         "apiVersion": API_VERSION,
         "kind": "EnsembleRouter",

@@ -85,8 +85,10 @@ MAX_CHILD_NAME = 63
 CHILD_HASH_LENGTH = 5
 
 
-def child_name(owner: Owner, *parts: str) -> str:
-    """The one naming rule of every child: `<resource>-<parts>-<hash>`, the hash over (kind, resource, parts).
+def child_name(owner: Owner, *parts: str, model: str | None = None) -> str:
+    """The one naming rule of every child: `<resource>-<parts>-<hash>`, the hash over (kind, resource, parts)
+    and, for a model's children, over the model name as a separate field (a model named `router` is not the
+    router).
 
     Why the hash: plain concatenation collides. A SynthesisJob and an EnsembleRouter both named `same` would
     share `same-config`; an EnsembleRouter's model named `router` would be its router; `a` + model `b-c` and
@@ -94,8 +96,10 @@ def child_name(owner: Owner, *parts: str) -> str:
     for `kubectl get`. Names stay DNS labels within 63 characters (the API caps resource names at 30 and model
     names at 24), so they are valid for every kind, Services included.
     """
-    digest = short_hash([owner.kind, owner.name, *parts], CHILD_HASH_LENGTH)
-    readable = "-".join([owner.name, *parts])[: MAX_CHILD_NAME - CHILD_HASH_LENGTH - 1].rstrip("-")
+    digest = short_hash([owner.kind, owner.name, model, *parts], CHILD_HASH_LENGTH)
+    readable = "-".join([owner.name, *([model] if model is not None else []), *parts])[
+        : MAX_CHILD_NAME - CHILD_HASH_LENGTH - 1
+    ].rstrip("-")
     return f"{readable}-{digest}"
 
 

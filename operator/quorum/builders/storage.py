@@ -16,8 +16,15 @@ class PodStorage:
     volumes: dict[str, dict[str, Any]] = field(default_factory=dict)
     mounts: dict[str, dict[str, Any]] = field(default_factory=dict)
 
-    def localize(self, uri: str, *, writable: bool = False) -> str:
-        """The URI the engine reads inside the pod; mounts the claim or ConfigMap it lives in."""
+    def localize(self, uri: str, *, writable: bool = False, field: str = "") -> str:
+        """The URI the engine reads inside the pod; mounts the claim or ConfigMap it lives in. A location that
+        cannot be one raises `ValueError` naming `field`, the spec field it came from."""
+        try:
+            return self._localize(uri, writable)
+        except ValueError as error:
+            raise ValueError(f"{field}: {error}" if field else str(error)) from error
+
+    def _localize(self, uri: str, writable: bool) -> str:
         scheme, _, rest = uri.partition("://")
         if scheme == "pvc":
             claim, _, path = rest.partition("/")

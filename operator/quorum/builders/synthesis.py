@@ -59,11 +59,12 @@ def worker_manifest(owner: Owner, spec: SynthesisJobSpec, storage: PodStorage) -
         models.append(model)
     wire["models"] = models
     wire.pop("modelCache", None)
-    wire["seeds"]["uri"] = storage.localize(spec.seeds.uri)
-    wire["output"]["uri"] = storage.localize(spec.output.uri, writable=True)
+    wire["seeds"]["uri"] = storage.localize(spec.seeds.uri, field="spec.seeds.uri")
+    wire["output"]["uri"] = storage.localize(spec.output.uri, writable=True, field="spec.output.uri")
     dedup = wire["postprocess"]["dedup"]
     if dedup.get("decontaminationUri"):
-        dedup["decontaminationUri"] = storage.localize(dedup["decontaminationUri"])
+        field = "spec.postprocess.dedup.decontaminationUri"
+        dedup["decontaminationUri"] = storage.localize(dedup["decontaminationUri"], field=field)
     return {
         "apiVersion": API_VERSION,
         "kind": "SynthesisJob",

@@ -17,7 +17,6 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from quorum.api.base import format_validation_error
 from quorum.api.ensemble import EnsembleRouterSpec
 from quorum.builders.ensemble import (
     CALIBRATE_COMPONENT,
@@ -39,6 +38,7 @@ from quorum.handlers.plan import (
     kstatus,
     name_conflicts,
     observe_children,
+    spec_errors,
     stalled_plan,
     still_stalled,
 )
@@ -76,7 +76,10 @@ def in_use(previous: dict[str, Any]) -> str:
 
 
 def observe(ctx: OperatorContext, owner: Owner, spec: EnsembleRouterSpec, previous: dict[str, Any]) -> Observed:
-    want = desired(owner, spec)
+    try:
+        want = desired(owner, spec)
+    except ValueError:
+        return Observed()  # the plan reports it
     keys = [key_of(m) for m in (*want.base, want.calibrate)] + want.serving_keys
     if in_use(previous):
         keys.append(("v1", "ConfigMap", in_use(previous)))
@@ -104,7 +107,7 @@ def reconcile(ctx: OperatorContext, body: dict[str, Any]) -> Outcome:
     try:
         spec = EnsembleRouterSpec.model_validate(body.get("spec") or {})
     except ValidationError as error:
-        return execute(ctx, body, stalled("InvalidSpec", format_validation_error(error).strip()), API, stalled)
+        return execute(ctx, body, stalled("InvalidSpec", spec_errors(error)), API, stalled)
     owner = Owner.of(body)
     previous = dict(body.get("status") or {})
     image = spec.router.image or previous.get("image") or ctx.image
@@ -132,7 +135,10 @@ def _newest_message(pods: list[dict[str, Any]], phase: str) -> str:
 
 def plan(owner: Owner, spec: EnsembleRouterSpec, observed: Observed, previous: dict[str, Any]) -> Plan:
     """Everything this reconcile does, from the spec, what exists and the previous status; no I/O."""
-    want = desired(owner, spec)
+    try:
+        want = desired(owner, spec)
+    except ValueError as error:  # a location no pod can use
+        return stalled("InvalidSpec", str(error))
     conflict = name_conflicts(owner, [*want.base, want.calibrate], observed.children)
     serving_conflict = name_conflicts(
         owner,

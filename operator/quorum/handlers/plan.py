@@ -20,7 +20,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
+from pydantic import ValidationError
 
+from quorum.api.base import format_validation_error
 from quorum.builders.meta import Owner, foreign_controller
 from quorum.handlers.conditions import Cond, now_rfc3339
 from quorum.handlers.context import DONE, OperatorContext, Outcome
@@ -85,6 +87,11 @@ def still_stalled(body: dict[str, Any]) -> bool:
         if cond.get("type") == "Stalled" and cond.get("status") == "True":
             return cond.get("reason") in PERMANENT_REASONS and cond.get("observedGeneration") == generation
     return False
+
+
+def spec_errors(error: ValidationError) -> str:
+    """A spec's validation errors as the API server words them: `spec.<path>: <message>`, one per line."""
+    return "\n".join(f"spec.{line.strip()}" for line in format_validation_error(error).splitlines() if line.strip())
 
 
 def observe_children(ctx: OperatorContext, owner: Owner, keys: list[Key]) -> dict[Key, dict[str, Any]]:

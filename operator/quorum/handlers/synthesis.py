@@ -22,7 +22,6 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from quorum.api.base import format_validation_error
 from quorum.api.synthesis import SynthesisJobSpec, output_fingerprint
 from quorum.builders.meta import Owner
 from quorum.builders.synthesis import (
@@ -43,6 +42,7 @@ from quorum.handlers.plan import (
     kstatus,
     name_conflicts,
     observe_children,
+    spec_errors,
     stalled_plan,
     still_stalled,
 )
@@ -90,7 +90,10 @@ def desired(owner: Owner, spec: SynthesisJobSpec) -> tuple[list[dict[str, Any]],
 
 
 def observe(ctx: OperatorContext, owner: Owner, spec: SynthesisJobSpec) -> Observed:
-    base, workers, merge = desired(owner, spec)
+    try:
+        base, workers, merge = desired(owner, spec)
+    except ValueError:
+        return Observed()  # the plan reports it
     return Observed(
         children=observe_children(ctx, owner, [key_of(m) for m in (*base, workers, merge)]),
         worker_pods=ctx.kube.list("v1", "Pod", owner.namespace, owner.selector(WORKER_COMPONENT)),
@@ -111,7 +114,7 @@ def reconcile(ctx: OperatorContext, body: dict[str, Any]) -> Outcome:
     try:
         spec = SynthesisJobSpec.model_validate(body.get("spec") or {})
     except ValidationError as error:
-        return execute(ctx, body, stalled("InvalidSpec", format_validation_error(error).strip()), API, stalled)
+        return execute(ctx, body, stalled("InvalidSpec", spec_errors(error)), API, stalled)
     owner = Owner.of(body)
     previous = dict(body.get("status") or {})
     spec = resolve_image(spec, previous, ctx.image)
@@ -136,7 +139,10 @@ def plan(job: Job, observed: Observed) -> Plan:
     owner, spec, previous = job.owner, job.spec, job.previous
     if condition_true(previous, "Succeeded") or condition_true(previous, "Failed"):
         return plan_after_completion(job, observed)
-    base, workers_manifest, merge_manifest = desired(owner, spec)
+    try:
+        base, workers_manifest, merge_manifest = desired(owner, spec)
+    except ValueError as error:  # a location no pod can use, e.g. a ConfigMap as the output
+        return stalled("InvalidSpec", str(error))
     conflict = name_conflicts(owner, [*base, workers_manifest, merge_manifest], observed.children)
     if conflict:
         return stalled("NameConflict", conflict, "children")
