@@ -84,12 +84,14 @@ class FakeKube:
         self.refuse: dict[str, tuple[int, str]] = {}
         self.status_patches: list[dict[str, Any]] = []
 
-    def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
+    def apply(self, manifest: dict[str, Any], dry_run: bool = False) -> dict[str, Any]:
         if manifest["kind"] in self.refuse:
             code, message = self.refuse[manifest["kind"]]
             error = ApiException(status=code, reason="Invalid")
             error.body = json.dumps({"message": message})
             raise error
+        if dry_run:
+            return manifest
         self.objects[(manifest["apiVersion"], manifest["kind"], manifest["metadata"]["name"])] = manifest
         return manifest
 

@@ -66,3 +66,12 @@ def test_names_are_stable_and_readable() -> None:
     assert backend_name(sjob("math"), "qwen") == backend_name(sjob("math"), "qwen")
     assert backend_name(sjob("math"), "qwen").startswith("math-qwen-")
     assert synthesis.workers_name(sjob("math")).startswith("math-workers-")
+
+
+def test_a_claim_name_with_a_dot_still_gives_a_valid_volume_name() -> None:
+    from quorum.builders.storage import PodStorage
+
+    storage = PodStorage()
+    assert storage.localize("pvc://my.claim/seeds.jsonl") == "file:///data/pvc/my.claim/seeds.jsonl"
+    [volume] = storage.volume_list()
+    assert DNS_1035.match(volume["name"]) and volume["persistentVolumeClaim"]["claimName"] == "my.claim"

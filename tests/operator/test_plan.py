@@ -101,6 +101,8 @@ SYNTHESIS_CASES = [
         applies={CONFIG, SERVED[1:]},
         conditions={"Reconciling": (True, "WaitingForBackends"), "Stalled": (False, "AsExpected")},
         status={"phase": "Pending", "image": NEW_IMAGE},
+        # the Jobs it will create are validated by the API server now (a dry run), not after the GPUs came up
+        check=lambda p: {WORKERS, MERGE} <= {(m["kind"], m["metadata"]["name"]) for m in p.dry_runs},
     ),
     Case(
         "ready-backends-start-the-workers-with-the-operator-image-recorded",

@@ -21,8 +21,8 @@ class OperatorContext:
     pod_annotations: dict[str, str] = field(default_factory=dict)
     post_event: EventSink = lambda body, type_, reason, message: None
 
-    def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
-        return self.kube.apply(with_pod_annotations(manifest, self.pod_annotations))
+    def apply(self, manifest: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
+        return self.kube.apply(with_pod_annotations(manifest, self.pod_annotations), dry_run=dry_run)
 
 
 @dataclass(frozen=True)

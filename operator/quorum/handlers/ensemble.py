@@ -153,6 +153,8 @@ def plan(owner: Owner, spec: EnsembleRouterSpec, observed: Observed, previous: d
     job = observed.children.get(key_of(want.calibrate))
     if job is None and all(b["ready"] for b in backends):
         result.applies.append(want.calibrate)
+    elif job is None:
+        result.dry_runs += [want.calibrate, *serving_children(owner, spec, want.artifact, "")]
     summary = _summary(observed.children.get(("v1", "ConfigMap", want.artifact)))
     calibrated = calibration_condition(result, want, job, summary, observed, previous)
     serving, serving_summary = (want.artifact, summary) if summary else (in_use(previous), None)

@@ -40,8 +40,9 @@ class Kube:
                 self._resources[key] = self.dynamic.resources.get(api_version=api_version, kind=kind)
             return self._resources[key]
 
-    def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
-        """Server-side apply as `quorum-operator`, forcing ownership of the fields we declare."""
+    def apply(self, manifest: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
+        """Server-side apply as `quorum-operator`, forcing ownership of the fields we declare. `dry_run` has the
+        API server validate (and admit) the object without storing it."""
         resource = self._resource(manifest["apiVersion"], manifest["kind"])
         applied = self.dynamic.server_side_apply(
             resource,
@@ -49,6 +50,7 @@ class Kube:
             namespace=manifest["metadata"].get("namespace"),
             field_manager=FIELD_MANAGER,
             force_conflicts=True,
+            dry_run="All" if dry_run else None,
         )
         return applied.to_dict()
 

@@ -49,6 +49,9 @@ class Plan:
     status: dict[str, Any] | None
     """The status fields to write with `conditions`; None writes no status (e.g. the resource is deleted)."""
     conditions: list[Cond] = field(default_factory=list)
+    dry_runs: list[dict[str, Any]] = field(default_factory=list)
+    """Children created later (the Jobs wait for the backends) that the API server validates now, so a spec
+    it would refuse is Stalled at once instead of after the GPUs came up."""
     applies: list[dict[str, Any]] = field(default_factory=list)
     """Manifests to server-side apply (create or update), in order."""
     patches: list[tuple[Key, dict[str, Any]]] = field(default_factory=list)
@@ -137,6 +140,8 @@ def execute(ctx: OperatorContext, body: dict[str, Any], plan: Plan, api: tuple[s
     """Perform the plan; a child the API server refuses becomes `Stalled` (4xx) or a retry (the rest)."""
     namespace = body["metadata"]["namespace"]
     try:
+        for manifest in plan.dry_runs:
+            ctx.apply(manifest, dry_run=True)
         for manifest in plan.applies:
             ctx.apply(manifest)
         for (api_version, kind, name), patch in plan.patches:

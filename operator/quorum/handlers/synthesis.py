@@ -160,6 +160,8 @@ def plan(job: Job, observed: Observed) -> Plan:
     if workers is None and all(b["ready"] for b in backends):
         result.applies.append(workers_manifest)
         result.status["startTime"] = job.now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    elif workers is None:
+        result.dry_runs += [workers_manifest, merge_manifest]
     elif workers is not None:
         result.patches += control_patches(workers, workers_manifest, JOB_CONTROLS)
         result.status["startTime"] = previous.get("startTime")
