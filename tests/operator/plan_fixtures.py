@@ -83,6 +83,7 @@ class FakeKube:
         self.objects = objects or {}
         self.refuse: dict[str, tuple[int, str]] = {}
         self.status_patches: list[dict[str, Any]] = []
+        self.applied: list[dict[str, Any]] = []
 
     def apply(self, manifest: dict[str, Any], dry_run: bool = False) -> dict[str, Any]:
         if manifest["kind"] in self.refuse:
@@ -90,17 +91,31 @@ class FakeKube:
             error = ApiException(status=code, reason="Invalid")
             error.body = json.dumps({"message": message})
             raise error
+        self.applied.append(manifest)
         if dry_run:
             return manifest
         self.objects[(manifest["apiVersion"], manifest["kind"], manifest["metadata"]["name"])] = manifest
         return manifest
+
+    def create(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        key = (manifest["apiVersion"], manifest["kind"], manifest["metadata"]["name"])
+        if key in self.objects:
+            error = ApiException(status=409, reason="AlreadyExists")
+            error.body = json.dumps({"message": f'{manifest["kind"]} "{key[2]}" already exists'})
+            raise error
+        return self.apply(manifest)
 
     def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         found = self.objects.get((api_version, kind, name))
         return copy.deepcopy(found) if found is not None else None
 
     def list(self, api_version: str, kind: str, namespace: str | None, labels: dict[str, str]) -> list[Any]:
-        return []
+        return [
+            copy.deepcopy(obj)
+            for (version, obj_kind, _name), obj in self.objects.items()
+            if (version, obj_kind) == (api_version, kind)
+            and labels.items() <= ((obj.get("metadata") or {}).get("labels") or {}).items()
+        ]
 
     def delete(self, api_version: str, kind: str, namespace: str, name: str) -> bool:
         return self.objects.pop((api_version, kind, name), None) is not None

@@ -20,7 +20,7 @@ from tests.operator.fuzz_specs import FuzzSpec, fuzz_specs
 
 pytestmark = pytest.mark.cluster
 
-BATCH = 24
+BATCH = 8
 VERDICT_SECONDS = 10.0
 FIELD_PATH = re.compile(r"spec\.[A-Za-z][\w.\[\]]*")
 
@@ -43,6 +43,13 @@ def _validate_rejects(spec: FuzzSpec) -> bool:
     return False
 
 
+def _metrics() -> str:
+    from prometheus_client import REGISTRY, generate_latest
+
+    text = generate_latest(REGISTRY).decode()
+    return " ".join(line for line in text.splitlines() if line.startswith("quorum_operator") and "_bucket" not in line)
+
+
 def _verdict(obj: dict[str, Any]) -> tuple[str, str] | None:
     conditions = {c["type"]: c for c in (obj.get("status") or {}).get("conditions") or []}
     if conditions.get("Stalled", {}).get("status") == "True":
@@ -61,7 +68,15 @@ def _await_verdicts(api, namespace: str, admitted: dict[str, tuple[FuzzSpec, flo
                 if name in admitted and name not in verdicts and (verdict := _verdict(obj)):
                     verdicts[name] = verdict
         late = [n for n, (_, t) in admitted.items() if n not in verdicts and time.monotonic() - t > VERDICT_SECONDS]
-        assert not late, f"no Stalled and no status within {VERDICT_SECONDS}s: {[admitted[n][0].id for n in late]}"
+        assert not late, (
+            f"no Stalled and no status within {VERDICT_SECONDS}s: "
+            + "; ".join(
+                f"{admitted[n][0].id}: {(api.get(API_VERSION, admitted[n][0].document['kind'], namespace, n) or {}).get('status')}"
+                for n in late
+            )
+            + " | "
+            + _metrics()
+        )
         time.sleep(0.3)
     return verdicts
 

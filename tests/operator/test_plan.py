@@ -339,3 +339,27 @@ def test_a_server_error_is_transient_reconciling_and_retried() -> None:
     assert reconciling["status"] == "True" and "etcdserver: request timed out" in reconciling["message"]
     assert outcome.waiting and outcome.retry
     assert status["lastError"]["reason"] == "TransientError"
+
+
+def test_a_second_reconcile_of_an_unchanged_resource_writes_nothing() -> None:
+    kube, events = FakeKube(), []
+    spec = sjob_spec(models=[{"name": "ext", "endpoint": {"url": "http://127.0.0.1:9/v1", "model": "sim"}}])
+    kube.objects[("quorum.dev/v1alpha1", "SynthesisJob", "sj")] = resource("SynthesisJob", spec)
+    ctx = fake_context(kube, events)
+    reconcile_object(ctx, "synthesisjobs", "ns", "sj")
+    reconcile_object(ctx, "synthesisjobs", "ns", "sj")  # sees the worker Job it created: Running
+    applies, writes = len(kube.applied), len(kube.status_patches)
+    assert applies >= 5  # RBAC, config, worker Job
+    reconcile_object(ctx, "synthesisjobs", "ns", "sj")
+    assert len(kube.applied) == applies and len(kube.status_patches) == writes
+
+
+def test_an_unlabelled_object_under_a_child_name_is_refused_not_adopted() -> None:
+    kube, events = FakeKube(), []
+    kube.objects[("quorum.dev/v1alpha1", "SynthesisJob", "sj")] = resource("SynthesisJob", sjob_spec())
+    kube.objects[CONFIG_KEY] = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": CONFIG[1]}, "data": {}}
+    reconcile_object(fake_context(kube, events), "synthesisjobs", "ns", "sj")
+    status = kube.objects[("quorum.dev/v1alpha1", "SynthesisJob", "sj")]["status"]
+    stalled = {c["type"]: c for c in status["conditions"]}["Stalled"]
+    assert stalled["reason"] == "NameConflict" and CONFIG[1] in stalled["message"]
+    assert kube.objects[CONFIG_KEY]["data"] == {}  # untouched

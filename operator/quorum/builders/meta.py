@@ -14,6 +14,9 @@ FIELD_MANAGER = "quorum-operator"
 DEFAULT_IMAGE = "quorum-dev/quorum:0.1.0"
 """Image of the workers, the calibration Job and the router when the spec names none: the operator's own."""
 
+APPLIED_HASH_ANNOTATION = "quorum.dev/applied-hash"
+"""Hash of the manifest the operator last applied to a child: an unchanged child is not applied again."""
+
 LABEL_SYNTHESISJOB = "quorum.dev/synthesisjob"
 LABEL_ENSEMBLEROUTER = "quorum.dev/ensemblerouter"
 LABEL_MODEL = "quorum.dev/model"

@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from quorum.builders.backends import BACKEND_COMPONENT, backend_name, resolve_endpoints
-from quorum.builders.meta import Owner
+from quorum.builders.meta import LABEL_COMPONENT, Owner
 from quorum.handlers.conditions import Cond
-from quorum.handlers.context import OperatorContext
 from quorum.handlers.plan import Key
 
 BACKEND_KINDS = (("apps/v1", "Deployment"), ("v1", "Service"))
@@ -47,10 +46,11 @@ def backends_condition(backends: list[dict[str, Any]]) -> Cond:
     return Cond("BackendsReady", False, "NotAvailable", f"{summary} ready; waiting for {', '.join(waiting)}")
 
 
-def observe_backend_objects(ctx: OperatorContext, owner: Owner) -> list[Key]:
-    """Every model Deployment and Service of `owner` that exists (to free the GPUs after completion)."""
+def backend_objects(children: dict[Key, dict[str, Any]]) -> list[Key]:
+    """The model Deployments and Services among the observed children (to free the GPUs after completion)."""
     return [
-        (api_version, kind, item["metadata"]["name"])
-        for api_version, kind in BACKEND_KINDS
-        for item in ctx.kube.list(api_version, kind, owner.namespace, owner.selector(BACKEND_COMPONENT))
+        key
+        for key, obj in children.items()
+        if key[:2] in BACKEND_KINDS
+        and ((obj.get("metadata") or {}).get("labels") or {}).get(LABEL_COMPONENT) == BACKEND_COMPONENT
     ]

@@ -26,7 +26,7 @@ from quorum.builders.ensemble import (
     router_url,
     serving_children,
 )
-from quorum.builders.meta import Owner
+from quorum.builders.meta import LABEL_COMPONENT, Owner
 from quorum.handlers.backends import backend_statuses, backends_condition, backends_summary
 from quorum.handlers.conditions import Cond, job_condition
 from quorum.handlers.context import OperatorContext, Outcome, last_line, termination_message
@@ -62,35 +62,37 @@ class Desired:
     base: list[dict[str, Any]]
     calibrate: dict[str, Any]
     artifact: str
-    serving_keys: list[Key]
+    serving: list[dict[str, Any]]
+    """The router's children on a placeholder artifact: their names and kinds, for `observe`."""
 
 
 def desired(owner: Owner, spec: EnsembleRouterSpec) -> Desired:
     serving = serving_children(owner, spec, "", "")
     artifact = artifact_config_map(owner, spec)["metadata"]["name"]
-    return Desired(router_children(owner, spec), calibrate_job(owner, spec), artifact, [key_of(m) for m in serving])
+    return Desired(router_children(owner, spec), calibrate_job(owner, spec), artifact, serving)
 
 
 def in_use(previous: dict[str, Any]) -> str:
     return (previous.get("calibration") or {}).get("artifact", "").removeprefix("configmap://")
 
 
-def observe(ctx: OperatorContext, owner: Owner, spec: EnsembleRouterSpec, previous: dict[str, Any]) -> Observed:
+def observe(ctx: OperatorContext, owner: Owner, spec: EnsembleRouterSpec) -> Observed:
     try:
         want = desired(owner, spec)
     except ValueError:
         return Observed()  # the plan reports it
-    keys = [key_of(m) for m in (*want.base, want.calibrate)] + want.serving_keys
-    if in_use(previous):
-        keys.append(("v1", "ConfigMap", in_use(previous)))
+    children = observe_children(ctx, owner, [*want.base, want.calibrate, *want.serving])
+    selector = owner.selector(CALIBRATE_COMPONENT)
+    calibrations = [
+        key
+        for key, obj in children.items()
+        if key[:2] in CALIBRATION_KINDS
+        and (obj["metadata"].get("labels") or {}).get(LABEL_COMPONENT) == selector[LABEL_COMPONENT]
+    ]
     return Observed(
-        children=observe_children(ctx, owner, keys),
-        calibration_pods=ctx.kube.list("v1", "Pod", owner.namespace, owner.selector(CALIBRATE_COMPONENT)),
-        calibrations=[
-            (api_version, kind, item["metadata"]["name"])
-            for api_version, kind in CALIBRATION_KINDS
-            for item in ctx.kube.list(api_version, kind, owner.namespace, owner.selector(CALIBRATE_COMPONENT))
-        ],
+        children=children,
+        calibration_pods=ctx.kube.list("v1", "Pod", owner.namespace, selector),
+        calibrations=calibrations,
     )
 
 
@@ -112,7 +114,7 @@ def reconcile(ctx: OperatorContext, body: dict[str, Any]) -> Outcome:
     previous = dict(body.get("status") or {})
     image = spec.router.image or previous.get("image") or ctx.image
     spec = spec.model_copy(update={"router": spec.router.model_copy(update={"image": image})})
-    return execute(ctx, body, plan(owner, spec, observe(ctx, owner, spec, previous), previous), API, stalled)
+    return execute(ctx, body, plan(owner, spec, observe(ctx, owner, spec), previous), API, stalled)
 
 
 def _summary(config_map: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -139,16 +141,12 @@ def plan(owner: Owner, spec: EnsembleRouterSpec, observed: Observed, previous: d
         want = desired(owner, spec)
     except ValueError as error:  # a location no pod can use
         return stalled("InvalidSpec", str(error))
-    conflict = name_conflicts(owner, [*want.base, want.calibrate], observed.children)
-    serving_conflict = name_conflicts(
-        owner,
-        [{"apiVersion": k[0], "kind": k[1], "metadata": {"name": k[2]}} for k in want.serving_keys],
-        observed.children,
-    )
-    if conflict or serving_conflict:
-        return stalled("NameConflict", conflict or serving_conflict, "children")
+    conflict = name_conflicts(owner, [*want.base, want.calibrate, *want.serving], observed.children)
+    if conflict:
+        return stalled("NameConflict", conflict, "children")
     backends = backend_statuses(owner, spec.models, observed.children)
-    result = Plan(status={"backends": backends, "image": spec.router.image}, applies=list(want.base))
+    status = {"backends": backends, "image": spec.router.image}
+    result = Plan(status=status, applies=list(want.base), existing=observed.children)
     result.status["backendsReady"] = backends_summary(backends)
     job = observed.children.get(key_of(want.calibrate))
     if job is None and all(b["ready"] for b in backends):

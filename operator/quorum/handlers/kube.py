@@ -54,6 +54,14 @@ class Kube:
         )
         return applied.to_dict()
 
+    def create(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        """A plain create: the API server refuses it (409 AlreadyExists) when the name is taken."""
+        resource = self._resource(manifest["apiVersion"], manifest["kind"])
+        created = resource.create(
+            body=manifest, namespace=manifest["metadata"].get("namespace"), field_manager=FIELD_MANAGER
+        )
+        return created.to_dict()
+
     def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         try:
             return self._resource(api_version, kind).get(name=name, namespace=namespace).to_dict()

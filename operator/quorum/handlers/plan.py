@@ -49,6 +49,9 @@ class Plan:
     status: dict[str, Any] | None
     """The status fields to write with `conditions`; None writes no status (e.g. the resource is deleted)."""
     conditions: list[Cond] = field(default_factory=list)
+    existing: dict[Key, dict[str, Any]] = field(default_factory=dict)
+    """The observed children: `execute` creates what is not among them and skips applies that would change
+    nothing (the applied manifest's hash is kept on the child)."""
     dry_runs: list[dict[str, Any]] = field(default_factory=list)
     """Children created later (the Jobs wait for the backends) that the API server validates now, so a spec
     it would refuse is Stalled at once instead of after the GPUs came up."""
@@ -97,14 +100,19 @@ def spec_errors(error: ValidationError) -> str:
     return "\n".join(f"spec.{line.strip()}" for line in format_validation_error(error).splitlines() if line.strip())
 
 
-def observe_children(ctx: OperatorContext, owner: Owner, keys: list[Key]) -> dict[Key, dict[str, Any]]:
-    """The children that exist, by key (ours or not: the plan refuses to touch another owner's)."""
-    found = {}
-    for key in keys:
-        obj = ctx.kube.get(key[0], key[1], owner.namespace, key[2])
-        if obj is not None:
-            found[key] = obj
-    return found
+def observe_children(
+    ctx: OperatorContext, owner: Owner, manifests: list[dict[str, Any]], extra: tuple[tuple[str, str], ...] = ()
+) -> dict[Key, dict[str, Any]]:
+    """Every object of the kinds of `manifests` (plus `extra`) labelled as `owner`'s, by key: one LIST per
+    kind, not one GET per child. An object under a child's name without our label is found by `execute`
+    instead: children are created with a plain create, which the API server refuses when the name is taken."""
+    kinds = dict.fromkeys([(m["apiVersion"], m["kind"]) for m in manifests] + list(extra))
+    selector = {owner.parent_label: owner.name}
+    return {
+        (api_version, kind, item["metadata"]["name"]): item
+        for api_version, kind in kinds
+        for item in ctx.kube.list(api_version, kind, owner.namespace, selector)
+    }
 
 
 def name_conflicts(owner: Owner, manifests: list[dict[str, Any]], observed: dict[Key, dict[str, Any]]) -> str:
@@ -128,7 +136,10 @@ def api_error_message(error: ApiException) -> str:
 
 
 def is_permanent(error: ApiException) -> bool:
+    """A 4xx that is the child's fault. An exhausted ResourceQuota (403) frees up by itself: transient."""
     status = int(error.status or 0)
+    if status == 403 and "exceeded quota" in api_error_message(error):
+        return False
     return 400 <= status < 500 and status not in TRANSIENT_STATUS
 
 
@@ -141,18 +152,21 @@ def execute(ctx: OperatorContext, body: dict[str, Any], plan: Plan, api: tuple[s
     namespace = body["metadata"]["namespace"]
     try:
         for manifest in plan.dry_runs:
-            ctx.apply(manifest, dry_run=True)
+            ctx.validate(manifest)
         for manifest in plan.applies:
-            ctx.apply(manifest)
+            ctx.converge(manifest, plan.existing.get(key_of(manifest)))
         for (api_version, kind, name), patch in plan.patches:
             ctx.kube.patch_merge(api_version, kind, namespace, name, patch)
         for api_version, kind, name in plan.deletes:
             ctx.kube.delete(api_version, kind, namespace, name)
     except ApiException as error:
-        if not is_permanent(error):
+        if error.status == 409 and "already exists" in api_error_message(error):
+            message = f"{api_error_message(error)}, not created by Quorum; it is never adopted: delete or rename it"
+            plan = stall("NameConflict", message, "children")
+        elif not is_permanent(error):
             raise
-        message = api_error_message(error)
-        plan = stall("ChildRejected", f"the API server refused a child: {message}", "children")
+        else:
+            plan = stall("ChildRejected", f"the API server refused a child: {api_error_message(error)}", "children")
     for type_, reason, message in plan.events:
         ctx.post_event(body, type_, reason, message)
     if plan.status is None:

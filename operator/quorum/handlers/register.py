@@ -36,8 +36,12 @@ KINDS: dict[str, tuple[str, str, Reconcile]] = {
     "synthesisjobs": ("SynthesisJob", LABEL_SYNTHESISJOB, synthesis.reconcile),
     "ensemblerouters": ("EnsembleRouter", LABEL_ENSEMBLEROUTER, ensemble.reconcile),
 }
-_locks: dict[tuple[str, str, str], threading.Lock] = {}
+_locks: dict[tuple[str, str, str], threading.RLock] = {}
 _locks_guard = threading.Lock()
+_queued: set[tuple[str, str, str]] = set()
+"""Objects with a reconcile waiting for their lock: a child event then needs no second one (the waiting one
+reads everything fresh once it runs), so a storm of pod events costs at most one running and one queued
+reconcile per object."""
 
 
 def plain(value: Any) -> Any:
@@ -49,9 +53,10 @@ def plain(value: Any) -> Any:
     return value
 
 
-def _lock(plural: str, namespace: str, name: str) -> threading.Lock:
+def _lock(plural: str, namespace: str, name: str) -> threading.RLock:
+    """Reentrant: `reconcile_coalesced` holds it while it calls `reconcile_object`."""
     with _locks_guard:
-        return _locks.setdefault((plural, namespace, name), threading.Lock())
+        return _locks.setdefault((plural, namespace, name), threading.RLock())
 
 
 def reconcile_object(ctx: OperatorContext, plural: str, namespace: str, name: str) -> Outcome:
@@ -104,6 +109,20 @@ for _plural in KINDS:
     kopf.on.delete(GROUP, VERSION, _plural, id="release", optional=True)(_on_delete(_plural))
 
 
+def reconcile_coalesced(ctx: OperatorContext, plural: str, namespace: str, name: str) -> None:
+    """`reconcile_object`, unless one for the same object is already waiting to run."""
+    key = (plural, namespace, name)
+    with _locks_guard:
+        if key in _queued:
+            return
+        _queued.add(key)
+    lock = _lock(*key)
+    with lock:
+        with _locks_guard:
+            _queued.discard(key)
+        reconcile_object(ctx, plural, namespace, name)
+
+
 def _child_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """A Deployment, Job or pod of ours changed: reconcile the resource it belongs to."""
     labels = body["metadata"].get("labels") or {}
@@ -111,7 +130,7 @@ def _child_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     for plural, (_kind, label, _reconcile) in KINDS.items():
         parent = labels.get(label)
         if parent and namespace:
-            reconcile_object(memo.ctx, plural, namespace, parent)
+            reconcile_coalesced(memo.ctx, plural, namespace, parent)
 
 
 for _resource in (("apps", "v1", "deployments"), ("batch", "v1", "jobs"), ("v1", "pods")):
@@ -128,7 +147,7 @@ def resync_once(ctx: OperatorContext, namespaces: list[str]) -> None:
         ]
         record_phases(kind, items)
         for item in items:
-            reconcile_object(ctx, plural, item["metadata"]["namespace"], item["metadata"]["name"])
+            reconcile_coalesced(ctx, plural, item["metadata"]["namespace"], item["metadata"]["name"])
 
 
 async def resync_forever(ctx: OperatorContext, namespaces: list[str], interval: float = RESYNC_SECONDS) -> None:

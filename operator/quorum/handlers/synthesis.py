@@ -23,7 +23,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from quorum.api.synthesis import SynthesisJobSpec, output_fingerprint
-from quorum.builders.meta import Owner
+from quorum.builders.meta import LABEL_COMPONENT, Owner
 from quorum.builders.synthesis import (
     MERGE_COMPONENT,
     WORKER_COMPONENT,
@@ -31,7 +31,7 @@ from quorum.builders.synthesis import (
     synthesis_children,
     workers_job,
 )
-from quorum.handlers.backends import backend_statuses, backends_condition, backends_summary, observe_backend_objects
+from quorum.handlers.backends import backend_objects, backend_statuses, backends_condition, backends_summary
 from quorum.handlers.conditions import Cond, condition_true, job_condition, parse_time
 from quorum.handlers.context import OperatorContext, Outcome, last_line, termination_message
 from quorum.handlers.plan import (
@@ -94,12 +94,18 @@ def observe(ctx: OperatorContext, owner: Owner, spec: SynthesisJobSpec) -> Obser
         base, workers, merge = desired(owner, spec)
     except ValueError:
         return Observed()  # the plan reports it
+    children = observe_children(ctx, owner, [*base, workers, merge])
+    pods = ctx.kube.list("v1", "Pod", owner.namespace, {owner.parent_label: owner.name})
     return Observed(
-        children=observe_children(ctx, owner, [key_of(m) for m in (*base, workers, merge)]),
-        worker_pods=ctx.kube.list("v1", "Pod", owner.namespace, owner.selector(WORKER_COMPONENT)),
-        merge_pods=ctx.kube.list("v1", "Pod", owner.namespace, owner.selector(MERGE_COMPONENT)),
-        backend_objects=observe_backend_objects(ctx, owner),
+        children=children,
+        worker_pods=[p for p in pods if _component(p) == WORKER_COMPONENT],
+        merge_pods=[p for p in pods if _component(p) == MERGE_COMPONENT],
+        backend_objects=backend_objects(children),
     )
+
+
+def _component(obj: dict[str, Any]) -> str:
+    return ((obj.get("metadata") or {}).get("labels") or {}).get(LABEL_COMPONENT, "")
 
 
 def resolve_image(spec: SynthesisJobSpec, previous: dict[str, Any], default: str) -> SynthesisJobSpec:
@@ -152,7 +158,8 @@ def plan(job: Job, observed: Observed) -> Plan:
     accepted = previous.get("fingerprint") or ""
     frozen = workers is not None and bool(accepted) and accepted != fp
     backends = backend_statuses(owner, spec.models, observed.children)
-    result = Plan(status={"fingerprint": accepted if frozen else fp, "image": spec.workers.image}, conditions=[])
+    status = {"fingerprint": accepted if frozen else fp, "image": spec.workers.image}
+    result = Plan(status=status, existing=observed.children)
     config_key = next(key_of(m) for m in base if m["kind"] == "ConfigMap")
     result.applies = [m for m in base if not (frozen and key_of(m) == config_key)]
     if frozen:
