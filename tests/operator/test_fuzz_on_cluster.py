@@ -43,6 +43,11 @@ def _validate_rejects(spec: FuzzSpec) -> bool:
     return False
 
 
+def _status(api, namespace: str, spec: FuzzSpec) -> Any:
+    found = api.get(API_VERSION, spec.document["kind"], namespace, spec.document["metadata"]["name"]) or {}
+    return found.get("status")
+
+
 def _metrics() -> str:
     from prometheus_client import REGISTRY, generate_latest
 
@@ -109,5 +114,5 @@ def test_every_hostile_spec_is_rejected_or_stalled_naming_the_field(api, namespa
     with capsys.disabled():
         print(f"\nfuzz: {len(specs)} specs in {time.monotonic() - started:.0f}s: {counts}; validate disagrees on "
               f"{len(disagreements)}")  # fmt: skip
-    assert unnamed == []
-    assert disagreements == []
+    assert unnamed == [], unnamed
+    assert disagreements == [], disagreements

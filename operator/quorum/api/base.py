@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from types import UnionType
+from typing import Annotated, Any, ClassVar, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, GetCoreSchemaHandler, GetJsonSchemaHandler, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
@@ -76,6 +77,27 @@ class ApiModel(BaseModel):
 
     cross_field_rules: ClassVar[tuple[CrossFieldRule, ...]] = ()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _json_scalar_types(cls, data: Any) -> Any:
+        """Scalars as strictly as the API server types them: pydantic would take `true` for a number, 1 or
+        "yes" for a boolean and 5.0 for an integer; the API server takes none of them, so neither do we."""
+        if not isinstance(data, dict):
+            return data
+        for name, info in cls.model_fields.items():
+            key = info.alias or name
+            value = data.get(key, data.get(name))
+            expected = _scalar_type(info.annotation)
+            if value is None or expected is None:
+                continue
+            if expected is bool and not isinstance(value, bool):
+                raise ValueError(f"{key}: must be a boolean (true or false)")
+            if expected in (int, float) and isinstance(value, bool):
+                raise ValueError(f"{key}: must be a number, not a boolean")
+            if expected is int and isinstance(value, float):
+                raise ValueError(f"{key}: must be an integer")
+        return data
+
     @model_validator(mode="after")
     def _check_cross_field_rules(self) -> ApiModel:
         for rule in type(self).cross_field_rules:
@@ -95,6 +117,16 @@ class ApiModel(BaseModel):
     def to_wire(self) -> dict[str, Any]:
         """The object as the API server stores it: camelCase keys, unset optionals left out."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def _scalar_type(annotation: Any) -> type | None:
+    """bool, int or float when a field holds exactly that scalar (optionally `| None`), else None."""
+    while get_origin(annotation) is Annotated:
+        annotation = get_args(annotation)[0]
+    if get_origin(annotation) in (Union, UnionType):
+        options = [a for a in get_args(annotation) if a is not type(None)]
+        annotation = options[0] if len(options) == 1 else None
+    return annotation if annotation in (bool, int, float) else None
 
 
 def format_validation_error(error: ValidationError) -> str:
