@@ -32,6 +32,10 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def _one_of(value: Any, allowed: frozenset[str]) -> bool:
+    return isinstance(value, str) and value in allowed
+
+
 def _number(body: dict[str, Any], key: str, low: float, high: float, *, integer: bool = False) -> Any:
     value = body.get(key)
     if value is None:
@@ -51,7 +55,7 @@ def _messages(value: Any) -> list[dict[str, Any]]:
     for i, message in enumerate(value):
         if not isinstance(message, dict):
             raise InvalidField(f"messages.{i}", "must be an object")
-        if message.get("role") not in ROLES:
+        if not _one_of(message.get("role"), ROLES):
             raise InvalidField(f"messages.{i}.role", f"must be one of {', '.join(sorted(ROLES))}")
         content = message.get("content")
         if content is not None and not isinstance(content, str | list):
@@ -89,7 +93,7 @@ def _tools(body: dict[str, Any]) -> None:
             if not isinstance(function, dict) or not isinstance(function.get("name"), str):
                 raise InvalidField(f"tools.{i}.function.name", "each tool needs a function with a name")
     choice = body.get("tool_choice")
-    if choice is not None and choice not in TOOL_CHOICES and not isinstance(choice, dict):
+    if choice is not None and not _one_of(choice, TOOL_CHOICES) and not isinstance(choice, dict):
         raise InvalidField("tool_choice", "must be none, auto, required or a named function")
 
 
@@ -97,7 +101,7 @@ def _response_format(body: dict[str, Any]) -> None:
     value = body.get("response_format")
     if value is None:
         return
-    if not isinstance(value, dict) or value.get("type") not in RESPONSE_FORMATS:
+    if not isinstance(value, dict) or not _one_of(value.get("type"), RESPONSE_FORMATS):
         raise InvalidField("response_format.type", f"must be one of {', '.join(sorted(RESPONSE_FORMATS))}")
     if value["type"] == "json_schema" and not isinstance(value.get("json_schema"), dict):
         raise InvalidField("response_format.json_schema", "a json_schema response format needs its schema")
