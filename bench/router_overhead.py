@@ -146,15 +146,26 @@ def load(url: str, body: Path, concurrency: int, *, seconds: float = 0, requests
     return {**result, "load": os.getloadavg()[0]}
 
 
-def measure(url: str, body: Path, args: argparse.Namespace) -> dict[str, float]:
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU of a process and its threads so far (0 for the direct path, which has no router)."""
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(url: str, body: Path, args: argparse.Namespace, pid: int | None = None) -> dict[str, float]:
     sequential = load(url, body, 1, requests=args.requests)
+    cpu = cpu_seconds(pid)
     busy = load(url, body, args.concurrency, seconds=args.seconds)
+    cpu_per_request = (cpu_seconds(pid) - cpu) / max(busy["requests"], 1)
     overflows = listen_overflows()
     crowd = load(url, body, args.connections, seconds=args.seconds)
     return {
         "p50": sequential["p50"],
         "load_c1": sequential["load"],
         "rps": busy["rps"],
+        "cpu_ms": cpu_per_request * 1000,
         "errors_busy": busy["errors"],
         "load_busy": busy["load"],
         "crowd_p99": crowd["p99"],
@@ -172,16 +183,22 @@ def quorum_target(quorum: str, config: Path, port: int, artifact: Path | None = 
 
 def report(results: dict[str, dict[str, float]], args: argparse.Namespace) -> None:
     base = results["direct (no router)"]
-    print(
-        f"\n{'path':26} {'c=1 +p50 ms':>11} {'load':>5} | {f'c={args.concurrency} req/s':>11} {'err':>4} {'load':>5} "
-        f"| {f'c={args.connections} p99 ms':>13} {'req/s':>7} {'err':>4} {'ovfl':>5} {'load':>5}"
-    )
+    columns = [
+        ("c=1 +p50 ms", lambda r: f"{(r['p50'] - base['p50']) * 1000:.2f}"),
+        ("load", lambda r: f"{r['load_c1']:.1f}"),
+        (f"c={args.concurrency} req/s", lambda r: f"{r['rps']:.0f}"),
+        ("CPU ms/req", lambda r: f"{r['cpu_ms']:.3f}"),
+        ("err", lambda r: f"{r['errors_busy']:.0f}"),
+        ("load", lambda r: f"{r['load_busy']:.1f}"),
+        (f"c={args.connections} p99 ms", lambda r: f"{r['crowd_p99'] * 1000:.1f}"),
+        ("req/s", lambda r: f"{r['crowd_rps']:.0f}"),
+        ("err", lambda r: f"{r['crowd_errors']:.0f}"),
+        ("overflows", lambda r: f"{r['overflows']:.0f}"),
+        ("load", lambda r: f"{r['load_crowd']:.1f}"),
+    ]
+    print("\n" + f"{'path':26}" + "".join(f" {title:>{len(title) + 1}}" for title, _ in columns))
     for name, r in results.items():
-        print(
-            f"{name:26} {(r['p50'] - base['p50']) * 1000:11.2f} {r['load_c1']:5.1f} | {r['rps']:11.0f} "
-            f"{r['errors_busy']:4.0f} {r['load_busy']:5.1f} | {r['crowd_p99'] * 1000:13.1f} {r['crowd_rps']:7.0f} "
-            f"{r['crowd_errors']:4.0f} {r['overflows']:5.0f} {r['load_crowd']:5.1f}"
-        )
+        print(f"{name:26}" + "".join(f" {cell(r):>{len(title) + 1}}" for title, cell in columns))
     peer = results.get("vllm-router")
     if peer is None:
         return
@@ -237,8 +254,20 @@ def main() -> None:
             single = manifest(directory, {"solo": backend + "/v1"})
             targets["quorum pass-through"] = (quorum_target(quorum, single, single_port), "readyz", "bench", quorum_env)
             targets["vllm-router"] = (
-                [vllm_router, "--host", "127.0.0.1", "--port", str(vllm_port), "--worker-urls", backend]
-                + ["--policy", "round_robin", "--log-level", "warning", "--disable-retries"],
+                [
+                    vllm_router,
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(vllm_port),
+                    "--worker-urls",
+                    backend,
+                    "--policy",
+                    "round_robin",
+                    "--log-level",
+                    "warning",
+                    "--disable-retries",
+                ],
                 "health",
                 "sim",
                 None,
@@ -252,12 +281,16 @@ def main() -> None:
                     "bench",
                     quorum_env,
                 )
-            ports = {"quorum pass-through": single_port, "vllm-router": vllm_port, "quorum embedding-routed": routed_port}
+            ports = {
+                "quorum pass-through": single_port,
+                "vllm-router": vllm_port,
+                "quorum embedding-routed": routed_port,
+            }
             for name, (command, ready, model, env) in targets.items():
                 base = f"http://127.0.0.1:{ports[name]}"
                 try:
-                    with process(command, f"{base}/{ready}", env):
-                        results[name] = measure(base + "/v1/chat/completions", bodies[model], args)
+                    with process(command, f"{base}/{ready}", env) as proc:
+                        results[name] = measure(base + "/v1/chat/completions", bodies[model], args, proc.pid)
                 except (RuntimeError, FileNotFoundError) as error:
                     print(f"{name}: could not run: {error}")
                     continue

@@ -270,20 +270,26 @@ class RouterServer:
         )
         await response.prepare(http)
         tail = b""
-        first = True
-        try:
-            async for piece in forwarded.response.content.iter_any():
-                if first:
-                    self._first_token[chat.endpoint].observe(time.perf_counter() - started)
-                    first = False
+        pieces = forwarded.response.content.iter_any().__aiter__()
+        while True:
+            try:
+                piece = await pieces.__anext__()
+            except StopAsyncIteration:
+                forwarded.backend.record(time.perf_counter() - started, *stream_usage(tail))
+                break
+            except (aiohttp.ClientError, TimeoutError) as error:  # the status is already sent: say it in-band
+                event = {"error": {"message": f"backend stream failed: {error!r}", "type": "service_unavailable"}}
+                piece = _event(event) + b"data: [DONE]\n\n"
+                pieces = None
+            if not tail:
+                self._first_token[chat.endpoint].observe(time.perf_counter() - started)
+            try:
                 await response.write(piece)
-                tail = (tail + piece)[-8192:]
-        except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, TimeoutError) as error:
-            # the status is already sent: tell the client in-band
-            event = {"error": {"message": f"backend stream failed: {error!r}", "type": "service_unavailable"}}
-            await response.write(_event(event) + b"data: [DONE]\n\n")
-        else:
-            forwarded.backend.record(time.perf_counter() - started, *stream_usage(tail))
+            except ConnectionResetError:  # the client left; the backend response is released by `forward`
+                return response
+            if pieces is None:
+                break
+            tail = (tail + piece)[-8192:]
         await response.write_eof()
         return response
 
