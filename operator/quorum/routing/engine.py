@@ -24,7 +24,7 @@ import numpy as np
 from quorum.api.ensemble import EnsembleRouterSpec, TaskKind, VotingStrategy
 from quorum.llm import CallFailed, ModelEndpoint
 from quorum.routing.artifact import Artifact
-from quorum.routing.backend import Backend, BackendAnswer, new_session
+from quorum.routing.backend import Backend, BackendAnswer, Slots, new_session
 from quorum.routing.breaker import CircuitBreaker
 from quorum.routing.embedding import EmbeddingBatcher, conversation_text
 from quorum.routing.metrics import RouterMetrics
@@ -145,7 +145,7 @@ class RouterEngine:
             e.name: CircuitBreaker(settings.circuit_breaker.failure_threshold, settings.circuit_breaker.reset_seconds)
             for e in endpoints
         }
-        self._requests = asyncio.Semaphore(settings.max_concurrency)
+        self._requests = Slots(settings.max_concurrency)
         self.rules = {t.name: TaskRule.from_spec(t) for t in spec.calibration.tasks}
         if artifact is not None:
             for task, rule in artifact.tasks.items():
