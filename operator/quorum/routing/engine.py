@@ -48,15 +48,12 @@ class BackendRejected(Exception):
 
 @dataclass(frozen=True)
 class ChatRequest:
-    """The parts of an OpenAI chat request the router acts on (validated by the server)."""
+    """The parts of an OpenAI request the router acts on (checked by `quorum.routing.wire`); every other field
+    (max_tokens, stop, seed, tools, ...) travels in `body` to the backend untouched."""
 
     messages: list[dict[str, Any]]
     model: str | None = None
     temperature: float | None = None
-    max_tokens: int | None = None
-    stop: list[str] | None = None
-    top_p: float | None = None
-    seed: int | None = None
     n: int = 1
     task: str | None = None
     """Task name that selects the answer extractor; by default the routed cluster's dominant task."""

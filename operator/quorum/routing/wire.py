@@ -71,16 +71,15 @@ def _prompt(value: Any) -> str:
     return value
 
 
-def _stop(body: dict[str, Any]) -> list[str] | None:
+def _stop(body: dict[str, Any]) -> None:
     stop = body.get("stop")
     if stop is None:
-        return None
+        return
     stops = [stop] if isinstance(stop, str) else stop
     if not isinstance(stops, list) or not all(isinstance(s, str) for s in stops):
         raise InvalidField("stop", "must be a string or a list of strings")
     if len(stops) > 4:
         raise InvalidField("stop", "at most 4 sequences")
-    return stops or None
 
 
 def _tools(body: dict[str, Any]) -> None:
@@ -148,14 +147,15 @@ def parse_request(body: dict[str, Any], endpoint: str, task_header: str | None =
     top_p = _number(body, "top_p", 0.0, 1.0)
     if top_p == 0:
         raise InvalidField("top_p", "must be above 0")
-    max_tokens = _number(body, "max_tokens", 1, 1_000_000, integer=True)
-    max_completion = _number(body, "max_completion_tokens", 1, 1_000_000, integer=True)
+    _number(body, "max_tokens", 1, 1_000_000, integer=True)
+    _number(body, "max_completion_tokens", 1, 1_000_000, integer=True)
     n = _number(body, "n", 1, 64, integer=True)
-    seed = _number(body, "seed", -(2**63), 2**63 - 1, integer=True)
+    _number(body, "seed", -(2**63), 2**63 - 1, integer=True)
     for penalty in ("presence_penalty", "frequency_penalty"):
         _number(body, penalty, -2.0, 2.0)
     if body.get("user") is not None and not isinstance(body["user"], str):
         raise InvalidField("user", "must be a string")
+    _stop(body)
     _tools(body)
     _response_format(body)
     _stream(body)
@@ -163,10 +163,6 @@ def parse_request(body: dict[str, Any], endpoint: str, task_header: str | None =
         messages=messages,
         model=model,
         temperature=temperature,
-        max_tokens=max_tokens or max_completion,
-        stop=_stop(body),
-        top_p=top_p,
-        seed=seed,
         n=n or 1,
         task=_task(body, task_header),
         body=body,
