@@ -181,11 +181,12 @@ def serve(
     """Serve the OpenAI-compatible routing and voting API."""
     from aiohttp import web
 
+    from quorum.llm.service import LISTEN_BACKLOG
     from quorum.routing.artifact import ArtifactError, load_artifact
     from quorum.routing.config import TokenSource
     from quorum.routing.embedding import EmbeddingBatcher, limit_torch_threads, shared_embedder
     from quorum.routing.engine import RouterEngine
-    from quorum.routing.server import build_app
+    from quorum.routing.server import build_app, freeze_after_start, new_event_loop
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per backend call otherwise
@@ -214,4 +215,12 @@ def serve(
         listen = port or spec.router.port
         auth = "bearer token required" if token.enabled else "no auth"
         console.print(f"router {resource.metadata.name} on http://{host}:{listen}/v1 ({auth})")
-        web.run_app(build_app(engine, token), host=host, port=listen, access_log=None, print=None)
+        web.run_app(
+            freeze_after_start(build_app(engine, token)),
+            host=host,
+            port=listen,
+            access_log=None,
+            print=None,
+            backlog=LISTEN_BACKLOG,
+            loop=new_event_loop(),
+        )
