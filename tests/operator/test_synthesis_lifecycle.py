@@ -110,7 +110,7 @@ def test_workers_driven_to_completion_reach_succeeded_with_counts(kube, api, nam
     assert done["output"]["records"] == 6 and done["output"]["uri"] == "pvc://results/run"
     assert {c["type"]: c["status"] for c in done["conditions"]} == {
         "Ready": "True", "BackendsReady": "True", "Progressing": "False",
-        "Succeeded": "True", "Failed": "False", "Suspended": "False",
+        "Succeeded": "True", "Failed": "False", "Suspended": "False", "Reconciling": "False", "Stalled": "False",
     }  # fmt: skip
     table = kube.kubectl("get", "sjob", "sj").stdout.split("\n")
     assert table[0].split() == ["NAME", "READY", "STAGE", "PROGRESS", "ACCEPTED", "AGE"]

@@ -167,6 +167,7 @@ def plan(job: Job, observed: Observed) -> Plan:
     if workers is None and all(b["ready"] for b in backends):
         result.applies.append(workers_manifest)
         result.status["startTime"] = job.now.strftime("%Y-%m-%dT%H:%M:%SZ")
+        workers = workers_manifest  # created by this very plan: the status says Running, not Pending
     elif workers is None:
         result.dry_runs += [workers_manifest, merge_manifest]
     elif workers is not None:
@@ -174,6 +175,7 @@ def plan(job: Job, observed: Observed) -> Plan:
         result.status["startTime"] = previous.get("startTime")
     if merge is None and job_condition(workers, "Complete"):
         result.applies.append(merge_manifest)
+        merge = merge_manifest
     elif merge is not None:
         result.patches += control_patches(merge, merge_manifest, ("suspend",))
     status_of_run(result, job, observed, backends, workers, merge)
