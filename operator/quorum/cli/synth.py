@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.live import Live
@@ -46,7 +47,9 @@ class StageBoard:
 def run(
     manifest: Path = ManifestArg,
     local: bool = typer.Option(False, "--local", help="Run on this machine instead of a cluster."),
-    out: Path | None = typer.Option(None, "--out", help="Output directory (local mode); default out/<name>."),
+    out: str | None = typer.Option(
+        None, "--out", help="Output directory or s3://bucket/prefix (local mode); default out/<name>."
+    ),
     on_bad_seed: str = typer.Option("fail", "--on-bad-seed", help="skip|fail: what a malformed seed line does."),
     restart: bool = typer.Option(False, "--restart", help="Discard earlier work in the output directory."),
 ) -> None:
@@ -64,6 +67,7 @@ def run(
     )
     from quorum.gra.local import pool_warnings
     from quorum.gra.roles import PoolTooSmall
+    from quorum.locations import StorageAccessError, as_location
 
     try:
         policy = OnBadSeed(on_bad_seed)
@@ -71,21 +75,28 @@ def run(
         fail(f"--on-bad-seed must be skip or fail, not {on_bad_seed!r}")
     job = read_resource(manifest, SynthesisJob)
     config = GraConfig.from_spec(job.spec, name=job.metadata.name, base_dir=manifest.resolve().parent)
-    out_dir = out or Path("out") / job.metadata.name
+    out_dir = as_location(out or Path("out") / job.metadata.name)
     for warning in pool_warnings(config):
         console.print(f"[yellow]warning:[/yellow] {warning}")
     board = StageBoard()
     try:
         with board.live:
             result = run_local(config, out_dir, on_bad_seed=policy, restart=restart, progress=board)
-    except (BadSeedData, FingerprintMismatch, UnsupportedUri, PoolTooSmall, FileNotFoundError) as error:
+    except (
+        BadSeedData,
+        FingerprintMismatch,
+        UnsupportedUri,
+        PoolTooSmall,
+        FileNotFoundError,
+        StorageAccessError,
+    ) as error:
         fail(str(error))
     for warning in result.warnings[len(pool_warnings(config)) :]:
         console.print(f"[yellow]warning:[/yellow] {warning}")
     _summary(result.manifest, out_dir)
 
 
-def _summary(manifest: dict, out_dir: Path) -> None:
+def _summary(manifest: dict, out_dir: Any) -> None:
     counts, rates = manifest["counts"], manifest["rates"]
     typer.echo(
         f"{manifest['name']}: {counts['accepted']} accepted of {counts['generated']} generated "

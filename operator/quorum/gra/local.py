@@ -25,6 +25,7 @@ from quorum.gra.seeds import OnBadSeed
 from quorum.gra.shard import load_seed_set, run_shard
 from quorum.gra.store import claim_output
 from quorum.llm import ClientPool, ModelEndpoint, RetryPolicy
+from quorum.locations import Location, as_location
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ ShardProgressCallback = Callable[[int, str, int, int, SynthesisCounts], None]
 @dataclass(frozen=True)
 class LocalRun:
     manifest: dict[str, Any]
-    out_dir: Path
+    out_dir: Location
     warnings: list[str]
 
 
@@ -90,7 +91,7 @@ def pool_warnings(config: GraConfig) -> list[str]:
 
 def run_local(
     config: GraConfig,
-    out_dir: Path,
+    out_dir: Path | Location,
     *,
     on_bad_seed: OnBadSeed = OnBadSeed.FAIL,
     restart: bool = False,
@@ -100,7 +101,7 @@ def run_local(
     """Run every shard (resuming committed work), then merge. `endpoints` overrides model serving (tests)."""
     started = time.perf_counter()
     spec = config.spec
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = as_location(out_dir)
     claim_output(out_dir, config.fingerprint(), spec.to_wire(), restart=restart)
     seed_set = load_seed_set(config, on_bad_seed)
     warnings = pool_warnings(config)
@@ -121,7 +122,7 @@ def _given(endpoints: list[ModelEndpoint]) -> Iterator[list[ModelEndpoint]]:
 
 async def _run_shards(
     config: GraConfig,
-    out_dir: Path,
+    out_dir: Location,
     endpoints: list[ModelEndpoint],
     seed_set: Any,
     progress: ShardProgressCallback | None,
