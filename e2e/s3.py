@@ -16,6 +16,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from e2e.netutil import LOOPBACK, free_ports, probe
 from e2e.procs import _die_with_parent
@@ -105,7 +106,7 @@ class S3Server:
         lazily, so the first write is the real readiness check)."""
         deadline = time.monotonic() + timeout
         while probe(self.endpoint)[0] == 0:
-            if self.process is not None and self.process.poll() is not None or time.monotonic() > deadline:
+            if (self.process is not None and self.process.poll() is not None) or time.monotonic() > deadline:
                 raise RuntimeError(f"SeaweedFS did not start; see {self.folder / 'weed.log'}")
             time.sleep(0.2)
         fs = self.filesystem()
@@ -121,7 +122,8 @@ class S3Server:
                     raise
                 time.sleep(0.5)
 
-    def filesystem(self):  # noqa: ANN201 - s3fs.S3FileSystem
+    def filesystem(self) -> Any:
+        """An s3fs client with the admin identity (for tests that set up or inspect buckets)."""
         import s3fs
 
         return s3fs.S3FileSystem(
