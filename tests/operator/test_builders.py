@@ -149,7 +149,7 @@ def test_workers_job_is_indexed_with_the_spec_controls(sjob):
     pod = spec["template"]["spec"]
     assert pod["restartPolicy"] == "Never" and pod["serviceAccountName"] == "math-code-worker"
     [container] = pod["containers"]
-    assert container["args"] == ["worker", "synth", "--config", "/etc/quorum/synthesisjob.yaml"]
+    assert container["args"] == ["worker", "synth", "/etc/quorum/synthesisjob.yaml"]
     [config_volume] = [v for v in pod["volumes"] if v["name"] == "config"]
     assert config_volume["configMap"]["name"] == "math-code-config"
 

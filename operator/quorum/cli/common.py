@@ -18,6 +18,27 @@ T = TypeVar("T", bound=Resource)
 ManifestArg = typer.Argument(..., exists=True, dir_okay=False, readable=True, help="Manifest (YAML) to read.")
 
 
+def manifest_argument(help_text: str = "Manifest (YAML) to read.") -> object:
+    """The positional FILE of a command that also keeps the old `--config FILE` (see `manifest_file`)."""
+    return typer.Argument(None, metavar="FILE", dir_okay=False, help=help_text, show_default=False)
+
+
+ConfigAlias = typer.Option(None, "--config", hidden=True, dir_okay=False, help="Old spelling of FILE.")
+
+
+def manifest_file(file: Path | None, config: Path | None) -> Path:
+    """Every command that takes a manifest takes it as the positional FILE; `--config FILE` stays accepted
+    (hidden) so existing scripts and pod specs keep working."""
+    if file is not None and config is not None and file != config:
+        fail(f"give the manifest once: FILE {file} or --config {config}, not both", code=2)
+    path = file or config
+    if path is None:
+        fail("missing FILE: the manifest (YAML) to read", code=2)
+    if not path.is_file():
+        fail(f"{path} does not exist or is not a file", code=2)
+    return path
+
+
 def fail(message: str, code: int = 1) -> NoReturn:
     console.print(f"[red]error:[/red] {message}")
     raise typer.Exit(code)

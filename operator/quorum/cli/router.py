@@ -14,7 +14,7 @@ import typer
 
 from quorum.api.ensemble import EnsembleRouterSpec
 from quorum.api.resources import EnsembleRouter
-from quorum.cli.common import console, fail, read_resource
+from quorum.cli.common import ConfigAlias, console, fail, manifest_argument, manifest_file, read_resource
 from quorum.llm import ModelEndpoint
 
 app = typer.Typer(help="Calibrate and serve the Avengers router of an EnsembleRouter.", no_args_is_help=True)
@@ -70,7 +70,8 @@ def _endpoints(resource: EnsembleRouter, overrides: dict[str, str], local: bool)
 
 @app.command()
 def calibrate(
-    config: Path = typer.Option(..., "--config", exists=True, dir_okay=False, help="EnsembleRouter manifest."),
+    file: Path | None = manifest_argument("EnsembleRouter manifest."),
+    config: Path | None = ConfigAlias,
     out: Path = typer.Option(..., "--out", help="Directory for the calibration artifact bundle."),
     backend: list[str] = typer.Option([], "--backend", help="NAME=URL: base URL (with /v1) for a model."),
     pvc_root: Path | None = typer.Option(
@@ -89,6 +90,7 @@ def calibrate(
     from quorum.routing.dataset import DatasetError, load_dataset
     from quorum.routing.embedding import shared_embedder
 
+    config = manifest_file(file, config)
     resource = read_resource(config, EnsembleRouter)
     spec = resource.spec
     if local is None:
@@ -120,7 +122,8 @@ def calibrate(
 
 @app.command()
 def serve(
-    config: Path = typer.Option(..., "--config", exists=True, dir_okay=False, help="EnsembleRouter manifest."),
+    file: Path | None = manifest_argument("EnsembleRouter manifest."),
+    config: Path | None = ConfigAlias,
     artifact: Path | None = typer.Option(
         None, "--artifact", help=f"Calibration bundle directory (default ${ARTIFACT_DIR_ENV} when set)."
     ),
@@ -147,7 +150,7 @@ def serve(
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per backend call otherwise
-    resource = read_resource(config, EnsembleRouter)
+    resource = read_resource(manifest_file(file, config), EnsembleRouter)
     spec = resource.spec
     directory = artifact or (Path(os.environ[ARTIFACT_DIR_ENV]) if os.environ.get(ARTIFACT_DIR_ENV) else None)
     loaded = None
