@@ -139,6 +139,14 @@ def test_synthesis_job_reads_s3_seeds_and_writes_every_output_to_s3_with_the_sec
         assert (out / "shards" / shard / "round-01" / "commit.json").exists()
     assert [r.exit_code for r in pod_runner.runs.values()] == [0, 0, 0]
 
+    # status.stages: the operator's own steps, then the GRA stages the workers reported, summed over shards.
+    stages = {s["name"]: s for s in done["stages"]}
+    assert {"backends", "workers", "merge", "round", "generate", "review-instruction"} <= set(stages)
+    assert stages["generate"]["done"] == stages["generate"]["total"] == manifest["counts"]["generated"]
+    assert stages["generate"]["rate"] > 0
+    header = kube.kubectl("get", "sjob", "sj").stdout.split("\n")[0].split()
+    assert header[-3:] == ["STARTED", "COMPLETED", "AGE"]
+
 
 @pytest.fixture
 def tiny_model() -> Any:

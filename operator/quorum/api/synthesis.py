@@ -407,13 +407,16 @@ class StageStatus(ApiModel):
     """Progress of one pipeline stage across all shards."""
 
     name: str
-    """Stage name: digest, generate, review-instruction, review-response, adjudicate, dedup, write."""
+    """Stage name: the job's backends, workers and merge, then the GRA stages the workers report (round,
+    domains, digest, generate, review-instruction, review-response, adjudicate, dedup, write)."""
     state: StageState = StageState.PENDING
     """Where the stage stands."""
     done: int = 0
     """Units finished."""
     total: int = 0
     """Units planned."""
+    rate: float = 0.0
+    """Units finished per second since the stage started (summed over shards for the job)."""
 
 
 class SynthesisCounts(ApiModel):
@@ -453,6 +456,8 @@ class ShardStatus(ApiModel):
     """Units of the current stage planned."""
     counts: SynthesisCounts = Field(default_factory=SynthesisCounts)
     """The shard's funnel."""
+    stages: list[StageStatus] = Field(default_factory=list)
+    """The shard's GRA stages (done, total, rate), what the job's `status.stages` sums."""
     attempt: int = 0
     """Worker attempt (pod restarts of this index)."""
     fingerprint: str = ""

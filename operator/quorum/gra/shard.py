@@ -60,6 +60,11 @@ class _Progress:
             done_total[1] += delta or 1
         self.emit(stage)
 
+    def round(self, number: int, rounds: int) -> None:
+        """`round` on the progress channel: done is the round in progress, total the rounds planned."""
+        if self.callback is not None:
+            self.callback("round", number, rounds, self.counts)
+
     def emit(self, stage: str) -> None:
         if self.callback is not None:
             done, total = self.stages[stage]
@@ -151,6 +156,7 @@ class _ShardWorker:
         quota = math.ceil(spec.generation.target / self.shard_count)
         kept_total, rounds_run, reason = 0, 0, "rounds exhausted"
         for round_number in range(1, rounds + 1):
+            self.progress.round(round_number, rounds)
             marker = self.store.committed(round_number)
             if marker is None:
                 self.digest_journal.flush()

@@ -33,6 +33,7 @@ from quorum.builders.synthesis import (
     workers_job,
     workers_name,
 )
+from quorum.gra.progress import combine_stages
 from quorum.handlers.backends import backends_summary, delete_backends, observe_backends
 from quorum.handlers.conditions import Cond, condition_true, job_condition, now_rfc3339, parse_time
 from quorum.handlers.context import DONE, OperatorContext, Outcome, last_line, termination_message
@@ -275,9 +276,10 @@ def reconcile(ctx: OperatorContext, body: dict[str, Any]) -> Outcome:
             "phase": phase,
             "progress": progress,
             "counts": counts,
-            "stages": _stages(
-                backends_ready, workers, workers_done, failure, merge, merge_done, shards_done, shards_total
-            ),
+            "stages": [
+                *_stages(backends_ready, workers, workers_done, failure, merge, merge_done, shards_done, shards_total),
+                *combine_stages(report.get("stages") or [] for report in reports.values()),
+            ],
             "lastError": last_error,
         }
     )
