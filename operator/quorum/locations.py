@@ -8,6 +8,7 @@ under the same roots (overridable by environment), so a manifest means the same 
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -161,9 +162,13 @@ class Location:
             (self / file.relative_to(folder).as_posix()).write_bytes(file.read_bytes())
 
     def check_access(self) -> None:
-        """Fail early, naming the bucket, when the credentials cannot list it."""
-        if not self.is_local:
-            self._guard(lambda: self.fs.ls(self.bucket, detail=False))
+        """Fail early, naming the bucket, when the credentials cannot list this prefix (a prefix that does not
+        exist yet is fine: the run creates it). Listing the prefix, not the bucket, suits policies that grant
+        one prefix only."""
+        if self.is_local:
+            return
+        with contextlib.suppress(FileNotFoundError):
+            self._guard(lambda: self.fs.ls(self.path, detail=False))
 
     def _guard(self, operation: Any) -> Any:
         if self.is_local:
