@@ -5,13 +5,18 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from quorum.api.resources import SynthesisJob
 from quorum.api.synthesis import SynthesisCounts
 from quorum.cli.common import ManifestArg, console, fail, read_resource
+from quorum.locations import UnsupportedUri
+
+if TYPE_CHECKING:
+    from quorum.gra.config import GraConfig
+    from quorum.locations import Location
 
 app = typer.Typer(help="Run GRA data synthesis from a SynthesisJob manifest.", no_args_is_help=True)
 
@@ -120,7 +125,7 @@ def run(
     manifest: Path = ManifestArg,
     local: bool = typer.Option(False, "--local", help="Run on this machine instead of a cluster."),
     out: str | None = typer.Option(
-        None, "--out", help="Output directory or s3://bucket/prefix (local mode); default out/<name>."
+        None, "--out", help="Output directory or s3://bucket/prefix (local mode); default spec.output.uri."
     ),
     on_bad_seed: str = typer.Option("fail", "--on-bad-seed", help="skip|fail: what a malformed seed line does."),
     restart: bool = typer.Option(False, "--restart", help="Discard earlier work in the output directory."),
@@ -134,10 +139,9 @@ def run(
         FingerprintMismatch,
         GraConfig,
         OnBadSeed,
-        UnsupportedUri,
         run_local,
     )
-    from quorum.gra.local import pool_warnings
+    from quorum.gra.local import BackendUnavailable, pool_warnings
     from quorum.gra.roles import PoolTooSmall
     from quorum.locations import StorageAccessError, as_location
 
@@ -147,7 +151,7 @@ def run(
         fail(f"--on-bad-seed must be skip or fail, not {on_bad_seed!r}")
     job = read_resource(manifest, SynthesisJob)
     config = GraConfig.from_spec(job.spec, name=job.metadata.name, base_dir=manifest.resolve().parent)
-    out_dir = as_location(out or Path("out") / job.metadata.name)
+    out_dir = as_location(out) if out else _output_dir(config)
     for warning in pool_warnings(config):
         console.print(f"[yellow]warning:[/yellow] {warning}")
     board = StageBoard(job.spec.generation.target)
@@ -163,9 +167,26 @@ def run(
         StorageAccessError,
     ) as error:
         fail(str(error))
+    except BackendUnavailable as error:
+        fail(f"backend check failed before starting: {error}")
     for warning in result.warnings[len(pool_warnings(config)) :]:
         console.print(f"[yellow]warning:[/yellow] {warning}")
     _summary(result.manifest, out_dir)
+    counts = result.manifest["counts"]
+    if counts["accepted"] == 0 and counts["failed"] > 0:
+        fail(
+            f"nothing accepted: {counts['failed']} samples failed on model calls (see {out_dir / 'rejected.jsonl'}); "
+            "fix the endpoint and rerun — failed shards run again"
+        )
+
+
+def _output_dir(config: GraConfig) -> Location:
+    """Local mode writes where `spec.output.uri` says (file://, pvc:// or s3://); else it says why not."""
+    uri = config.spec.output.uri
+    try:
+        return config.location(uri)
+    except UnsupportedUri as error:
+        fail(f"spec.output.uri {uri}: local mode writes to file://, pvc:// or s3:// locations ({error}); pass --out")
 
 
 def _summary(manifest: dict, out_dir: Any) -> None:
