@@ -183,6 +183,8 @@ def run(
 def _output_dir(config: GraConfig) -> Location:
     """Local mode writes where `spec.output.uri` says (file://, pvc:// or s3://); else it says why not."""
     uri = config.spec.output.uri
+    if uri.startswith("configmap://"):
+        fail(f"spec.output.uri {uri}: a ConfigMap is read-only; write to file://, pvc:// or s3://, or pass --out")
     try:
         return config.location(uri)
     except UnsupportedUri as error:
