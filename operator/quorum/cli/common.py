@@ -19,25 +19,28 @@ T = TypeVar("T", bound=Resource)
 ManifestArg = typer.Argument(..., exists=True, dir_okay=False, readable=True, help="Manifest (YAML) to read.")
 
 
-def manifest_argument(help_text: str = "Manifest (YAML) to read.") -> object:
-    """The positional FILE of a command that also keeps the old `--config FILE` (see `manifest_file`)."""
+ManifestFile = typer.Argument(None, exists=True, dir_okay=False, readable=True, help="EnsembleRouter manifest (YAML).")
+ConfigAlias = typer.Option(
+    None, "--config", exists=True, dir_okay=False, readable=True, hidden=True, help="Old spelling of FILE."
+)
+
+
+def manifest_path(file: Path | None, config: Path | None) -> Path:
+    """The manifest given as the positional FILE or through the hidden `--config` alias (pods still use it)."""
+    if file is not None and config is not None and file != config:
+        fail(f"give the manifest once: FILE ({file}) or --config ({config}), not both")
+    path = file or config
+    if path is None:
+        fail("missing argument FILE: the manifest to read")
+    return path
+
+
+def manifest_argument(help_text: str) -> object:
+    """A positional FILE checked by the command itself (pod paths resolve under `QUORUM_FS_ROOT` first)."""
     return typer.Argument(None, metavar="FILE", dir_okay=False, help=help_text, show_default=False)
 
 
-ConfigAlias = typer.Option(None, "--config", hidden=True, dir_okay=False, help="Old spelling of FILE.")
-
-
-def manifest_file(file: Path | None, config: Path | None) -> Path:
-    """Every command that takes a manifest takes it as the positional FILE; `--config FILE` stays accepted
-    (hidden) so existing scripts and pod specs keep working."""
-    if file is not None and config is not None and file != config:
-        fail(f"give the manifest once: FILE {file} or --config {config}, not both", code=2)
-    path = file or config
-    if path is None:
-        fail("missing FILE: the manifest (YAML) to read", code=2)
-    if not path.is_file():
-        fail(f"{path} does not exist or is not a file", code=2)
-    return path
+PodConfigAlias = typer.Option(None, "--config", hidden=True, dir_okay=False, help="Old spelling of FILE.")
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

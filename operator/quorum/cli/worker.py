@@ -13,7 +13,7 @@ from pathlib import Path
 
 import typer
 
-from quorum.cli.common import ConfigAlias, manifest_argument, manifest_file
+from quorum.cli.common import PodConfigAlias, manifest_argument, manifest_path
 
 app = typer.Typer(help="Pod entrypoints run by the operator (synthesis shards, calibration).", no_args_is_help=True)
 
@@ -39,14 +39,16 @@ def _pod_manifest(file: Path | None, config: Path | None) -> Path:
     """The manifest as the pod names it, found under `QUORUM_FS_ROOT` when one stands in for `/`."""
     from quorum.worker.podfs import pod_path
 
-    given = file or config
-    return manifest_file(None if given is None else pod_path(given), None)
+    path = pod_path(manifest_path(file, config))
+    if not path.is_file():
+        raise typer.BadParameter(f"{path} does not exist or is not a file", param_hint="FILE")
+    return path
 
 
 @app.command()
 def synth(
     file: Path | None = manifest_argument("Mounted SynthesisJob (the operator's worker config)."),
-    config: Path | None = ConfigAlias,
+    config: Path | None = PodConfigAlias,
     merge: bool = typer.Option(False, "--merge", help="Merge the committed shards instead of running one."),
 ) -> None:
     """Run the GRA stages over one shard ($JOB_COMPLETION_INDEX), reporting status.shards.<index>; with
@@ -60,7 +62,7 @@ def synth(
 @app.command()
 def calibrate(
     file: Path | None = manifest_argument("Mounted EnsembleRouter (the operator's router config)."),
-    config: Path | None = ConfigAlias,
+    config: Path | None = PodConfigAlias,
     artifact_configmap: str = typer.Option(
         ..., "--artifact-configmap", help="ConfigMap (created by the operator) that receives the artifact."
     ),
