@@ -1,4 +1,5 @@
-"""Data locations (`file://`, `pvc://`, `configmap://`) as local paths, shared by both engines.
+"""Data locations (`file://`, `pvc://`, `configmap://` as local paths; `s3://` through fsspec), shared by both
+engines.
 
 Why one place: the operator mounts claims at `/data/pvc/<claim>` and ConfigMaps at `/data/configmap/<name>`
 (builders/storage.py) and rewrites the URIs it hands to pods; local mode and the CLIs read the same URIs
@@ -7,8 +8,11 @@ under the same roots (overridable by environment), so a manifest means the same 
 
 from __future__ import annotations
 
+import contextlib
 import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 PVC_ROOT_ENV = "QUORUM_PVC_ROOT"
 DEFAULT_PVC_ROOT = "/data/pvc"
@@ -38,3 +42,175 @@ def resolve_uri(uri: str, *, base_dir: Path, pvc_root: Path | None = None) -> Pa
     if scheme == "configmap":
         return Path(os.environ.get(CONFIGMAP_ROOT_ENV, DEFAULT_CONFIGMAP_ROOT)) / rest
     raise UnsupportedUri(f"{uri!r}: only file://, pvc:// and configmap:// are read here; stage {scheme}:// data first")
+
+
+# --- object stores ---------------------------------------------------------------------------------------------
+#
+# Seeds, decontamination sets and every output (dataset, rejected, manifest, report, shard journals) go through
+# `Location`: one small interface over fsspec, so the engines write `s3://bucket/prefix/` the way they write a
+# directory. Credentials are the standard AWS variables: in pods the builders inject them from
+# `output.credentialsSecretRef` (envFrom), in local mode they are the caller's environment.
+
+OBJECT_STORE_SCHEMES = frozenset({"s3"})
+ENDPOINT_ENVS = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
+"""An S3-compatible server other than AWS (MinIO, SeaweedFS, Ceph): the endpoint comes from these."""
+
+
+class StorageAccessError(PermissionError):
+    """The object store refused us (wrong or missing credentials, no such bucket); the message names the
+    bucket and where the credentials come from."""
+
+
+def s3_filesystem() -> Any:
+    """An s3fs file system configured from the standard AWS environment variables."""
+    import s3fs
+
+    client_kwargs: dict[str, str] = {}
+    endpoint = next((os.environ[name] for name in ENDPOINT_ENVS if os.environ.get(name)), None)
+    if endpoint:
+        client_kwargs["endpoint_url"] = endpoint
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    if region:
+        client_kwargs["region_name"] = region
+    return s3fs.S3FileSystem(
+        key=os.environ.get("AWS_ACCESS_KEY_ID") or None,
+        secret=os.environ.get("AWS_SECRET_ACCESS_KEY") or None,
+        token=os.environ.get("AWS_SESSION_TOKEN") or None,
+        client_kwargs=client_kwargs,
+        skip_instance_cache=True,
+        use_listings_cache=False,
+    )
+
+
+@dataclass(frozen=True)
+class Location:
+    """A file or directory on the local disk or in an object store. `path` is what the fsspec file system
+    expects (`bucket/key` for S3); `uri` is how messages name it."""
+
+    fs: Any
+    path: str
+    uri: str
+
+    @classmethod
+    def local(cls, path: str | Path) -> Location:
+        from fsspec.implementations.local import LocalFileSystem
+
+        resolved = str(Path(path).absolute())
+        return cls(LocalFileSystem(), resolved, resolved)
+
+    @property
+    def is_local(self) -> bool:
+        protocols = self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,)
+        return "file" in protocols
+
+    @property
+    def name(self) -> str:
+        return self.path.rstrip("/").rsplit("/", 1)[-1]
+
+    @property
+    def bucket(self) -> str:
+        return self.path.split("/", 1)[0]
+
+    def __truediv__(self, name: str) -> Location:
+        return Location(self.fs, f"{self.path.rstrip('/')}/{name}", f"{self.uri.rstrip('/')}/{name}")
+
+    def __str__(self) -> str:
+        return self.uri
+
+    def local_path(self) -> Path:
+        if not self.is_local:
+            raise UnsupportedUri(f"{self.uri} is not on the local file system")
+        return Path(self.path)
+
+    def exists(self) -> bool:
+        return self._guard(lambda: self.fs.exists(self.path))
+
+    def read_bytes(self) -> bytes:
+        try:
+            return self._guard(lambda: self.fs.cat_file(self.path))
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{self.uri} does not exist") from None
+
+    def read_text(self) -> str:
+        return self.read_bytes().decode("utf-8")
+
+    def write_bytes(self, data: bytes) -> None:
+        """Whole-object write: a reader sees the old content or the new, never a part (a local file is written
+        beside the target, fsynced and renamed; an object-store PUT is atomic by itself)."""
+        if self.is_local:
+            _write_local_atomic(Path(self.path), data)
+        else:
+            self._guard(lambda: self.fs.pipe_file(self.path, data))
+
+    def delete(self) -> None:
+        if self.exists():
+            self._guard(lambda: self.fs.rm_file(self.path))
+
+    def delete_tree(self) -> None:
+        if self.exists():
+            self._guard(lambda: self.fs.rm(self.path, recursive=True))
+
+    def children(self, pattern: str = "*") -> list[Location]:
+        """Entries matching a glob below this directory, sorted by name."""
+        prefix = self.path.rstrip("/")
+        found = self._guard(lambda: self.fs.glob(f"{prefix}/{pattern}"))
+        return [self / str(found_path)[len(prefix) + 1 :] for found_path in sorted(found)]
+
+    def upload_tree(self, folder: Path) -> None:
+        """Copy a local folder's files below this location (reports are drawn locally, then published)."""
+        for file in sorted(p for p in folder.rglob("*") if p.is_file()):
+            (self / file.relative_to(folder).as_posix()).write_bytes(file.read_bytes())
+
+    def check_access(self) -> None:
+        """Fail early, naming the bucket, when the credentials cannot list this prefix (a prefix that does not
+        exist yet is fine: the run creates it). Listing the prefix, not the bucket, suits policies that grant
+        one prefix only."""
+        if self.is_local:
+            return
+        with contextlib.suppress(FileNotFoundError):
+            self._guard(lambda: self.fs.ls(self.path, detail=False))
+
+    def _guard(self, operation: Any) -> Any:
+        if self.is_local:
+            return operation()
+        try:
+            return operation()
+        except FileNotFoundError:
+            raise
+        except PermissionError as error:
+            raise StorageAccessError(
+                f"{self.uri}: access to bucket {self.bucket!r} was refused ({error}); check the credentials "
+                "(AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY: from output.credentialsSecretRef in pods, the "
+                "environment in local mode)"
+            ) from None
+        except OSError as error:
+            raise StorageAccessError(f"{self.uri}: bucket {self.bucket!r}: {error}") from None
+
+
+def _write_local_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with temp.open("wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temp, path)
+
+
+def location(uri: str, *, base_dir: Path, pvc_root: Path | None = None) -> Location:
+    """Where a data URI lives: `s3://bucket/key` in the object store, anything else on the local disk."""
+    scheme, sep, rest = uri.partition("://")
+    if sep and scheme in OBJECT_STORE_SCHEMES:
+        if not rest.split("/", 1)[0]:
+            raise UnsupportedUri(f"{uri!r}: an s3:// URI needs a bucket (s3://<bucket>/<prefix>)")
+        return Location(s3_filesystem(), rest.rstrip("/") or rest, uri.rstrip("/"))
+    return Location.local(resolve_uri(uri, base_dir=base_dir, pvc_root=pvc_root))
+
+
+def as_location(target: str | Path | Location) -> Location:
+    """Callers (tests, the CLI) may pass a plain path or a URI string where a location is meant."""
+    if isinstance(target, Location):
+        return target
+    if isinstance(target, str) and "://" in target:
+        return location(target, base_dir=Path.cwd())
+    return Location.local(target)

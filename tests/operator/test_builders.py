@@ -151,7 +151,7 @@ def test_workers_job_is_indexed_with_the_spec_controls(sjob):
     pod = spec["template"]["spec"]
     assert pod["restartPolicy"] == "Never" and pod["serviceAccountName"] == synthesis.worker_account(OWNER)
     [container] = pod["containers"]
-    assert container["args"] == ["worker", "synth", "--config", "/etc/quorum/synthesisjob.yaml"]
+    assert container["args"] == ["worker", "synth", "/etc/quorum/synthesisjob.yaml"]
     [config_volume] = [v for v in pod["volumes"] if v["name"] == "config"]
     assert config_volume["configMap"]["name"] == synthesis.config_map_name(OWNER)
 

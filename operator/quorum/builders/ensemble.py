@@ -107,7 +107,7 @@ def calibrate_job(owner: Owner, spec: EnsembleRouterSpec) -> dict[str, Any]:
     router_manifest(owner, spec, storage)
     pod_spec = quorum_pod_spec(
         image=spec.router.image or DEFAULT_IMAGE,
-        args=["worker", "calibrate", "--config", CONFIG_PATH, "--artifact-configmap", artifact_name(owner, spec)],
+        args=["worker", "calibrate", CONFIG_PATH, "--artifact-configmap", artifact_name(owner, spec)],
         config_map=config_map_name(owner),
         storage=storage,
         env=api_key_env_vars(resolve_endpoints(owner, spec.models)),
@@ -143,7 +143,6 @@ def router_deployment(owner: Owner, spec: EnsembleRouterSpec, artifact: str, che
         args=[
             "router",
             "serve",
-            "--config",
             CONFIG_PATH,
             "--artifact",
             ARTIFACT_DIR,

@@ -126,7 +126,7 @@ def workers_job(owner: Owner, spec: SynthesisJobSpec) -> dict[str, Any]:
         "parallelism": spec.workers.parallelism,
         "backoffLimitPerIndex": spec.workers.backoff_limit_per_index,
         "suspend": spec.suspend,
-        "template": _pod_template(owner, spec, WORKER_COMPONENT, ["worker", "synth", "--config", CONFIG_PATH]),
+        "template": _pod_template(owner, spec, WORKER_COMPONENT, ["worker", "synth", CONFIG_PATH]),
     }
     if spec.active_deadline_seconds is not None:
         job_spec["activeDeadlineSeconds"] = spec.active_deadline_seconds
@@ -140,7 +140,7 @@ def workers_job(owner: Owner, spec: SynthesisJobSpec) -> dict[str, Any]:
 
 def merge_job(owner: Owner, spec: SynthesisJobSpec) -> dict[str, Any]:
     """One pod that merges the committed shards: cross-shard dedup, the dataset, manifest and report."""
-    args = ["worker", "synth", "--config", CONFIG_PATH, "--merge"]
+    args = ["worker", "synth", CONFIG_PATH, "--merge"]
     template = _pod_template(owner, spec, MERGE_COMPONENT, args)
     template["spec"]["containers"][0]["env"] = [
         e for e in template["spec"]["containers"][0]["env"] if e["name"] != "QUORUM_ATTEMPT"

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from quorum.api.synthesis import SynthesisJobSpec, SynthesisMode, output_fingerprint
-from quorum.locations import default_pvc_root, resolve_uri
+from quorum.locations import Location, default_pvc_root, location, resolve_uri
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,10 @@ class GraConfig:
     def resolve_uri(self, uri: str) -> Path:
         """A local path for a data location (see `quorum.locations`)."""
         return resolve_uri(uri, base_dir=self.base_dir, pvc_root=self.pvc_root)
+
+    def location(self, uri: str) -> Location:
+        """Where a data URI lives, `s3://` included: what the engine reads seeds from and writes output to."""
+        return location(uri, base_dir=self.base_dir, pvc_root=self.pvc_root)
 
     @property
     def is_refine(self) -> bool:

@@ -31,6 +31,7 @@ from quorum.builders.synthesis import (
     synthesis_children,
     workers_job,
 )
+from quorum.gra.progress import combine_stages
 from quorum.handlers.backends import backend_objects, backend_statuses, backends_condition, backends_summary
 from quorum.handlers.conditions import Cond, condition_true, job_condition, parse_time
 from quorum.handlers.context import OperatorContext, Outcome, last_line, termination_message
@@ -229,10 +230,15 @@ def _merge_result(pods: list[dict[str, Any]]) -> dict[str, Any]:
     return {}
 
 
-def _counts(previous: dict[str, Any], fp: str) -> dict[str, int]:
-    """The funnel summed over the workers' reports of the current configuration (older ones are stale)."""
+def _reports(previous: dict[str, Any], fp: str) -> list[dict[str, Any]]:
+    """The workers' reports of the current configuration (older ones are stale)."""
     shards = previous.get("shards") or {}
-    reports = [v for v in shards.values() if isinstance(v, dict) and v.get("fingerprint", fp) in (fp, "")]
+    return [v for v in shards.values() if isinstance(v, dict) and v.get("fingerprint", fp) in (fp, "")]
+
+
+def _counts(previous: dict[str, Any], fp: str) -> dict[str, int]:
+    """The funnel summed over the workers' reports."""
+    reports = _reports(previous, fp)
     return {key: sum(int((r.get("counts") or {}).get(key) or 0) for r in reports) for key in COUNT_KEYS}
 
 
@@ -266,6 +272,7 @@ def status_of_run(
         phase, progress, conds = _running(result, job, workers, backends, shards_done)
     result.conditions = [conds[0], backends_cond, *conds[1:]]
     stages = _stages(backends_cond.status, workers, failure, merge, shards_done, spec.workers.shards)
+    stages += combine_stages(r.get("stages") or [] for r in _reports(previous, result.status["fingerprint"]))
     result.status.update(
         {"backends": backends, "phase": phase, "progress": progress, "counts": counts, "stages": stages}
     )

@@ -1,7 +1,8 @@
 """`quorum worker synth`: one shard of a SynthesisJob (the Indexed Job's completion index), or the merge.
 
 The mounted config is the SynthesisJob as the operator rewrote it for pods (builders/synthesis.py
-`worker_manifest`): every model is an endpoint, every data location a `file://` path of a mounted volume.
+`worker_manifest`): every model is an endpoint, every data location a `file://` path of a mounted volume or an
+`s3://` URI (credentials from `output.credentialsSecretRef`, injected as the standard AWS variables).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from quorum.builders.backends import api_key_env
 from quorum.builders.synthesis import FINGERPRINT_ANNOTATION, OUTPUT_URI_ANNOTATION
 from quorum.gra import GraConfig, ShardResult, merge_shards, run_shard
 from quorum.llm import ModelEndpoint
+from quorum.locations import Location
 from quorum.worker.kube import StatusPatcher, pod_api_client
 from quorum.worker.podfs import fs_root
 from quorum.worker.progress import ShardReporter
@@ -60,8 +62,8 @@ class PodJob:
         )
 
     @property
-    def out_dir(self) -> Path:
-        return self.config.resolve_uri(self.config.spec.output.uri)
+    def out_dir(self) -> Location:
+        return self.config.location(self.config.spec.output.uri)
 
 
 def _rooted(spec: SynthesisJobSpec) -> SynthesisJobSpec:
