@@ -3,16 +3,52 @@ locations, call policy and status conditions."""
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from quorum.api.base import ApiModel, CrossFieldRule
+from quorum.locations import PARENT_SEGMENT_CEL, unsafe_uri_reason
 
 DNS_LABEL = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 URI = r"^(pvc|s3|file|configmap|https?)://.+$"
 VLLM_IMAGE = "vllm/vllm-openai:v0.11.0"
+URL_CREDENTIALS = r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^/?#]*@"
+"""`scheme://user:password@host`: credentials in a URL end up in the spec, ConfigMaps, logs and status."""
+
+
+def _safe_location(uri: str) -> str:
+    reason = unsafe_uri_reason(uri)
+    if reason:
+        raise ValueError(reason)
+    return uri
+
+
+DataUri = Annotated[
+    str,
+    Field(
+        pattern=URI,
+        max_length=2048,
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": f"!self.matches(r'{PARENT_SEGMENT_CEL}')",
+                    "message": "'..' segments are not allowed (a location stays inside its volume or bucket)",
+                },
+                {
+                    "rule": "!self.matches(r'^(pvc|configmap)://') || "
+                    "self.matches(r'^[a-z]+://[a-z0-9]([-.a-z0-9]*[a-z0-9])?(/.*)?$')",
+                    "message": "the claim or ConfigMap name must be a lowercase DNS subdomain",
+                },
+            ]
+        },
+    ),
+    AfterValidator(_safe_location),
+]
+"""A data location; the API server (CEL) and pydantic (`quorum.locations.unsafe_uri_reason`) refuse the same
+escapes, and the engines confine the path again when they resolve it."""
 
 ModelName = Annotated[str, Field(pattern=DNS_LABEL, min_length=1, max_length=24)]
 """Model names become parts of child object names (`<resource>-<model>`), hence the DNS label and length."""
@@ -37,12 +73,21 @@ class SecretRef(ApiModel):
 class Endpoint(ApiModel):
     """An OpenAI-compatible server that already exists; Quorum deploys nothing for it."""
 
-    url: str = Field(pattern=r"^https?://.+$")
-    """Base URL including the API prefix, e.g. `http://llama.inference.svc:8000/v1`."""
+    url: str = Field(pattern=r"^https?://.+$", max_length=2048)
+    """Base URL including the API prefix, e.g. `http://llama.inference.svc:8000/v1`; no `user:password@`."""
     model: str = Field(min_length=1)
     """Model name to send in requests to this endpoint."""
     api_key_secret_ref: SecretKeyRef | None = None
     """Secret key holding the bearer token for this endpoint, if it needs one."""
+
+    cross_field_rules = (
+        CrossFieldRule(
+            cel=f"!self.url.matches(r'{URL_CREDENTIALS}')",
+            message="must not embed credentials (user:password@); put the key in a Secret and use apiKeySecretRef",
+            holds=lambda e: re.match(URL_CREDENTIALS, e.url) is None,
+            field=".url",
+        ),
+    )
 
 
 class VLLMSettings(ApiModel):

@@ -11,11 +11,11 @@ from pydantic import Field, field_validator
 
 from quorum.api.base import ApiModel, CrossFieldRule
 from quorum.api.common import (
-    URI,
     BackendStatus,
     CallPolicy,
     Condition,
     DataFormat,
+    DataUri,
     LastError,
     ModelCache,
     ModelEntry,
@@ -67,7 +67,7 @@ class CalibrationFields(ApiModel):
 class CalibrationDataset(ApiModel):
     """The labelled questions that build the task map."""
 
-    uri: str = Field(pattern=URI)
+    uri: DataUri
     """Location of the dataset."""
     format: DataFormat = DataFormat.JSONL
     """Encoding of the dataset."""

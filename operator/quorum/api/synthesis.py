@@ -11,11 +11,11 @@ from pydantic import Field, field_validator
 
 from quorum.api.base import ApiModel, CrossFieldRule
 from quorum.api.common import (
-    URI,
     BackendStatus,
     CallPolicy,
     Condition,
     DataFormat,
+    DataUri,
     LastError,
     ModelCache,
     ModelEntry,
@@ -59,7 +59,7 @@ class SeedSource(ApiModel):
     """Where the seed data lives. `pvc://<claim>/<path>` and `file://` are read directly; `s3://` uses
     `output.credentialsSecretRef`; `configmap://<name>/<key>` suits small seed sets."""
 
-    uri: str = Field(pattern=URI)
+    uri: DataUri
     """Location of the seed file."""
     format: DataFormat = DataFormat.JSONL
     """Encoding of the seed file."""
@@ -206,7 +206,7 @@ class Dedup(ApiModel):
         default_factory=lambda: [DedupScope.SEEDS, DedupScope.ACCEPTED], min_length=1, max_length=3
     )
     """What a sample is compared with."""
-    decontamination_uri: str | None = Field(default=None, pattern=URI)
+    decontamination_uri: DataUri | None = None
     """JSONL of benchmark prompts (`instruction` key) that no kept sample may resemble."""
     embedding_model: str = "sentence-transformers/all-MiniLM-L6-v2"
     """sentence-transformers model; the packaged all-MiniLM-L6-v2 is used offline by default."""
@@ -241,7 +241,7 @@ class Postprocess(ApiModel):
 class Output(ApiModel):
     """Where the dataset, `rejected.jsonl`, `manifest.json` and the report are written."""
 
-    uri: str = Field(pattern=URI)
+    uri: DataUri
     """Directory URI, e.g. `pvc://datasets/runs/math-code/` or `s3://bucket/quorum/math-code/`."""
     format: DataFormat = DataFormat.JSONL
     """Encoding of `dataset.*`."""

@@ -6,7 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-DATA_ROOT = "/data"
+from quorum.locations import POD_DATA_ROOT, split_volume_uri
+
+DATA_ROOT = POD_DATA_ROOT
 
 
 @dataclass
@@ -17,10 +19,11 @@ class PodStorage:
     mounts: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def localize(self, uri: str, *, writable: bool = False) -> str:
-        """The URI the engine reads inside the pod; mounts the claim or ConfigMap it lives in."""
-        scheme, _, rest = uri.partition("://")
+        """The URI the engine reads inside the pod; mounts the claim or ConfigMap it lives in. The path is
+        normalised and confined to its volume first (`quorum.locations.split_volume_uri` raises `UnsafeUri`)."""
+        scheme = uri.partition("://")[0]
         if scheme == "pvc":
-            claim, _, path = rest.partition("/")
+            claim, path = split_volume_uri(uri)
             volume = f"pvc-{claim}"[:63]
             mount_path = f"{DATA_ROOT}/pvc/{claim}"
             read_only = not writable and self.mounts.get(volume, {}).get("readOnly", True)
@@ -30,7 +33,7 @@ class PodStorage:
         if scheme == "configmap":
             if writable:
                 raise ValueError(f"{uri}: a ConfigMap cannot be an output location")
-            name, _, key = rest.partition("/")
+            name, key = split_volume_uri(uri)
             volume = f"cm-{name}"[:63]
             mount_path = f"{DATA_ROOT}/configmap/{name}"
             self.volumes[volume] = {"name": volume, "configMap": {"name": name}}
