@@ -221,3 +221,24 @@ def test_operator_command_line_is_accepted_by_quorum_operator_run(
     parsed = run.make_context("run", list(container["args"][2:]))  # raises on an unknown or malformed option
     assert parsed.params["liveness"] == "http://0.0.0.0:8080/healthz"
     assert parsed.params["metrics_port"] == (9090 if name != "minimal" else None)
+
+
+def test_the_admission_policy_is_on_by_default_and_allows_only_the_pinned_images(
+    rendered: dict[str, list[dict[str, Any]]], helm: Helm
+) -> None:
+    from quorum.api.common import VLLM_IMAGE
+
+    policy = one(rendered["defaults"], "ValidatingAdmissionPolicy")
+    allowed = next(v["expression"] for v in policy["spec"]["variables"] if v["name"] == "allowedImages")
+    assert yaml.safe_load(allowed) == ["quorum-dev/quorum:0.1.0", VLLM_IMAGE]
+    binding = one(rendered["several-namespaces"], "ValidatingAdmissionPolicyBinding")
+    assert binding["spec"]["policyName"] == policy["metadata"]["name"]
+    assert binding["spec"]["matchResources"]["namespaceSelector"]["matchExpressions"][0]["values"] == [
+        "team-a",
+        "team-b",
+    ]
+    assert "matchResources" not in one(rendered["cluster-wide"], "ValidatingAdmissionPolicyBinding")["spec"]
+    off = helm.template(OPERATOR_CHART, {"admissionPolicy": {"enabled": False}})
+    assert find(off, "ValidatingAdmissionPolicy") == []
+    with pytest.raises(HelmError, match="allowedImages"):
+        helm.template(OPERATOR_CHART, {"admissionPolicy": {"allowedImages": ["x/y:latest"]}})
