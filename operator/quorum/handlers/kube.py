@@ -8,8 +8,9 @@ from typing import Any
 
 from kubernetes import client, config
 from kubernetes.dynamic import DynamicClient
-from kubernetes.dynamic.exceptions import NotFoundError
+from kubernetes.dynamic.exceptions import ConflictError, NotFoundError
 
+from quorum.builders.credentials import is_create_only, with_generated_value
 from quorum.builders.meta import FIELD_MANAGER
 
 
@@ -41,8 +42,17 @@ class Kube:
             return self._resources[key]
 
     def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
-        """Server-side apply as `quorum-operator`, forcing ownership of the fields we declare."""
+        """Server-side apply as `quorum-operator`, forcing ownership of the fields we declare. A create-only
+        child (a generated Secret) is created when absent and otherwise left alone, never read."""
         resource = self._resource(manifest["apiVersion"], manifest["kind"])
+        if is_create_only(manifest):
+            try:
+                created = resource.create(
+                    body=with_generated_value(manifest), namespace=manifest["metadata"]["namespace"]
+                )
+                return {"metadata": created.to_dict()["metadata"]}  # the value stays out of logs and memory
+            except ConflictError:
+                return {"metadata": {"name": manifest["metadata"]["name"]}}
         applied = self.dynamic.server_side_apply(
             resource,
             body=manifest,
