@@ -148,3 +148,17 @@ def test_only_pods_that_call_the_api_mount_a_token(sjob, ensr):
     calls_the_api = {"math-code-workers", "math-code-merge", ensemble.calibrate_job_name(ROUTER_OWNER, ensr.spec)}
     assert {name for name, automount in mounted.items() if automount} == calls_the_api
     assert len(pod_specs([*all_synthesis_manifests(sjob)])) == len([n for n in mounted if n.startswith("math-code")])
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("http://user:hunter2@llm.svc:8000/v1", "http://llm.svc:8000/v1"),
+        ("https://k%40y@api.example.com/v1?x=1", "https://api.example.com/v1?x=1"),
+        ("http://llm.svc:8000/v1", "http://llm.svc:8000/v1"),
+    ],
+)
+def test_status_never_echoes_credentials_of_an_endpoint_url(url: str, shown: str) -> None:
+    from quorum.builders.backends import ResolvedEndpoint
+
+    assert ResolvedEndpoint("m", url, "m").display_url == shown

@@ -7,6 +7,7 @@ import math
 import re
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from quorum.api.common import ModelCache, ModelEntry, SecretKeyRef, VLLMSettings
 from quorum.builders.credentials import model_key_ref
@@ -41,6 +42,19 @@ class ResolvedEndpoint:
     @property
     def api_key_env(self) -> str:
         return api_key_env(self.name)
+
+    @property
+    def display_url(self) -> str:
+        """The URL as status shows it: any `user:password@` (refused by the CRD, but an object stored before
+        that rule may carry one) removed."""
+        return without_credentials(self.url)
+
+
+def without_credentials(url: str) -> str:
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
 def api_key_env(model_name: str) -> str:

@@ -12,7 +12,7 @@ from quorum.handlers.context import OperatorContext
 def observe_backends(ctx: OperatorContext, owner: Owner, models: list[Any]) -> list[dict[str, Any]]:
     """One `BackendStatus` per model: ready replicas of served models; external endpoints count as ready
     (the operator never calls them; workers and the router retry and report their failures)."""
-    endpoints = {e.name: e.url for e in resolve_endpoints(owner, models)}
+    endpoints = {e.name: e.display_url for e in resolve_endpoints(owner, models)}
     backends = []
     for entry in models:
         if not entry.deployed:
