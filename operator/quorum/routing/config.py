@@ -87,13 +87,6 @@ class TokenSource:
             f"(--token-file, ${TOKEN_FILE_ENV} or ${TOKEN_ENV}) or pass --no-auth"
         )
 
-
-def _is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
-
     def current(self) -> str | None:
         if self.path is None:
             return self.value
@@ -105,3 +98,10 @@ def _is_loopback(host: str) -> bool:
         except OSError:
             pass  # keep the last good token while a Secret update swaps the file
         return self.value
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
