@@ -81,7 +81,7 @@ def test_the_plane_serves_validating_admission_policies(kube: Kube) -> None:
 def test_an_author_who_cannot_read_the_secret_is_refused_naming_the_field(users, namespace: str) -> None:
     author, _ = users
     message = eventually(lambda: refusal(author, job_with_secret(namespace, "a")), what="the policy to refuse")
-    assert "spec.models[sim].endpoint.apiKeySecretRef: you may not get Secret tulu-api" in message
+    assert "spec.models[sim].endpoint.apiKeySecretRef (Secret tulu-api): you may not get this Secret" in message
     assert author.can_i("create", "synthesisjobs.quorum.dev") and not author.can_i("get", "secrets/tulu-api")
 
 
