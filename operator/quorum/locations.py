@@ -83,6 +83,16 @@ def confine(root: Path, relative: str, uri: str) -> Path:
     return target
 
 
+def _inside_a_volume(file_root: Path, path: Path, uri: str) -> Path:
+    """`path` must lie in one mounted volume, `<file_root>/<pvc|configmap>/<name>/...`; the volume itself may be
+    a symlink (the e2e pod runner's stand-in for a mount), nothing inside it may lead out of it."""
+    lexical = Path(posixpath.normpath(path))
+    inside = lexical.relative_to(file_root).parts if lexical.is_relative_to(file_root) else ()
+    if len(inside) < 2:
+        raise UnsafeUri(f"{uri!r} resolves to {lexical}, outside the mounted volumes under {file_root}")
+    return confine(file_root / inside[0] / inside[1], posixpath.join(".", *inside[2:]), uri)
+
+
 def resolve_uri(uri: str, *, base_dir: Path, pvc_root: Path | None = None, file_root: Path | None = None) -> Path:
     """A local path for `file://` (relative ones against `base_dir`, the manifest's directory),
     `pvc://<claim>/<path>` (under the PVC root) and `configmap://<name>/<key>` (under the ConfigMap root).
@@ -92,11 +102,10 @@ def resolve_uri(uri: str, *, base_dir: Path, pvc_root: Path | None = None, file_
     if not sep:
         raise UnsupportedUri(f"{uri!r} is not a URI (expected file://, pvc:// or configmap://)")
     if scheme == "file":
-        path = Path(rest)
-        path = path if path.is_absolute() else (base_dir / path).resolve()
+        path = Path(rest) if Path(rest).is_absolute() else base_dir / rest
         if file_root is not None:
-            return confine(file_root, str(path), uri)
-        return path
+            return _inside_a_volume(file_root, path, uri)
+        return path.resolve()
     if scheme == "pvc":
         claim, path = split_volume_uri(uri)
         return confine((pvc_root or default_pvc_root()) / claim, path, uri)

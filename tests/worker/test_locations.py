@@ -48,14 +48,26 @@ def test_a_symlink_out_of_the_claim_is_refused(tmp_path: Path) -> None:
 def test_cluster_mode_confines_file_uris_to_the_mounted_volumes(tmp_path: Path) -> None:
     mounts = tmp_path / "data"
     (mounts / "pvc" / "datasets").mkdir(parents=True)
-    inside = resolve_uri("file:///seeds.jsonl", base_dir=tmp_path, file_root=Path("/"))
-    assert inside == Path("/seeds.jsonl")
-    for uri in ("file:///etc/shadow", f"file://{mounts}/pvc/../../x", "file://../../escape"):
+    for uri in ("file:///etc/shadow", f"file://{mounts}/pvc/../../x", "file://../../escape", f"file://{mounts}/x"):
         with pytest.raises(UnsafeUri, match="outside"):
             resolve_uri(uri, base_dir=mounts / "pvc", file_root=mounts)
     assert resolve_uri(f"file://{mounts}/pvc/datasets/s.jsonl", base_dir=tmp_path, file_root=mounts) == (
         mounts / "pvc" / "datasets" / "s.jsonl"
     )
+
+
+def test_a_mounted_volume_may_be_a_symlink_but_nothing_inside_it_may_lead_out(tmp_path: Path) -> None:
+    """The e2e pod runner stands in for mounts with symlinks; a symlink planted inside a claim is an escape."""
+    claim = tmp_path / "volumes" / "results"
+    (claim / "run").mkdir(parents=True)
+    os.symlink("/etc", claim / "etc")
+    mounts = tmp_path / "pod" / "data"
+    (mounts / "pvc").mkdir(parents=True)
+    os.symlink(claim, mounts / "pvc" / "results")
+    pod = tmp_path / "pod"
+    assert resolve_uri("file://data/pvc/results/run", base_dir=pod, file_root=mounts) == claim.resolve() / "run"
+    with pytest.raises(UnsafeUri, match="outside"):
+        resolve_uri("file://data/pvc/results/etc/passwd", base_dir=pod, file_root=mounts)
 
 
 def test_local_mode_reads_files_wherever_the_user_points(tmp_path: Path) -> None:
