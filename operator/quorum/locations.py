@@ -27,6 +27,8 @@ CONFIGMAP_ROOT_ENV = "QUORUM_CONFIGMAP_ROOT"
 DEFAULT_CONFIGMAP_ROOT = "/data/configmap"
 VOLUME_NAME = re.compile(r"^[a-z0-9]([-.a-z0-9]*[a-z0-9])?$")
 """Claim and ConfigMap names (DNS subdomains): never `.`/`..`, never a path."""
+VOLUME_URI = r"^[a-z]+://[a-z0-9]([-.a-z0-9]*[a-z0-9])?(/.*)?$"
+"""A `pvc://` or `configmap://` URI whose volume is a DNS subdomain (the admission half of the name check)."""
 PARENT_SEGMENT_CEL = r"^(pvc|configmap|s3)://(.*/)?\.\.(/.*)?$"
 """The admission half of `unsafe_uri_reason`'s `..` check (an RE2 pattern, as CEL `matches` takes it)."""
 

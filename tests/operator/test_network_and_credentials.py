@@ -11,7 +11,14 @@ import kubernetes_validate
 import pytest
 
 from quorum.builders import ensemble, synthesis
-from quorum.builders.credentials import GENERATED_KEY, is_create_only, with_generated_value
+from quorum.builders.backends import backend_name
+from quorum.builders.credentials import (
+    GENERATED_KEY,
+    is_create_only,
+    model_key_ref,
+    router_token_ref,
+    with_generated_value,
+)
 from quorum.builders.meta import LABEL_COMPONENT
 from tests.charts.helm import KUBERNETES_VERSION
 from tests.operator.test_builders import (
@@ -39,7 +46,7 @@ def test_network_policies_and_secrets_validate_against_the_kubernetes_schemas(sj
 
 
 def test_each_synthesis_backend_admits_only_this_jobs_workers_and_merge(sjob):
-    policy = of_kind(all_synthesis_manifests(sjob), "NetworkPolicy")["math-code-qwen"]["spec"]
+    policy = of_kind(all_synthesis_manifests(sjob), "NetworkPolicy")[backend_name(OWNER, "qwen")]["spec"]
     assert policy["podSelector"]["matchLabels"] == {
         "quorum.dev/synthesisjob": "math-code",
         LABEL_COMPONENT: "model-server",
@@ -63,14 +70,14 @@ def test_each_synthesis_backend_admits_only_this_jobs_workers_and_merge(sjob):
 def test_each_router_backend_admits_only_its_calibration_and_router(ensr):
     policies = of_kind(all_router_manifests(ensr), "NetworkPolicy")
     served = [m.name for m in ensr.spec.models if m.deployed]
-    assert served and all(f"team-ensemble-{name}" in policies for name in served)
-    [peer] = policies[f"team-ensemble-{served[0]}"]["spec"]["ingress"][0]["from"]
+    assert served and all(backend_name(ROUTER_OWNER, name) in policies for name in served)
+    [peer] = policies[backend_name(ROUTER_OWNER, served[0])]["spec"]["ingress"][0]["from"]
     assert peer["podSelector"]["matchLabels"] == {"quorum.dev/ensemblerouter": "team-ensemble"}
     assert peer["podSelector"]["matchExpressions"][0]["values"] == ["calibration", "router"]
 
 
 def test_the_calibration_pod_may_connect_only_to_dns_its_backends_and_the_api_server(ensr):
-    policy = of_kind(all_router_manifests(ensr), "NetworkPolicy")["team-ensemble-calibrate"]["spec"]
+    policy = of_kind(all_router_manifests(ensr), "NetworkPolicy")[ensemble.calibrator_account(ROUTER_OWNER)]["spec"]
     assert policy["podSelector"]["matchLabels"][LABEL_COMPONENT] == "calibration"
     assert policy["policyTypes"] == ["Ingress", "Egress"] and policy["ingress"] == []
     dns, backends, api_server, *external = policy["egress"]
@@ -87,22 +94,24 @@ def test_the_calibration_pod_may_connect_only_to_dns_its_backends_and_the_api_se
     wire = ensr.spec.to_wire()
     wire["models"][0] = {"name": "ext", "endpoint": {"url": "https://api.example.com/v1", "model": "x"}}
     spec = type(ensr.spec).model_validate(wire)
-    policy = of_kind(ensemble.router_children(ROUTER_OWNER, spec), "NetworkPolicy")["team-ensemble-calibrate"]
+    policy = of_kind(ensemble.router_children(ROUTER_OWNER, spec), "NetworkPolicy")[
+        ensemble.calibrator_account(ROUTER_OWNER)
+    ]
     assert policy["spec"]["egress"][3] == {"ports": [{"port": 443, "protocol": "TCP"}]}
 
 
 def test_vllm_requires_the_generated_key_and_its_clients_send_it(sjob):
     manifests = all_synthesis_manifests(sjob)
-    secret = of_kind(manifests, "Secret")["math-code-model-key"]
+    secret = of_kind(manifests, "Secret")[model_key_ref(OWNER).name]
     assert is_create_only(secret) and "data" not in secret and "stringData" not in secret
     assert secret["metadata"]["annotations"][GENERATED_KEY] == "token"
-    vllm = of_kind(manifests, "Deployment")["math-code-qwen"]["spec"]["template"]["spec"]["containers"][0]
+    vllm = of_kind(manifests, "Deployment")[backend_name(OWNER, "qwen")]["spec"]["template"]["spec"]["containers"][0]
     assert "--api-key=$(VLLM_API_KEY)" in vllm["args"]
     [key] = [e for e in vllm["env"] if e["name"] == "VLLM_API_KEY"]
-    assert key["valueFrom"]["secretKeyRef"] == {"name": "math-code-model-key", "key": "token"}
+    assert key["valueFrom"]["secretKeyRef"] == model_key_ref(OWNER).model_dump()
     worker = synthesis.workers_job(OWNER, sjob.spec)["spec"]["template"]["spec"]["containers"][0]
     [sent] = [e for e in worker["env"] if e["name"] == "QUORUM_API_KEY_QWEN"]
-    assert sent["valueFrom"]["secretKeyRef"] == {"name": "math-code-model-key", "key": "token"}
+    assert sent["valueFrom"]["secretKeyRef"] == model_key_ref(OWNER).model_dump()
 
 
 def test_a_generated_value_is_random_and_stays_out_of_the_builders():
@@ -134,10 +143,10 @@ def test_the_router_always_requires_a_token(ensr, named):
     spec = type(ensr.spec).model_validate(wire)
     deployment = ensemble.router_deployment(ROUTER_OWNER, spec, "cm", "sum")
     env = {e["name"]: e for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
-    expected = named or {"name": "team-ensemble-router-token", "key": "token"}
+    expected = named or router_token_ref(ROUTER_OWNER, None).model_dump()
     assert env["QUORUM_ROUTER_TOKEN"]["valueFrom"]["secretKeyRef"] == expected
     secrets = of_kind(ensemble.router_children(ROUTER_OWNER, spec), "Secret")
-    assert ("team-ensemble-router-token" in secrets) is (named is None)
+    assert (router_token_ref(ROUTER_OWNER, None).name in secrets) is (named is None)
 
 
 def test_only_pods_that_call_the_api_mount_a_token(sjob, ensr):
@@ -145,9 +154,13 @@ def test_only_pods_that_call_the_api_mount_a_token(sjob, ensr):
     for manifest in [*all_synthesis_manifests(sjob), *all_router_manifests(ensr)]:
         if manifest["kind"] in ("Deployment", "Job"):
             mounted[manifest["metadata"]["name"]] = manifest["spec"]["template"]["spec"]["automountServiceAccountToken"]
-    calls_the_api = {"math-code-workers", "math-code-merge", ensemble.calibrate_job_name(ROUTER_OWNER, ensr.spec)}
+    calls_the_api = {
+        synthesis.workers_name(OWNER),
+        synthesis.merge_name(OWNER),
+        ensemble.calibrate_job_name(ROUTER_OWNER, ensr.spec),
+    }
     assert {name for name, automount in mounted.items() if automount} == calls_the_api
-    assert len(pod_specs([*all_synthesis_manifests(sjob)])) == len([n for n in mounted if n.startswith("math-code")])
+    assert len(pod_specs(all_synthesis_manifests(sjob))) == len([n for n in mounted if n.startswith("math-code")])
 
 
 @pytest.mark.parametrize(

@@ -33,8 +33,8 @@ def test_pvc_path_is_normalised_inside_its_claim(tmp_path: Path) -> None:
 def test_escaping_volume_uris_are_refused_before_any_path_is_built(tmp_path: Path, uri: str) -> None:
     with pytest.raises(UnsafeUri, match=re.escape(repr(uri))):  # the message names the location
         resolve_uri(uri, base_dir=tmp_path, pvc_root=tmp_path)
-    with pytest.raises(UnsafeUri):
-        PodStorage().localize(uri)
+    with pytest.raises(ValueError, match=re.escape(f"spec.x: {uri!r}")):
+        PodStorage().localize(uri, field="spec.x")
 
 
 def test_a_symlink_out_of_the_claim_is_refused(tmp_path: Path) -> None:

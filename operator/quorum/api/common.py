@@ -4,52 +4,81 @@ locations, call policy and status conditions."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field
+from pydantic import Field
 
-from quorum.api.base import ApiModel, CrossFieldRule
-from quorum.locations import PARENT_SEGMENT_CEL, unsafe_uri_reason
+from quorum.api.base import ApiModel, CrossFieldRule, FieldRule
+from quorum.locations import PARENT_SEGMENT_CEL, VOLUME_URI
 
 DNS_LABEL = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 URI = r"^(pvc|s3|file|configmap|https?)://.+$"
 VLLM_IMAGE = "vllm/vllm-openai:v0.11.0"
+QUANTITY = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+|[KMGTPE]i|[numkMGTPE])?$"
+"""A Kubernetes resource quantity (`500m`, `64Gi`, `1e3`), as `resource.ParseQuantity` accepts it."""
+_LABEL_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+LABEL_KEY = rf"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?{_LABEL_NAME}$"
+"""A label key or qualified resource name: optional DNS-subdomain prefix and `/`, then a name of ≤ 63."""
+LABEL_VALUE = rf"^({_LABEL_NAME})?$"
+IMAGE = r"^[^\s@:/]+(:[0-9]+)?(/[^\s@:/]+)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[a-f0-9]{64})$"
+"""An image pinned by tag or digest (a registry port is allowed); `:latest` is refused separately."""
 URL_CREDENTIALS = r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^/?#]*@"
 """`scheme://user:password@host`: credentials in a URL end up in the spec, ConfigMaps, logs and status."""
 
 
-def _safe_location(uri: str) -> str:
-    reason = unsafe_uri_reason(uri)
-    if reason:
-        raise ValueError(reason)
-    return uri
+def cel_string(text: str) -> str:
+    """`text` as a single-quoted CEL string literal."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
+
+def _keys_match(pattern: str, what: str) -> FieldRule:
+    regex = re.compile(pattern)
+    return FieldRule(
+        cel=f"self.all(k, k.matches({cel_string(pattern)}))",
+        message=f"every key must be a {what}",
+        holds=lambda value: all(regex.match(key) for key in value),
+    )
+
+
+ImageRef = Annotated[
+    str,
+    Field(pattern=IMAGE, max_length=512),
+    FieldRule(
+        cel="!self.endsWith(':latest')",
+        message="must be pinned to a tag or digest, not latest",
+        holds=lambda value: not value.endswith(":latest"),
+    ),
+]
+"""A container image that cannot change under a running resource: tagged (not `latest`) or by digest."""
+Quantities = Annotated[
+    dict[str, Annotated[str, Field(pattern=QUANTITY, max_length=64)]],
+    Field(max_length=32),
+    _keys_match(LABEL_KEY, "resource name such as cpu, memory or nvidia.com/gpu"),
+]
+LabelSelector = Annotated[
+    dict[str, Annotated[str, Field(pattern=LABEL_VALUE, max_length=63)]],
+    Field(max_length=32),
+    _keys_match(LABEL_KEY, "label key ([prefix/]name, name at most 63 characters)"),
+]
 
 DataUri = Annotated[
     str,
-    Field(
-        pattern=URI,
-        max_length=2048,
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                {
-                    "rule": f"!self.matches(r'{PARENT_SEGMENT_CEL}')",
-                    "message": "'..' segments are not allowed (a location stays inside its volume or bucket)",
-                },
-                {
-                    "rule": "!self.matches(r'^(pvc|configmap)://') || "
-                    "self.matches(r'^[a-z]+://[a-z0-9]([-.a-z0-9]*[a-z0-9])?(/.*)?$')",
-                    "message": "the claim or ConfigMap name must be a lowercase DNS subdomain",
-                },
-            ]
-        },
+    Field(pattern=URI, max_length=2048),
+    FieldRule(
+        cel=f"!self.matches({cel_string(PARENT_SEGMENT_CEL)})",
+        message="'..' segments are not allowed (a location stays inside its volume or bucket)",
+        holds=lambda value: re.match(PARENT_SEGMENT_CEL, value) is None,
     ),
-    AfterValidator(_safe_location),
+    FieldRule(
+        cel=f"!self.matches('^(pvc|configmap)://') || self.matches({cel_string(VOLUME_URI)})",
+        message="the claim or ConfigMap name must be a lowercase DNS subdomain",
+        holds=lambda value: not re.match("^(pvc|configmap)://", value) or re.match(VOLUME_URI, value) is not None,
+    ),
 ]
-"""A data location; the API server (CEL) and pydantic (`quorum.locations.unsafe_uri_reason`) refuse the same
-escapes, and the engines confine the path again when they resolve it."""
-
+"""A data location. The API server and pydantic refuse the same escapes; the engines confine the path again
+when they resolve it (`quorum.locations`)."""
 ModelName = Annotated[str, Field(pattern=DNS_LABEL, min_length=1, max_length=24)]
 """Model names become parts of child object names (`<resource>-<model>`), hence the DNS label and length."""
 
@@ -73,27 +102,26 @@ class SecretRef(ApiModel):
 class Endpoint(ApiModel):
     """An OpenAI-compatible server that already exists; Quorum deploys nothing for it."""
 
-    url: str = Field(pattern=r"^https?://.+$", max_length=2048)
+    url: Annotated[
+        str,
+        Field(pattern=r"^https?://.+$", max_length=2048),
+        FieldRule(
+            cel=f"!self.matches({cel_string(URL_CREDENTIALS)})",
+            message="must not embed credentials (user:password@); put the key in a Secret and use apiKeySecretRef",
+            holds=lambda url: re.match(URL_CREDENTIALS, url) is None,
+        ),
+    ]
     """Base URL including the API prefix, e.g. `http://llama.inference.svc:8000/v1`; no `user:password@`."""
-    model: str = Field(min_length=1)
+    model: str = Field(min_length=1, max_length=512)
     """Model name to send in requests to this endpoint."""
     api_key_secret_ref: SecretKeyRef | None = None
     """Secret key holding the bearer token for this endpoint, if it needs one."""
-
-    cross_field_rules = (
-        CrossFieldRule(
-            cel=f"!self.url.matches(r'{URL_CREDENTIALS}')",
-            message="must not embed credentials (user:password@); put the key in a Secret and use apiKeySecretRef",
-            holds=lambda e: re.match(URL_CREDENTIALS, e.url) is None,
-            field=".url",
-        ),
-    )
 
 
 class VLLMSettings(ApiModel):
     """How the vLLM OpenAI server for a model is run."""
 
-    image: str = Field(default=VLLM_IMAGE, pattern=r"^[^:@\s]+(:[^:@\s]+|@sha256:[a-f0-9]{64})$")
+    image: ImageRef = VLLM_IMAGE
     """vLLM server image, pinned by tag or digest (never `latest`)."""
     tensor_parallel_size: int = Field(default=1, ge=1, le=16)
     """`--tensor-parallel-size`: GPUs one replica shards the model over."""
@@ -110,14 +138,29 @@ class VLLMSettings(ApiModel):
 class Toleration(ApiModel):
     """A pod toleration, as in core/v1."""
 
-    key: str | None = None
-    """Taint key the toleration applies to; empty matches all keys."""
+    key: str | None = Field(default=None, pattern=rf"{LABEL_KEY}|^$", max_length=316)
+    """Taint key the toleration applies to; empty matches all keys (only with `Exists`)."""
     operator: Literal["Exists", "Equal"] = "Equal"
     """`Exists` matches any value, `Equal` the given value."""
-    value: str | None = None
-    """Taint value to match with `Equal`."""
+    value: str | None = Field(default=None, pattern=LABEL_VALUE, max_length=63)
+    """Taint value to match with `Equal`; must be empty with `Exists`."""
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
     """Taint effect to match; empty matches all effects."""
+
+    cross_field_rules = (
+        CrossFieldRule(
+            cel="self.operator != 'Exists' || !has(self.value) || self.value == ''",
+            message="must be empty when operator is Exists",
+            holds=lambda t: t.operator != "Exists" or not t.value,
+            field=".value",
+        ),
+        CrossFieldRule(
+            cel="self.operator == 'Exists' || (has(self.key) && self.key != '')",
+            message="must be set when operator is Equal (an empty key matches all taints only with Exists)",
+            holds=lambda t: t.operator == "Exists" or bool(t.key),
+            field=".key",
+        ),
+    )
 
 
 class ModelResources(ApiModel):
@@ -125,11 +168,11 @@ class ModelResources(ApiModel):
 
     gpus: int = Field(default=1, ge=0, le=16)
     """`nvidia.com/gpu` requested (and limited) per replica."""
-    requests: dict[str, str] = Field(default_factory=dict)
-    """Extra resource requests, e.g. `{cpu: "8", memory: 64Gi}`."""
-    limits: dict[str, str] = Field(default_factory=dict)
-    """Extra resource limits."""
-    node_selector: dict[str, str] = Field(default_factory=dict)
+    requests: Quantities = Field(default_factory=dict)
+    """Extra resource requests, e.g. `{cpu: "8", memory: 64Gi}` (Kubernetes quantities)."""
+    limits: Quantities = Field(default_factory=dict)
+    """Extra resource limits (Kubernetes quantities)."""
+    node_selector: LabelSelector = Field(default_factory=dict)
     """Node labels the replica must land on, e.g. a GPU product label."""
     tolerations: list[Toleration] = Field(default_factory=list, max_length=16)
     """Tolerations for tainted GPU nodes."""
@@ -141,7 +184,7 @@ class ModelEntry(ApiModel):
 
     name: ModelName
     """Unique name of the model within the resource; used in child names and provenance."""
-    model: str | None = Field(default=None, min_length=1)
+    model: str | None = Field(default=None, min_length=1, max_length=512)
     """Model for vLLM to serve (Hugging Face id or a path in the model cache). Set this or `endpoint`."""
     endpoint: Endpoint | None = None
     """An existing OpenAI-compatible server to use instead of deploying one. Set this or `model`."""
@@ -166,12 +209,33 @@ class ModelEntry(ApiModel):
             holds=lambda m: m.endpoint is None or (m.vllm is None and m.resources is None),
             field=".endpoint",
         ),
+        CrossFieldRule(
+            cel="!has(self.vllm) || self.vllm.tensorParallelSize <= (has(self.resources) ? self.resources.gpus : 1)",
+            message="exceeds the GPUs requested per replica (resources.gpus, default 1)",
+            holds=lambda m: m.vllm is None or m.vllm.tensor_parallel_size <= (m.resources.gpus if m.resources else 1),
+            field=".vllm.tensorParallelSize",
+        ),
     )
 
     @property
     def deployed(self) -> bool:
         """True when Quorum runs a vLLM Deployment for this model."""
         return self.endpoint is None
+
+
+def max_tokens_fit(max_tokens_field: str, max_tokens: Callable[[Any], int]) -> CrossFieldRule:
+    """`<field> <= vllm.maxModelLen` of every served model: a longer answer than the server's context can
+    never be produced, and vLLM refuses every such request."""
+    default = VLLMSettings().max_model_len
+    return CrossFieldRule(
+        cel=f"self.models.all(m, has(m.endpoint) || (has(m.vllm) ? m.vllm.maxModelLen : {default}) >= "
+        f"self.{max_tokens_field})",
+        message=f"exceeds vllm.maxModelLen (default {default}) of a model Quorum serves",
+        holds=lambda s: all(
+            (m.vllm.max_model_len if m.vllm else default) >= max_tokens(s) for m in s.models if m.deployed
+        ),
+        field=f".{max_tokens_field}",
+    )
 
 
 def unique_model_names(models: list[ModelEntry]) -> list[ModelEntry]:

@@ -13,7 +13,7 @@ import secrets
 from typing import Any
 
 from quorum.api.common import SecretKeyRef
-from quorum.builders.meta import Owner
+from quorum.builders.meta import Owner, child_name
 
 CREATE_ONLY = "quorum.dev/create-only"
 """Annotation of a child the operator creates if absent and never patches (handlers/kube.py)."""
@@ -25,12 +25,12 @@ CREDENTIALS_COMPONENT = "credentials"
 
 def model_key_ref(owner: Owner) -> SecretKeyRef:
     """The key every vLLM backend of `owner` requires (`--api-key`), and its clients send."""
-    return SecretKeyRef(name=f"{owner.name}-model-key", key=TOKEN_KEY)
+    return SecretKeyRef(name=child_name(owner, "model-key"), key=TOKEN_KEY)
 
 
 def router_token_ref(owner: Owner, named: SecretKeyRef | None) -> SecretKeyRef:
     """The user's `router.authSecretRef`, or the one the operator generates: the router always asks a token."""
-    return named or SecretKeyRef(name=f"{owner.name}-router-token", key=TOKEN_KEY)
+    return named or SecretKeyRef(name=child_name(owner, "router-token"), key=TOKEN_KEY)
 
 
 def generated_secret(owner: Owner, ref: SecretKeyRef) -> dict[str, Any]:

@@ -32,14 +32,15 @@ OPERATOR_RULES: list[dict[str, Any]] = [
     {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get", "list", "watch", *APPLY, "delete"]},
     # Model Services go with their Deployments; artifact ConfigMaps are read (the summary) and replaced.
     {"apiGroups": [""], "resources": ["services", "configmaps"], "verbs": ["get", "list", *APPLY, "delete"]},
-    # Children only ever applied; they go with their owner (garbage collection), never deleted by the operator.
-    {"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": APPLY},
-    {"apiGroups": ["autoscaling"], "resources": ["horizontalpodautoscalers"], "verbs": APPLY},
-    {"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"], "verbs": APPLY},
+    # Children only observed (one LIST per kind) and applied; they go with their owner (garbage collection),
+    # never deleted by the operator.
+    {"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["list", *APPLY]},
+    {"apiGroups": ["autoscaling"], "resources": ["horizontalpodautoscalers"], "verbs": ["list", *APPLY]},
+    {"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"], "verbs": ["list", *APPLY]},
     # Per-resource Roles for workers and calibration; the operator holds every permission it grants, so it
     # needs neither `escalate` nor `bind`.
-    {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles", "rolebindings"], "verbs": APPLY},
-    # The generated model keys and router tokens: created once, never read, updated or deleted.
+    {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles", "rolebindings"], "verbs": ["list", *APPLY]},
+    # The generated model keys and router tokens: created once, never listed, read, updated or deleted.
     {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]},
     # Worker pods are only read: failure reasons and termination messages (the merge and calibration results).
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},

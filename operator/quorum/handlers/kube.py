@@ -3,6 +3,7 @@ patches of a status subresource. A thin layer over the official client's Dynamic
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from typing import Any
 
@@ -10,7 +11,7 @@ from kubernetes import client, config
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import ConflictError, NotFoundError
 
-from quorum.builders.credentials import is_create_only, with_generated_value
+from quorum.builders.credentials import with_generated_value
 from quorum.builders.meta import FIELD_MANAGER
 
 
@@ -41,26 +42,33 @@ class Kube:
                 self._resources[key] = self.dynamic.resources.get(api_version=api_version, kind=kind)
             return self._resources[key]
 
-    def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
-        """Server-side apply as `quorum-operator`, forcing ownership of the fields we declare. A create-only
-        child (a generated Secret) is created when absent and otherwise left alone, never read."""
+    def apply(self, manifest: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
+        """Server-side apply as `quorum-operator`, forcing ownership of the fields we declare. `dry_run` has the
+        API server validate (and admit) the object without storing it."""
         resource = self._resource(manifest["apiVersion"], manifest["kind"])
-        if is_create_only(manifest):
-            try:
-                created = resource.create(
-                    body=with_generated_value(manifest), namespace=manifest["metadata"]["namespace"]
-                )
-                return {"metadata": created.to_dict()["metadata"]}  # the value stays out of logs and memory
-            except ConflictError:
-                return {"metadata": {"name": manifest["metadata"]["name"]}}
         applied = self.dynamic.server_side_apply(
             resource,
             body=manifest,
             namespace=manifest["metadata"].get("namespace"),
             field_manager=FIELD_MANAGER,
             force_conflicts=True,
+            dry_run="All" if dry_run else None,
         )
         return applied.to_dict()
+
+    def create(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        """A plain create: the API server refuses it (409 AlreadyExists) when the name is taken."""
+        resource = self._resource(manifest["apiVersion"], manifest["kind"])
+        created = resource.create(
+            body=manifest, namespace=manifest["metadata"].get("namespace"), field_manager=FIELD_MANAGER
+        )
+        return created.to_dict()
+
+    def create_once(self, manifest: dict[str, Any]) -> None:
+        """Create a generated Secret with its random value unless one of that name exists, which is left as it
+        is: the operator may create Secrets but never read, list or update them (builders/credentials.py)."""
+        with contextlib.suppress(ConflictError):
+            self.create(with_generated_value(manifest))
 
     def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         try:
@@ -68,7 +76,8 @@ class Kube:
         except NotFoundError:
             return None
 
-    def list(self, api_version: str, kind: str, namespace: str, labels: dict[str, str]) -> list[dict[str, Any]]:
+    def list(self, api_version: str, kind: str, namespace: str | None, labels: dict[str, str]) -> list[dict[str, Any]]:
+        """Objects with all of `labels`, in `namespace` (None: every namespace)."""
         selector = ",".join(f"{key}={value}" for key, value in labels.items())
         found = self._resource(api_version, kind).get(namespace=namespace, label_selector=selector)
         return [item.to_dict() for item in found.items]
