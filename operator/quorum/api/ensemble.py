@@ -188,7 +188,7 @@ class RouterSettings(ApiModel):
     """Port of the router's Service and container."""
     auth_secret_ref: SecretKeyRef | None = None
     """Secret key holding the bearer token clients must send; when unset the operator generates Secret
-    `<name>-router-token` (key `token`): the router always requires a token."""
+    `<name>-router-token-…` (key `token`): the router always requires a token."""
     backend_timeout_seconds: float = Field(default=60.0, gt=0, le=3600)
     """Per-backend request time-out; a hanging backend never delays an answer beyond it."""
     max_concurrency: int = Field(default=1024, ge=1, le=100000)
