@@ -262,3 +262,24 @@ def test_router_service_monitor_selects_the_router_services_the_operator_builds(
     assert monitor["spec"]["namespaceSelector"] == {"matchNames": ["team-a", "team-b"]}
     assert monitor["metadata"]["labels"]["release"] == "prometheus"
     assert find(rendered["defaults"], "ServiceMonitor") == []
+
+
+def test_the_admission_policy_is_on_by_default_and_allows_only_the_pinned_images(
+    rendered: dict[str, list[dict[str, Any]]], helm: Helm
+) -> None:
+    from quorum.api.common import VLLM_IMAGE
+
+    policy = one(rendered["defaults"], "ValidatingAdmissionPolicy")
+    allowed = next(v["expression"] for v in policy["spec"]["variables"] if v["name"] == "allowedImages")
+    assert yaml.safe_load(allowed) == ["quorum-dev/quorum:0.1.0", VLLM_IMAGE]
+    binding = one(rendered["several-namespaces"], "ValidatingAdmissionPolicyBinding")
+    assert binding["spec"]["policyName"] == policy["metadata"]["name"]
+    assert binding["spec"]["matchResources"]["namespaceSelector"]["matchExpressions"][0]["values"] == [
+        "team-a",
+        "team-b",
+    ]
+    assert "matchResources" not in one(rendered["cluster-wide"], "ValidatingAdmissionPolicyBinding")["spec"]
+    off = helm.template(OPERATOR_CHART, {"admissionPolicy": {"enabled": False}})
+    assert find(off, "ValidatingAdmissionPolicy") == []
+    with pytest.raises(HelmError, match="allowedImages"):
+        helm.template(OPERATOR_CHART, {"admissionPolicy": {"allowedImages": ["x/y:latest"]}})

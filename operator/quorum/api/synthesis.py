@@ -14,11 +14,11 @@ from pydantic import Field, field_validator
 
 from quorum.api.base import ApiModel, CrossFieldRule
 from quorum.api.common import (
-    URI,
     BackendStatus,
     CallPolicy,
     Condition,
     DataFormat,
+    DataUri,
     ImageRef,
     LastError,
     ModelCache,
@@ -64,7 +64,7 @@ class SeedSource(ApiModel):
     """Where the seed data lives. `pvc://<claim>/<path>` and `file://` are read directly; `s3://` uses
     `output.credentialsSecretRef`; `configmap://<name>/<key>` suits small seed sets."""
 
-    uri: str = Field(pattern=URI)
+    uri: DataUri
     """Location of the seed file."""
     format: DataFormat = DataFormat.JSONL
     """Encoding of the seed file."""
@@ -211,7 +211,7 @@ class Dedup(ApiModel):
         default_factory=lambda: [DedupScope.SEEDS, DedupScope.ACCEPTED], min_length=1, max_length=3
     )
     """What a sample is compared with."""
-    decontamination_uri: str | None = Field(default=None, pattern=URI)
+    decontamination_uri: DataUri | None = None
     """JSONL of benchmark prompts (`instruction` key) that no kept sample may resemble."""
     embedding_model: str = "sentence-transformers/all-MiniLM-L6-v2"
     """sentence-transformers model; the packaged all-MiniLM-L6-v2 is used offline by default."""
@@ -249,7 +249,7 @@ class Output(ApiModel):
     """Where the dataset, `rejected.jsonl`, `manifest.json`, the report, the dataset card and the shard journals
     (for resume) are written."""
 
-    uri: str = Field(pattern=URI)
+    uri: DataUri
     """Directory URI, e.g. `pvc://datasets/runs/math-code/` or `s3://bucket/quorum/math-code/` (any
     S3-compatible store; set `AWS_ENDPOINT_URL_S3` in the credentials Secret for one other than AWS)."""
     format: DataFormat = DataFormat.JSONL

@@ -177,6 +177,9 @@ def serve(
         "--local",
         help="Serve on this machine against the manifest's endpoints or the packaged tiny model.",
     ),
+    no_auth: bool = typer.Option(
+        False, "--no-auth", help="Serve without a token on a non-loopback --host (refused otherwise)."
+    ),
 ) -> None:
     """Serve the OpenAI-compatible routing and voting API."""
     from aiohttp import web
@@ -204,6 +207,7 @@ def serve(
         console.print("[yellow]no --artifact: routing falls back to spec order and /readyz stays 503[/yellow]")
     try:
         token = TokenSource.from_environment(token_file)
+        token.require_beyond_loopback(host, allow_none=no_auth)
     except ValueError as error:
         fail(str(error))
     batcher = None

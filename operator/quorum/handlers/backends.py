@@ -15,7 +15,7 @@ BACKEND_KINDS = (("apps/v1", "Deployment"), ("v1", "Service"))
 def backend_statuses(owner: Owner, models: list[Any], children: dict[Key, dict[str, Any]]) -> list[dict[str, Any]]:
     """One `BackendStatus` per model: ready replicas of served models; external endpoints count as ready
     (the operator never calls them; workers and the router retry and report their failures)."""
-    endpoints = {e.name: e.url for e in resolve_endpoints(owner, models)}
+    endpoints = {e.name: e.display_url for e in resolve_endpoints(owner, models)}
     backends = []
     for entry in models:
         ready = 0

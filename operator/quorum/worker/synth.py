@@ -20,9 +20,9 @@ from quorum.builders.backends import api_key_env
 from quorum.builders.synthesis import FINGERPRINT_ANNOTATION, OUTPUT_URI_ANNOTATION
 from quorum.gra import GraConfig, ShardResult, merge_shards, run_shard
 from quorum.llm import ModelEndpoint
-from quorum.locations import Location
+from quorum.locations import POD_DATA_ROOT, Location
 from quorum.worker.kube import StatusPatcher, pod_api_client
-from quorum.worker.podfs import fs_root
+from quorum.worker.podfs import fs_root, pod_path
 from quorum.worker.progress import ShardReporter
 
 SHARD_INDEX_ENV = "JOB_COMPLETION_INDEX"
@@ -52,7 +52,9 @@ class PodJob:
         annotations = job.metadata.annotations or {}
         spec = _rooted(job.spec)
         root = fs_root()
-        config = GraConfig.from_spec(spec, name=job.metadata.name, base_dir=root if root else path.parent)
+        config = GraConfig.from_spec(
+            spec, name=job.metadata.name, base_dir=root if root else path.parent, file_root=pod_path(POD_DATA_ROOT)
+        )
         return cls(
             name=job.metadata.name,
             namespace=job.metadata.namespace or os.environ.get("POD_NAMESPACE", "default"),
