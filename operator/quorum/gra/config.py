@@ -7,6 +7,7 @@ that context so the engine never guesses, and it serializes to one JSON file the
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from quorum.api.synthesis import SynthesisJobSpec, SynthesisMode
+from quorum.gra.prompts import PromptBook
 from quorum.locations import default_pvc_root, resolve_uri
 
 
@@ -52,13 +54,23 @@ class GraConfig:
     def is_refine(self) -> bool:
         return self.spec.mode == SynthesisMode.REFINE
 
+    @functools.cached_property
+    def prompt_book(self) -> PromptBook:
+        """Every stage's prompt, overrides loaded and checked (`PromptTemplateError` names the bad field):
+        called when a run starts, so a broken template stops it before any model is asked."""
+        return PromptBook.from_spec(self.spec.prompts, self.resolve_uri)
+
     def fingerprint(self) -> str:
         """Hash of the spec parts that change the output; a resumed run must match it.
 
         Left out on purpose: concurrency, parallelism, time-outs, deadlines and endpoint URLs, which change how
-        fast the work runs but not what it produces, and the output location itself.
+        fast the work runs but not what it produces, and the output location itself. The text of prompt
+        overrides is in (their URIs alone would miss an edited file).
         """
-        return hashlib.sha256(json.dumps(output_relevant_spec(self.spec), sort_keys=True).encode()).hexdigest()[:16]
+        relevant = output_relevant_spec(self.spec)
+        if self.spec.prompts.to_wire():
+            relevant["promptTexts"] = self.prompt_book.digest
+        return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
     def to_json(self) -> str:
         return json.dumps(
@@ -102,6 +114,8 @@ def output_relevant_spec(spec: SynthesisJobSpec) -> dict[str, Any]:
         "models": models,
         "seeds": wire["seeds"],
         "domains": wire.get("domains"),
+        "digest": wire.get("digest"),
+        "prompts": wire.get("prompts"),
         "generation": wire.get("generation"),
         "review": wire.get("review"),
         "adjudication": wire.get("adjudication"),

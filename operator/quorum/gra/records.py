@@ -65,9 +65,20 @@ def jsonl_bytes(records: Iterable[dict[str, Any]]) -> bytes:
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Every JSON object of a JSONL file (none when it is missing). The one reader of the run's own files:
+    journals and caches are appended as work finishes, so a crash can leave a last line cut short; such a line
+    (or any line that is not a JSON object) is skipped, and the work it stood for is redone."""
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    found = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(value, dict):
+            found.append(value)
+    return found
 
 
 def write_dataset(out_dir: Path, records: list[dict[str, Any]], layout: RecordFormat, fmt: DataFormat) -> Path:

@@ -1,7 +1,9 @@
 """The on-disk layout of a run and its commit protocol.
 
     <out>/shards/run.json                        fingerprint of the output-relevant spec (guards resumes)
-    <out>/shards/shard-0003/digests.jsonl        seed digests (and domain labels), appended as they arrive
+    <out>/shards/shard-0003/digests.jsonl        seed digests, domain labels and calibration reviews, appended
+    <out>/shards/shard-0003/domains.json         every seed's domain label (the same in every shard)
+    <out>/shards/shard-0003/calibration.json     reviewer health measured on the calibration set
     <out>/shards/shard-0003/round-01.journal.jsonl  finished samples of an uncommitted round, one per line
     <out>/shards/shard-0003/round-01/            committed round: accepted.jsonl, rejected.jsonl,
                                                  embeddings.npy, commit.json (written last)
@@ -46,15 +48,8 @@ class ShardStore:
 
     def read_journal(self, round_number: int) -> dict[str, dict[str, Any]]:
         """Finished samples by id; a line cut short by a crash is ignored (that sample is redone)."""
-        path = self.journal_path(round_number)
         found: dict[str, dict[str, Any]] = {}
-        if not path.exists():
-            return found
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue
+        for record in read_jsonl(self.journal_path(round_number)):
             found.setdefault(record["id"], record)
         return found
 
@@ -70,6 +65,24 @@ class ShardStore:
         temp.rename(final)
         write_atomic(final / "commit.json", json.dumps(marker, indent=2).encode())
         self.journal_path(round_number).unlink(missing_ok=True)
+
+    def write_domains(self, labels: dict[str, str]) -> None:
+        write_atomic(self.root / "domains.json", json.dumps(labels, indent=1).encode())
+
+    def domains(self) -> dict[str, str]:
+        path = self.root / "domains.json"
+        return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+    @property
+    def calibration_path(self) -> Path:
+        return self.root / "calibration.json"
+
+    def write_calibration(self, health: dict[str, Any]) -> None:
+        write_atomic(self.calibration_path, json.dumps(health, indent=2).encode())
+
+    def calibration(self) -> dict[str, Any] | None:
+        path = self.calibration_path
+        return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
 
     @property
     def done_path(self) -> Path:

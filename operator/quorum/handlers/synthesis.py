@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from quorum.api.base import format_validation_error
-from quorum.api.synthesis import SynthesisJobSpec
+from quorum.api.synthesis import SynthesisJobSpec, count_keys
 from quorum.builders.meta import Owner
 from quorum.builders.synthesis import (
     MERGE_COMPONENT,
@@ -39,17 +39,7 @@ from quorum.handlers.context import DONE, OperatorContext, Outcome, last_line, t
 from quorum.handlers.status import InvalidSpec, write_status
 
 API = ("quorum.dev/v1alpha1", "SynthesisJob")
-COUNT_KEYS = (
-    "seeds",
-    "generated",
-    "round1Passed",
-    "round2Passed",
-    "adjudicated",
-    "accepted",
-    "rejected",
-    "duplicates",
-    "failed",
-)
+COUNT_KEYS = count_keys()
 
 
 def _camel_stage(stage: str) -> str:
