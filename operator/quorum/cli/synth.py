@@ -30,6 +30,15 @@ class StageBoard:
         self.counts[shard] = counts
         self.live.update(self._table())
 
+    def final(self, counts: SynthesisCounts) -> None:
+        """After the merge the board shows the run's counts (cross-shard dedup and the target trim done),
+        the same numbers as the manifest, the summary line and the SynthesisJob status."""
+        self.counts = {-1: counts}
+        self.live.update(self._table())
+
+    def funnel(self) -> dict[str, int]:
+        return {k: sum(getattr(c, k) for c in self.counts.values()) for k in SynthesisCounts.model_fields}
+
     def _table(self) -> Table:
         table = Table(title="GRA synthesis", show_edge=False)
         table.add_column("stage")
@@ -37,8 +46,7 @@ class StageBoard:
         for stage, shards in self.stages.items():
             done, total = sum(d for d, _ in shards.values()), sum(t for _, t in shards.values())
             table.add_row(stage, f"{done}/{total}" if total else "-")
-        funnel = {k: sum(getattr(c, k) for c in self.counts.values()) for k in SynthesisCounts.model_fields}
-        table.caption = " · ".join(f"{k} {v}" for k, v in funnel.items() if k != "seeds")
+        table.caption = " · ".join(f"{k} {v}" for k, v in self.funnel().items() if k != "seeds")
         return table
 
 
@@ -63,6 +71,7 @@ def run(
         run_local,
     )
     from quorum.gra.local import pool_warnings
+    from quorum.gra.prompts import PromptTemplateError
     from quorum.gra.roles import PoolTooSmall
 
     try:
@@ -78,21 +87,41 @@ def run(
     try:
         with board.live:
             result = run_local(config, out_dir, on_bad_seed=policy, restart=restart, progress=board)
-    except (BadSeedData, FingerprintMismatch, UnsupportedUri, PoolTooSmall, FileNotFoundError) as error:
+            board.final(SynthesisCounts.model_validate(result.manifest["counts"]))
+    except (
+        BadSeedData,
+        FingerprintMismatch,
+        UnsupportedUri,
+        PoolTooSmall,
+        PromptTemplateError,
+        FileNotFoundError,
+    ) as error:
         fail(str(error))
     for warning in result.warnings[len(pool_warnings(config)) :]:
         console.print(f"[yellow]warning:[/yellow] {warning}")
     _summary(result.manifest, out_dir)
 
 
-def _summary(manifest: dict, out_dir: Path) -> None:
+def summary_line(manifest: dict) -> str:
+    """The final summary: the manifest's counts under the names `SynthesisCounts` defines."""
     counts, rates = manifest["counts"], manifest["rates"]
-    typer.echo(
+    line = (
         f"{manifest['name']}: {counts['accepted']} accepted of {counts['generated']} generated "
         f"(round 1 pass {counts['round1Passed']}, round 2 pass {counts['round2Passed']}, adjudicated "
-        f"{counts['adjudicated']}, duplicates {counts['duplicates']}, failed {counts['failed']}); "
+        f"{counts['adjudicated']}; rejected {counts['rejected']}: duplicates {counts['duplicates']}, failed "
+        f"{counts['failed']}, surplus {counts['surplus']}; failed per-seed calls {counts['failedCalls']}); "
         f"acceptance {rates['acceptance']:.0%}, independent={str(manifest['independent']).lower()}"
     )
+    reviewers = manifest.get("reviewers") or {}
+    degenerate = (reviewers.get("calibration") or {}).get("degenerate") or []
+    if degenerate:
+        action = "excluded from the gate" if reviewers.get("excluded") else "NOT excluded (excludeDegenerate: false)"
+        line += f"; degenerate reviewers: {', '.join(degenerate)} ({action})"
+    return line
+
+
+def _summary(manifest: dict, out_dir: Path) -> None:
+    typer.echo(summary_line(manifest))
     typer.echo(f"dataset: {out_dir / manifest['files']['dataset']}")
     typer.echo(f"rejected: {out_dir / 'rejected.jsonl'}")
     typer.echo(f"manifest: {out_dir / 'manifest.json'}")

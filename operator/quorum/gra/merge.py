@@ -78,7 +78,9 @@ def merge_shards(
             [s.prompt_text() for s in seed_set.seeds]
         )
     manifest.setdefault("timings", {})["mergeSeconds"] = round(time.perf_counter() - started, 3)
-    manifest["report"] = write_report(out_dir / "report", manifest, records, seed_vectors, kept_vectors)
+    labels = stores[0].domains() if stores else {}
+    seed_domains = [labels.get(s.id, "general") for s in seed_set.seeds]
+    manifest["report"] = write_report(out_dir / "report", manifest, records, seed_vectors, kept_vectors, seed_domains)
     write_manifest(out_dir, manifest)
     return manifest
 

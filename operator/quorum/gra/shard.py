@@ -99,12 +99,14 @@ async def run_shard(
     pool: ClientPool | None = None,
     seed_set: SeedSet | None = None,
     embedder: Embedder | None = None,
+    quota: int | None = None,
 ) -> ShardResult:
     """Run (or resume) shard `shard_index`: every round until its share of the target is reached.
 
     Committed rounds are skipped, a round's journal is replayed so finished samples are not asked again, and a
     changed spec (fingerprint) is refused with `FingerprintMismatch`. `pool` lets several shards in one
-    process share connections and per-model concurrency limits.
+    process share connections and per-model concurrency limits. `quota` (default `ceil(target / shards)`) is
+    the shard's share of accepted samples; a done shard that stopped at a smaller share goes on (top-up).
     """
     spec = config.spec
     shard_count = shard_count or spec.workers.shards
@@ -112,16 +114,19 @@ async def run_shard(
         raise ValueError(f"shard index {shard_index} is outside 0..{shard_count - 1}")
     claim_output(out_dir, config.fingerprint(), spec.to_wire())
     store = ShardStore(out_dir, shard_index)
-    if (finished := store.done()) is not None:
+    quota = quota or math.ceil(spec.generation.target / shard_count)
+    if (finished := store.done()) is not None and not _tops_up(finished, quota):
         counts = SynthesisCounts.model_validate(finished["counts"])
         degenerate = list(finished.get("degenerateReviewers", []))
-        return ShardResult(shard_index, counts, finished["rounds"], "already committed", degenerate)
+        return ShardResult(
+            shard_index, counts, finished["rounds"], f"already committed ({finished['reason']})", degenerate
+        )
     seed_set = seed_set or load_seed_set(config, on_bad_seed)
     mine = [s for s in seed_set.seeds if shard_of(s, shard_count) == shard_index]
     owns_pool = pool is None
     pool = pool or ClientPool(endpoints, RetryPolicy.from_spec(spec.calls))
     try:
-        worker = _ShardWorker(config, store, shard_index, shard_count, pool, seed_set, mine, progress, embedder)
+        worker = _ShardWorker(config, store, shard_index, shard_count, pool, seed_set, mine, progress, embedder, quota)
         return await worker.run()
     finally:
         if owns_pool:
@@ -140,7 +145,9 @@ class _ShardWorker:
         mine: list[Seed],
         progress: ProgressCallback | None,
         embedder: Embedder | None,
+        quota: int,
     ) -> None:
+        self.quota = quota
         self.config = config
         self.spec = config.spec
         self.store = store
@@ -169,7 +176,7 @@ class _ShardWorker:
         digests: dict[str, dict[str, Any] | None] = {}
         runner = SampleRunner(spec, self.pool, digests, self.progress.hook, book=self.book, excluded=excluded)
         rounds = 1 if self.config.is_refine else spec.generation.rounds
-        quota = math.ceil(spec.generation.target / self.shard_count)
+        quota = self.quota
         kept_total, rounds_run, reason = 0, 0, "rounds exhausted"
         for round_number in range(1, rounds + 1):
             marker = self.store.committed(round_number)
@@ -190,6 +197,7 @@ class _ShardWorker:
             "counts": self.progress.counts.to_wire(),
             "rounds": rounds_run,
             "reason": reason,
+            "quota": quota,
             "degenerateReviewers": health.degenerate,
         }
         self.store.mark_done(summary)
@@ -487,6 +495,11 @@ class _ShardWorker:
                 record["digestError"] = entry.get("error")
 
         await self._staged("digest", [fill(r) for r in missing])
+
+
+def _tops_up(finished: dict[str, Any], quota: int) -> bool:
+    """A done shard runs again only when it stopped at its share and the share has grown."""
+    return str(finished.get("reason", "")).startswith("target share") and quota > int(finished.get("quota") or 0)
 
 
 def _npy_bytes(vectors: np.ndarray) -> bytes:
