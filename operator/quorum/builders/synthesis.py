@@ -77,6 +77,8 @@ def worker_manifest(owner: Owner, spec: SynthesisJobSpec, storage: PodStorage) -
     dedup = wire["postprocess"]["dedup"]
     if dedup.get("decontaminationUri"):
         dedup["decontaminationUri"] = storage.localize(dedup["decontaminationUri"])
+    for override in (wire.get("prompts") or {}).values():  # prompt templates: file, claim or ConfigMap
+        override["templateUri"] = storage.localize(override["templateUri"])
     return {
         "apiVersion": API_VERSION,
         "kind": "SynthesisJob",

@@ -80,6 +80,8 @@ def _rooted(spec: SynthesisJobSpec) -> SynthesisJobSpec:
     dedup = wire.get("postprocess", {}).get("dedup", {})
     if dedup.get("decontaminationUri"):
         dedup["decontaminationUri"] = relative(dedup["decontaminationUri"])
+    for override in (wire.get("prompts") or {}).values():
+        override["templateUri"] = relative(override["templateUri"])
     return SynthesisJobSpec.model_validate(wire)
 
 
