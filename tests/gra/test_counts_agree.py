@@ -78,7 +78,9 @@ def test_manifest_summary_board_and_status_agree(seed_dir: Path) -> None:
     # the live board before the merge: the shards' own counts, the same ones their status reports carry
     live = board.funnel()
     reports = [{"counts": ShardStore(out, i).done()["counts"]} for i in range(2)]
-    assert live == {name: _sum_counts(reports)[field.alias or name] for name, field in SynthesisCounts.model_fields.items()}
+    assert live == {
+        name: _sum_counts(reports)[field.alias or name] for name, field in SynthesisCounts.model_fields.items()
+    }
     assert live["failed"] == counts["failed"] and live["failed_calls"] == counts["failedCalls"]
 
     # after the merge: the board, the summary line and the status all show the manifest's counts

@@ -27,7 +27,7 @@ from quorum.gra.calibration import ROUNDS, CalibrationItem, calibration_items, o
 from quorum.gra.config import GraConfig
 from quorum.gra.dedup import DedupIndex, Embedder, shared_embedder
 from quorum.gra.pipeline import SampleFailed, SampleRunner, Slot, Tokens, review_once
-from quorum.gra.records import is_kept, jsonl_bytes, read_jsonl
+from quorum.gra.records import is_kept, jsonl_bytes, read_jsonl, write_atomic
 from quorum.gra.reliability import PanelHealth, assess
 from quorum.gra.roles import rng_for, with_role
 from quorum.gra.seeds import OnBadSeed, Seed, SeedSet, read_instruction_file, read_seeds, shard_of
@@ -171,8 +171,8 @@ class _ShardWorker:
         index = await self._dedup_index()
         domains = await self._domains()
         self.store.write_domains(domains)
-        health = await self._calibrate(domains)
-        excluded = frozenset(health.degenerate) if spec.review.exclude_degenerate else frozenset()
+        health = await self._calibration(domains)
+        excluded = frozenset(health["degenerate"]) if spec.review.exclude_degenerate else frozenset()
         digests: dict[str, dict[str, Any] | None] = {}
         runner = SampleRunner(spec, self.pool, digests, self.progress.hook, book=self.book, excluded=excluded)
         rounds = 1 if self.config.is_refine else spec.generation.rounds
@@ -198,10 +198,10 @@ class _ShardWorker:
             "rounds": rounds_run,
             "reason": reason,
             "quota": quota,
-            "degenerateReviewers": health.degenerate,
+            "degenerateReviewers": health["degenerate"],
         }
         self.store.mark_done(summary)
-        return ShardResult(self.shard_index, self.progress.counts, rounds_run, reason, health.degenerate)
+        return ShardResult(self.shard_index, self.progress.counts, rounds_run, reason, list(health["degenerate"]))
 
     async def _run_round(
         self, round_number: int, runner: SampleRunner, domains: dict[str, str], index: DedupIndex | None
@@ -329,6 +329,27 @@ class _ShardWorker:
         for seed, entry in zip(todo, entries, strict=True):
             digests[seed.id] = prompts.clean_digest(entry["value"]) if entry.get("value") else None
 
+    async def _calibration(self, domains: dict[str, str]) -> dict[str, Any]:
+        """The run's calibration: every shard would measure the same thing (same items, same call seeds), so
+        a shard reuses what a sibling already wrote under the output directory, and shards of one process
+        share one measurement in flight."""
+        shared = self.store.shared_calibration_path
+        fingerprint = self.config.fingerprint()
+        if (
+            shared.exists()
+            and (found := json.loads(shared.read_text(encoding="utf-8"))).get("fingerprint") == fingerprint
+        ):
+            health = found["health"]
+        else:
+            loop = asyncio.get_running_loop()
+            task = _CALIBRATIONS.get((shared, fingerprint))
+            if task is None or task.get_loop() is not loop:
+                task = _CALIBRATIONS[(shared, fingerprint)] = loop.create_task(self._calibrate(domains))
+            health = (await task).to_wire()
+            write_atomic(shared, json.dumps({"fingerprint": fingerprint, "health": health}, indent=2).encode())
+        self.store.write_calibration(health)
+        return health
+
     async def _calibrate(self, domains: dict[str, str]) -> PanelHealth:
         """Every reviewer model reviews the calibration items in both rounds (cached, so resumes reuse it)."""
         review = self.spec.review
@@ -355,9 +376,7 @@ class _ShardWorker:
             for (_, round_name, item), entry in zip(jobs, entries, strict=True)
             if entry.get("value")
         ]
-        health = assess(observations, review.scale)
-        self.store.write_calibration(health.to_wire())
-        return health
+        return assess(observations, review.scale)
 
     async def _staged(self, stage: str, calls: list[Any]) -> list[dict[str, Any]]:
         self.progress.hook(stage, len(calls))
@@ -495,6 +514,10 @@ class _ShardWorker:
                 record["digestError"] = entry.get("error")
 
         await self._staged("digest", [fill(r) for r in missing])
+
+
+_CALIBRATIONS: dict[tuple[Path, str], asyncio.Task[PanelHealth]] = {}
+"""Calibrations in flight in this process, by output directory and fingerprint."""
 
 
 def _tops_up(finished: dict[str, Any], quota: int) -> bool:

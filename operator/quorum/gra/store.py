@@ -1,6 +1,7 @@
 """The on-disk layout of a run and its commit protocol.
 
     <out>/shards/run.json                        fingerprint of the output-relevant spec (guards resumes)
+    <out>/shards/calibration.json                the run's reviewer calibration (the first shard to finish it)
     <out>/shards/shard-0003/digests.jsonl        seed digests, domain labels and calibration reviews, appended
     <out>/shards/shard-0003/domains.json         every seed's domain label (the same in every shard)
     <out>/shards/shard-0003/calibration.json     reviewer health measured on the calibration set
@@ -72,6 +73,10 @@ class ShardStore:
     def domains(self) -> dict[str, str]:
         path = self.root / "domains.json"
         return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+    @property
+    def shared_calibration_path(self) -> Path:
+        return self.root.parent / "calibration.json"
 
     @property
     def calibration_path(self) -> Path:
