@@ -343,7 +343,7 @@ def _string(max_chars: int, min_chars: int = 1) -> dict[str, Any]:
 
 def _keywords() -> dict[str, Any]:
     """gra.md stage 2: 3 to 8 keywords."""
-    return {"type": "array", "items": _string(40), "minItems": 3, "maxItems": 8}
+    return {"type": "array", "items": _string(24), "minItems": 3, "maxItems": 8}
 
 
 SUMMARY_MAX_SENTENCES = 2
@@ -367,10 +367,7 @@ def digest_schema(max_tokens: int = 256) -> dict[str, Any]:
     anything after the second sentence (a grammar cannot count sentences)."""
     return {
         "type": "object",
-        "properties": {
-            "keywords": _keywords(),
-            "summary": _string(min(400, max(80, max_tokens * CHARS_PER_TOKEN - 150))),
-        },
+        "properties": {"keywords": _keywords(), "summary": _string(min(400, max(60, (max_tokens - 100) * 2)))},
         "required": ["keywords", "summary"],
         "additionalProperties": False,
     }
@@ -384,8 +381,9 @@ def clean_digest(value: dict[str, Any]) -> dict[str, Any]:
 
 
 def generate_schema(max_tokens: int) -> dict[str, Any]:
-    """Lengths take fixed shares of the token budget so the object closes before `max_tokens`."""
-    budget = max(160, max_tokens * CHARS_PER_TOKEN - 120)
+    """Lengths take fixed shares of the token budget (less what 8 keywords may take) so the object closes
+    before `max_tokens`."""
+    budget = max(160, max_tokens * CHARS_PER_TOKEN - 200)
     return {
         "type": "object",
         "properties": {
@@ -404,7 +402,7 @@ def review_schema(dimension_names: list[str], scale: int, max_tokens: int) -> di
     """The critique comes first: models score more sensibly after writing down what they saw."""
     score = {"type": "integer", "minimum": 1, "maximum": scale}
     keys = [dimension_key(d) for d in dimension_names]
-    critique = _string(min(400, max(60, max_tokens * CHARS_PER_TOKEN - 20 * len(keys) - 40)), 10)
+    critique = _string(min(400, max(40, (max_tokens - 8 * len(keys) - 12) * 2)), 10)
     properties: dict[str, Any] = {"critique": critique, **{key: score for key in keys}}
     return {
         "type": "object",
@@ -420,7 +418,7 @@ def adjudicate_schema(scale: int, max_tokens: int) -> dict[str, Any]:
         "properties": {
             "decision": {"type": "string", "enum": ["accept", "reject"]},
             "score": {"type": "integer", "minimum": 1, "maximum": scale},
-            "reason": _string(min(400, max(60, max_tokens * CHARS_PER_TOKEN - 60))),
+            "reason": _string(min(400, max(40, (max_tokens - 30) * 2))),
         },
         "required": ["decision", "score", "reason"],
         "additionalProperties": False,
