@@ -10,14 +10,15 @@ from pathlib import Path
 
 import numpy as np
 
-from quorum.gra import GraConfig, prompts, run_local
+from quorum.gra import GraConfig, prompts
 from quorum.gra.merge import _dedup_across_shards
 from quorum.gra.records import read_jsonl
 from quorum.gra.testing import GraScript
-from quorum.llm.simulated import SimulatedBackend
-from tests.gra.conftest import endpoints_for, make_spec
+from tests.gra.conftest import make_spec, run_simulated
 
 POOL = ["a", "b", "c"]
+QUIET_REVIEW = {"reviewers": 2, "excludeDegenerate": False, "calibrationItems": 0}
+"""Constant scripted scores, no calibration: these tests are about the plan, not the reviewers."""
 
 
 def test_a_digest_keeps_up_to_eight_keywords_and_two_sentences() -> None:
@@ -30,21 +31,17 @@ def test_a_digest_keeps_up_to_eight_keywords_and_two_sentences() -> None:
 
 def plan(folder: Path, shards: int, seeds: list[dict]) -> tuple[list[tuple[str, str, tuple[str, ...]]], object]:
     (folder / "seeds.jsonl").write_text("".join(json.dumps(s) + "\n" for s in seeds))
-    sim = SimulatedBackend(GraScript(score=lambda request, round_name: 8), models=POOL)
-    url = sim.start_in_thread()
-    try:
-        spec = make_spec(
-            url,
-            POOL,
-            review={"reviewers": 2, "excludeDegenerate": False, "calibrationItems": 0},
-            digest={"temperature": 0.4, "maxTokens": 300},
-            generation={"target": 500, "rounds": 1, "samplesPerRound": 30, "fewShot": 3},
-            workers={"shards": shards, "parallelism": min(shards, 4)},
-        )
-        out = folder / f"out-{shards}"
-        run_local(GraConfig.from_spec(spec, base_dir=folder), out, endpoints=endpoints_for(spec))
-    finally:
-        sim.stop_thread()
+    _, sim = run_simulated(
+        folder,
+        GraScript(score=lambda request, round_name: 8),
+        POOL,
+        out=f"out-{shards}",
+        review=QUIET_REVIEW,
+        digest={"temperature": 0.4, "maxTokens": 300},
+        generation={"target": 500, "rounds": 1, "samplesPerRound": 30, "fewShot": 3},
+        workers={"shards": shards, "parallelism": min(shards, 4)},
+    )
+    out = folder / f"out-{shards}"
     rows = [r["provenance"] | {"id": r["id"], "domain": r["domain"]} for r in read_jsonl(out / "dataset.jsonl")]
     rows += [r for r in read_jsonl(out / "rejected.jsonl") if r.get("kind") != "call"]
     return sorted((r["id"], r["domain"], tuple(r["demoSeedIds"])) for r in rows), sim
@@ -64,22 +61,15 @@ def test_demos_and_domain_slots_come_from_the_whole_seed_set_in_proportion(tmp_p
 
 
 def test_the_run_stops_at_exactly_target_after_cross_shard_dedup(seed_dir: Path) -> None:
-    sim = SimulatedBackend(GraScript(score=lambda request, round_name: 8, duplicate_every=3), models=POOL)
-    url = sim.start_in_thread()
-    try:
-        spec = make_spec(
-            url,
-            POOL,
-            review={"reviewers": 2, "excludeDegenerate": False, "calibrationItems": 0},
-            generation={"target": 10, "rounds": 4, "samplesPerRound": 6},
-            postprocess={"dedup": {"enabled": True, "threshold": 0.9}},
-            workers={"shards": 2, "parallelism": 2},
-        )
-        manifest = run_local(
-            GraConfig.from_spec(spec, base_dir=seed_dir), seed_dir / "out", endpoints=endpoints_for(spec)
-        ).manifest
-    finally:
-        sim.stop_thread()
+    manifest, _ = run_simulated(
+        seed_dir,
+        GraScript(score=lambda request, round_name: 8, duplicate_every=3),
+        POOL,
+        review=QUIET_REVIEW,
+        generation={"target": 10, "rounds": 4, "samplesPerRound": 6},
+        postprocess={"dedup": {"enabled": True, "threshold": 0.9}},
+        workers={"shards": 2, "parallelism": 2},
+    )
     counts = manifest["counts"]
     assert counts["accepted"] == 10 == len(read_jsonl(seed_dir / "out" / "dataset.jsonl"))
     assert counts["duplicates"] > 0  # dedup took some away ...

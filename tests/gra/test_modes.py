@@ -5,26 +5,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from quorum.gra import GraConfig, prompts, run_local
+from quorum.gra import prompts
 from quorum.gra.records import read_jsonl
 from quorum.gra.testing import GraScript
 from quorum.llm.simulated import SimulatedBackend
-from tests.gra.conftest import SEEDS, endpoints_for, make_spec
+from tests.gra.conftest import SEEDS, run_simulated
 
 POOL = ["a", "b", "c"]
 
 
 def run(seed_dir: Path, script: GraScript, **sections: object) -> tuple[dict, SimulatedBackend]:
-    sim = SimulatedBackend(script, models=POOL)
-    url = sim.start_in_thread()
-    try:
-        spec = make_spec(url, POOL, **{"review": {"reviewers": 2}, **sections})
-        result = run_local(
-            GraConfig.from_spec(spec, base_dir=seed_dir), seed_dir / "out", endpoints=endpoints_for(spec)
-        )
-    finally:
-        sim.stop_thread()
-    return result.manifest, sim
+    return run_simulated(seed_dir, script, POOL, **{"review": {"reviewers": 2}, **sections})
 
 
 def candidates(seed_dir: Path) -> list[dict]:

@@ -74,10 +74,7 @@ def _funnel_plot(report_dir: Path, manifest: dict[str, Any]) -> str:
     axis.set_title("GRA funnel (candidates per stage)")
     axis.set_xlabel("samples")
     axis.set_ylabel("stage")
-    figure.tight_layout()
-    figure.savefig(report_dir / "funnel.png", dpi=100)
-    plt.close(figure)
-    return "funnel.png"
+    return _save(figure, report_dir, "funnel.png")
 
 
 def _score_histograms(report_dir: Path, records: list[dict[str, Any]], manifest: dict[str, Any]) -> str:
@@ -105,10 +102,7 @@ def _score_histograms(report_dir: Path, records: list[dict[str, Any]], manifest:
             axis.set_ylabel("reviews")
             axis.set_xlim(0.5, scale + 0.5)
     axes[0][0].legend(fontsize=7)
-    figure.tight_layout()
-    figure.savefig(report_dir / "scores.png", dpi=100)
-    plt.close(figure)
-    return "scores.png"
+    return _save(figure, report_dir, "scores.png")
 
 
 def _embedding_map(
@@ -144,10 +138,7 @@ def _embedding_map(
     axis.set_xlabel("principal component 1")
     axis.set_ylabel("principal component 2")
     axis.legend(fontsize=7, loc="best")
-    figure.tight_layout()
-    figure.savefig(report_dir / "embedding-map.png", dpi=100)
-    plt.close(figure)
-    return "embedding-map.png"
+    return _save(figure, report_dir, "embedding-map.png")
 
 
 def _diversity_plot(report_dir: Path, figures: dict[str, Any]) -> str:
@@ -164,10 +155,16 @@ def _diversity_plot(report_dir: Path, figures: dict[str, Any]) -> str:
     right.set_title("Accepted sample to its nearest seed")
     right.set_xlabel("cosine distance")
     right.set_ylabel("accepted samples")
+    return _save(figure, report_dir, "diversity.png")
+
+
+def _save(figure: Any, report_dir: Path, name: str) -> str:
+    import matplotlib.pyplot as plt
+
     figure.tight_layout()
-    figure.savefig(report_dir / "diversity.png", dpi=100)
+    figure.savefig(report_dir / name, dpi=100)
     plt.close(figure)
-    return "diversity.png"
+    return name
 
 
 def _reliability_lines(manifest: dict[str, Any]) -> list[str]:
