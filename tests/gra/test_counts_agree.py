@@ -12,7 +12,7 @@ from quorum.gra import GraConfig, prompts, run_local
 from quorum.gra.records import read_jsonl
 from quorum.gra.store import ShardStore
 from quorum.gra.testing import GraScript
-from quorum.handlers.synthesis import COUNT_KEYS, _sum_counts
+from quorum.handlers.synthesis import COUNT_KEYS, _counts
 from quorum.llm.simulated import SimReply, SimRequest, SimulatedBackend
 from quorum.worker.synth import PodJob, run_worker_merge
 from tests.gra.conftest import endpoints_for, make_spec
@@ -77,10 +77,9 @@ def test_manifest_summary_board_and_status_agree(seed_dir: Path) -> None:
 
     # the live board before the merge: the shards' own counts, the same ones their status reports carry
     live = board.funnel()
-    reports = [{"counts": ShardStore(out, i).done()["counts"]} for i in range(2)]
-    assert live == {
-        name: _sum_counts(reports)[field.alias or name] for name, field in SynthesisCounts.model_fields.items()
-    }
+    status = {"shards": {str(i): {"counts": ShardStore(out, i).done()["counts"], "fingerprint": "f"} for i in range(2)}}
+    summed = _counts(status, "f")  # what the operator puts in status.counts while the shards run
+    assert live == {name: summed[field.alias or name] for name, field in SynthesisCounts.model_fields.items()}
     assert live["failed"] == counts["failed"] and live["failed_calls"] == counts["failedCalls"]
 
     # after the merge: the board, the summary line and the status all show the manifest's counts

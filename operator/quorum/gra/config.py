@@ -12,9 +12,8 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from quorum.api.synthesis import SynthesisJobSpec, SynthesisMode
+from quorum.api.synthesis import SynthesisJobSpec, SynthesisMode, output_fingerprint
 from quorum.gra.prompts import PromptBook
 from quorum.locations import default_pvc_root, resolve_uri
 
@@ -61,16 +60,13 @@ class GraConfig:
         return PromptBook.from_spec(self.spec.prompts, self.resolve_uri)
 
     def fingerprint(self) -> str:
-        """Hash of the spec parts that change the output; a resumed run must match it.
-
-        Left out on purpose: concurrency, parallelism, time-outs, deadlines and endpoint URLs, which change how
-        fast the work runs but not what it produces, and the output location itself. The text of prompt
-        overrides is in (their URIs alone would miss an edited file).
-        """
-        relevant = output_relevant_spec(self.spec)
-        if self.spec.prompts.to_wire():
-            relevant["promptTexts"] = self.prompt_book.digest
-        return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
+        """Hash of the spec parts that change the output; a resumed run must match it (see
+        `output_fingerprint`). With prompt overrides their text is in too (their URIs alone would miss an
+        edited file)."""
+        spec_hash = output_fingerprint(self.spec)
+        if not self.spec.prompts.to_wire():
+            return spec_hash
+        return hashlib.sha256(f"{spec_hash}:{self.prompt_book.digest}".encode()).hexdigest()[:16]
 
     def to_json(self) -> str:
         return json.dumps(
@@ -96,31 +92,3 @@ class GraConfig:
     @classmethod
     def load(cls, path: str | Path) -> GraConfig:
         return cls.from_json(Path(path).read_text(encoding="utf-8"))
-
-
-def output_relevant_spec(spec: SynthesisJobSpec) -> dict[str, Any]:
-    wire = spec.to_wire()
-    models = [
-        {
-            "name": m.name,
-            "roles": sorted(str(r) for r in m.roles),
-            "model": m.model if m.endpoint is None else m.endpoint.model,
-        }
-        for m in spec.models
-    ]
-    calls = wire.get("calls", {})
-    return {
-        "mode": wire.get("mode"),
-        "models": models,
-        "seeds": wire["seeds"],
-        "domains": wire.get("domains"),
-        "digest": wire.get("digest"),
-        "prompts": wire.get("prompts"),
-        "generation": wire.get("generation"),
-        "review": wire.get("review"),
-        "adjudication": wire.get("adjudication"),
-        "postprocess": wire.get("postprocess"),
-        "outputFormat": wire["output"].get("format"),
-        "shards": wire.get("workers", {}).get("shards"),
-        "jsonRepairAttempts": calls.get("jsonRepairAttempts"),
-    }
