@@ -91,8 +91,13 @@ def one_sample_always(reply: SimReply):
     return fail
 
 
+def varied_high(request: SimRequest, round_name: str) -> int:
+    """High scores that still vary with the text (a constant scorer would be excluded as degenerate)."""
+    return 8 + sum(map(ord, request.prompt)) % 3
+
+
 def test_invalid_json_forever_lands_in_rejected_jsonl(seed_dir: Path) -> None:
-    sim = SimulatedBackend(GraScript(score=lambda r, n: 9, fail=one_sample_always(SimReply(text="not json"))))
+    sim = SimulatedBackend(GraScript(score=varied_high, fail=one_sample_always(SimReply(text="not json"))))
     url = sim.start_in_thread()
     try:
         manifest = write_manifest(seed_dir, url, calls={"jsonRepairAttempts": 2, "backoffSeconds": 0.01})
