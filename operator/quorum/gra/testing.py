@@ -52,8 +52,11 @@ WORDS = tuple(
     ]
 )
 
-ScoreRule = Callable[[SimRequest, str], int]
-"""(request, round name "instruction"|"response") → the score this reviewer gives on every dimension."""
+ScoreRule = Callable[[SimRequest, str], "int | list[int]"]
+"""(request, round name "instruction"|"response") → the score this reviewer gives on every dimension, or one
+score per dimension in rubric order."""
+CritiqueRule = Callable[[SimRequest, str], str]
+"""(request, round name) → the critique this reviewer writes."""
 
 
 def digest_of(*parts: object) -> int:
@@ -65,6 +68,8 @@ class GraScript:
     """A responder: `SimulatedBackend(GraScript(...))`."""
 
     score: ScoreRule | None = None
+    critique: CritiqueRule | None = None
+    """Default: an honest reviewer's critique, in words of its own that depend on what it read."""
     adjudicate: Callable[[SimRequest], str] | None = None
     duplicate_every: int = 0
     """Every n-th generated sample reuses one fixed instruction, so dedup has work."""
@@ -83,7 +88,9 @@ class GraScript:
             round_name = "instruction" if name == prompts.REVIEW_INSTRUCTION else "response"
             value = self.score(request, round_name) if self.score else 5 + key % 6
             keys = [k for k in schema.get("properties", {}) if k != "critique"]
-            return _json({**{k: value for k in keys}, "critique": f"{round_name} scored {value} by {request.model}."})
+            values = value if isinstance(value, list) else [value] * len(keys)
+            critique = self.critique(request, round_name) if self.critique else own_words(key)
+            return _json({**dict(zip(keys, values, strict=True)), "critique": critique})
         if name == prompts.ADJUDICATE:
             decision = self.adjudicate(request) if self.adjudicate else ("accept" if key % 2 else "reject")
             return _json({"decision": decision, "score": 8 if decision == "accept" else 3, "reason": "settled"})
@@ -111,6 +118,19 @@ class GraScript:
             "keywords": [domain, *WORDS[key % 5 : key % 5 + 2]],
             "summary": f"A {domain} task.",
         }
+
+
+def varied_high(request: SimRequest, round_name: str) -> int:
+    """High scores that still vary with the text: an honest-looking panel that accepts (a constant scorer is
+    flagged degenerate and excluded from the gate)."""
+    return 8 + sum(map(ord, request.prompt)) % 3
+
+
+def own_words(key: int, count: int = 10) -> str:
+    """A critique no other review shares: words drawn by the request's hash (what an honest reviewer's
+    independent wording looks like to the copy detector)."""
+    words = [WORDS[(key >> (3 * i)) % len(WORDS)] for i in range(count)]
+    return f"Notes: {' '.join(words)}."
 
 
 def _json(value: dict[str, Any]) -> SimReply:
