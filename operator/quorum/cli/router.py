@@ -15,12 +15,12 @@ import typer
 from quorum.api.ensemble import EnsembleRouterSpec
 from quorum.api.resources import EnsembleRouter
 from quorum.cli.common import console, fail, read_resource
+from quorum.embedding.onnx import THREADS_ENV as EMBED_THREADS_ENV
 from quorum.llm import ModelEndpoint
 
 app = typer.Typer(help="Calibrate and serve the Avengers router of an EnsembleRouter.", no_args_is_help=True)
 
 ARTIFACT_DIR_ENV = "QUORUM_ARTIFACT_DIR"
-EMBED_THREADS_ENV = "QUORUM_EMBED_THREADS"
 
 
 def _parse_backends(pairs: list[str]) -> dict[str, str]:
@@ -87,7 +87,7 @@ def calibrate(
     from quorum.routing.artifact import save_artifact
     from quorum.routing.calibrate import calibrate as run_calibration
     from quorum.routing.dataset import DatasetError, load_dataset
-    from quorum.routing.embedding import shared_embedder
+    from quorum.routing.embedding import spec_embedder
 
     resource = read_resource(config, EnsembleRouter)
     spec = resource.spec
@@ -97,7 +97,7 @@ def calibrate(
         items = load_dataset(spec.calibration.dataset, base_dir=config.resolve().parent, pvc_root=pvc_root)
     except (DatasetError, UnsupportedUri) as error:
         fail(str(error))
-    embedder = shared_embedder(spec.embedding.model)
+    embedder = spec_embedder(spec)
     with _endpoints(resource, _parse_backends(backend), local) as endpoints:
         console.print(f"calibrating {len(endpoints)} model(s) on {len(items)} questions")
 
@@ -141,7 +141,7 @@ def serve(
 
     from quorum.routing.artifact import ArtifactError, load_artifact
     from quorum.routing.config import TokenSource
-    from quorum.routing.embedding import EmbeddingBatcher, limit_torch_threads, shared_embedder
+    from quorum.routing.embedding import EmbedderMismatch, EmbeddingBatcher, artifact_embedder, limit_torch_threads
     from quorum.routing.engine import RouterEngine
     from quorum.routing.server import build_app
 
@@ -164,8 +164,14 @@ def serve(
         fail(str(error))
     batcher = None
     if loaded is not None and len(spec.models) > 1:
-        limit_torch_threads(int(os.environ.get(EMBED_THREADS_ENV, "1")))
-        batcher = EmbeddingBatcher(shared_embedder(loaded.embedder))
+        os.environ.setdefault(EMBED_THREADS_ENV, "1")  # ONNX Runtime reads it; one thread per replica
+        if loaded.embedder_engine == "sentence-transformers":
+            limit_torch_threads(int(os.environ[EMBED_THREADS_ENV]))
+        try:
+            embedder = artifact_embedder(loaded, spec)
+        except EmbedderMismatch as error:
+            fail(str(error))
+        batcher = EmbeddingBatcher(embedder, max_batch=spec.embedding.batch_size)
     with _endpoints(resource, _parse_backends(backend), local) as endpoints:
         engine = RouterEngine(resource.metadata.name, spec, endpoints, artifact=loaded, batcher=batcher)
         listen = port or spec.router.port

@@ -54,7 +54,7 @@ def merge_shards(
         raise ShardsIncomplete(f"shards not finished: {', '.join(map(str, missing))}")
 
     records, vectors, shard_info, round_seconds = _collect(stores)
-    kept_vectors = _dedup_across_shards(config, records, vectors)
+    kept_vectors = _dedup_across_shards(config, records, vectors, embedder)
     failures = _call_failures(stores)
     from quorum.gra.shard import load_seed_set
 
@@ -106,13 +106,18 @@ def _collect(
 
 
 def _dedup_across_shards(
-    config: GraConfig, records: list[dict[str, Any]], vectors: dict[str, np.ndarray]
+    config: GraConfig, records: list[dict[str, Any]], vectors: dict[str, np.ndarray], embedder: Embedder | None
 ) -> np.ndarray | None:
     dedup = config.spec.postprocess.dedup
+    if not dedup.enabled:
+        return None
     kept = [r for r in records if is_kept(r)]
-    if not dedup.enabled or not vectors:
-        return None if not dedup.enabled else np.zeros((0, 384), dtype=np.float32)
-    matrix = np.stack([vectors[r["id"]] for r in kept]) if kept else np.zeros((0, 384), dtype=np.float32)
+    if not kept or not vectors:  # the dimension is the model's, whatever it is
+        dimension = len(next(iter(vectors.values()))) if vectors else None
+        if dimension is None:
+            dimension = (embedder or shared_embedder(dedup.embedding_model)).dimension
+        return np.zeros((0, dimension), dtype=np.float32)
+    matrix = np.stack([vectors[r["id"]] for r in kept])
     if DedupScope.ACCEPTED not in dedup.against:
         return matrix
     index = DedupIndex(matrix.shape[1], dedup.threshold)
