@@ -87,7 +87,7 @@ class RemoteEmbedder:
             vectors = self._vectors(send(), count)
         except (httpx.HTTPError, EmbedderUnavailable, ValueError, KeyError) as error:
             self.breaker.record_failure()
-            raise EmbedderUnavailable(f"embeddings server {self.url}: {error}") from error
+            raise EmbedderUnavailable(f"embeddings server {self.url}: {type(error).__name__} {error}") from error
         self.breaker.record_success()
         return vectors
 
@@ -103,7 +103,7 @@ class RemoteEmbedder:
             vectors = self._vectors(response, len(texts))
         except (httpx.HTTPError, EmbedderUnavailable, ValueError, KeyError) as error:
             self.breaker.record_failure()
-            raise EmbedderUnavailable(f"embeddings server {self.url}: {error}") from error
+            raise EmbedderUnavailable(f"embeddings server {self.url}: {type(error).__name__} {error}") from error
         except BaseException:
             self.breaker.release()
             raise

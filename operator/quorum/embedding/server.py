@@ -7,10 +7,16 @@ MiniLM, and as the in-house peer of vLLM/TEI. Concurrent requests are batched to
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
+import time
 
+import httpx
 from aiohttp import web
 
 from quorum.embedding import Embedder, EmbeddingBatcher
+from quorum.embedding.onnx import THREADS_ENV
 from quorum.llm.service import AppService
 
 
@@ -60,3 +66,51 @@ class EmbeddingService(AppService):
 
 def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": {"message": message, "type": "invalid_request_error"}}, status=status)
+
+
+class EmbeddingServerProcess:
+    """`quorum embedder serve` in its own process on 127.0.0.1 (tests and benches: a separate CPU budget, like
+    a real embeddings server), ready when `/healthz` answers."""
+
+    def __init__(self, engine: str = "onnxruntime", port: int | None = None, threads: int = 1) -> None:
+        from quorum.llm.local import free_port
+
+        self.engine = engine
+        self.port = port or free_port()
+        self.threads = threads
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self, timeout_s: float = 300.0) -> EmbeddingServerProcess:
+        command = [sys.executable, "-m", "quorum.cli.main", "embedder", "serve", "--engine", self.engine]
+        environment = {**os.environ, THREADS_ENV: str(self.threads)}
+        self._process = subprocess.Popen([*command, "--port", str(self.port)], env=environment)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise RuntimeError(f"embeddings server exited with {self._process.returncode}")
+            try:
+                if httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=2).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                time.sleep(0.3)
+        self.stop()
+        raise TimeoutError(f"embeddings server did not answer within {timeout_s}s")
+
+    def stop(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+        self._process = None
+
+    def __enter__(self) -> EmbeddingServerProcess:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
