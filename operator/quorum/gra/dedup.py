@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import mmap
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -38,18 +39,19 @@ CLUSTER_ABOVE = 10_000
 """Indexed + new vectors above which the search goes through clusters. Exact search is quadratic: 10k vectors
 take about 2 s on two busy cores, 50k about 10 s, 1M would take hours."""
 PROBES = 4
-"""Nearest clusters each vector is compared with (bench/dedup.py: recall ≥ 0.99 of near duplicates at
-cosine 0.9 on isotropic random vectors, the hardest case for clusters; real embeddings cluster far better)."""
+"""Nearest clusters each vector is compared with, per view (bench/dedup.py at 300k and 1M: recall ≥ 0.99 of
+near duplicates at cosine 0.91–0.99 on isotropic random vectors, the hardest case for clusters)."""
 REDUCED_DIMENSION = 32
+"""Dimension of each view's candidate search; verification always uses the full vectors."""
 VIEWS = 2
 """Independent clusterings (disjoint PCA components): a pair is a candidate when any view finds it."""
-"""Dimension of the candidate search; verification always uses the full vectors."""
 CANDIDATE_MARGIN = 0.15
 """A pair becomes a candidate when its reduced cosine reaches threshold − margin. For a pair at cosine 0.9 the
 reduced cosine deviates by about 0.03 (one σ) on isotropic vectors, so the margin is five σ."""
 POINTS_PER_CLUSTER = 16
 """Training sample per k-means centre, up to `TRAINING_SAMPLE` rows in all."""
 TRAINING_SAMPLE = 40_000
+"""k-means quality barely matters here (verification is exact); training time does."""
 DEDUP_THREADS_ENV = "QUORUM_DEDUP_THREADS"
 VERIFY_CHUNK = 65_536
 """Candidate pairs verified per gather, which bounds the memory of the exact check."""
@@ -57,6 +59,10 @@ VERIFY_CHUNK = 65_536
 
 @dataclass(frozen=True)
 class Match:
+    """The nearest earlier kept sample, seed or decontamination item and its cosine. Exact up to the switch;
+    after it, the nearest among the verified candidates, or (None, -1.0) when none is within 0.15 of the
+    threshold."""
+
     label: str | None
     similarity: float
 
@@ -98,7 +104,9 @@ class Vectors:
         """(start row, float32 copy) over all rows, at most `size` rows at a time."""
         for offset, part in zip(self.offsets, self.parts, strict=False):
             for start in range(0, len(part), size):
-                yield int(offset) + start, np.ascontiguousarray(part[start : start + size], dtype=np.float32)
+                chunk = np.array(part[start : start + size], dtype=np.float32)
+                _release(part, start, start + len(chunk))
+                yield int(offset) + start, chunk
 
     def take(self, rows: np.ndarray) -> np.ndarray:
         """The given rows (any order, repeats allowed) as one float32 array."""
@@ -110,6 +118,19 @@ class Vectors:
             positions = np.flatnonzero(which == number)
             out[positions] = _rows(self.parts[number], rows[positions] - self.offsets[number])
         return out
+
+
+def _release(part: np.ndarray, start: int, stop: int) -> None:
+    """Unmap rows already read from a memory-mapped part (MADV_DONTNEED): the pages stay in the page cache but
+    leave this process's resident set, so a pass over 1.5 GB of vectors does not hold 1.5 GB."""
+    if not isinstance(part, np.memmap) or not isinstance(part.base, mmap.mmap) or not hasattr(mmap, "MADV_DONTNEED"):
+        return
+    row_bytes = part.strides[0]
+    base = part.offset % mmap.ALLOCATIONGRANULARITY  # where the array begins inside the mapping
+    first = -(-(base + start * row_bytes) // mmap.PAGESIZE) * mmap.PAGESIZE
+    last = (base + stop * row_bytes) // mmap.PAGESIZE * mmap.PAGESIZE
+    if last > first:
+        part.base.madvise(mmap.MADV_DONTNEED, first, last - first)
 
 
 def _rows(part: np.ndarray, rows: np.ndarray) -> np.ndarray:
