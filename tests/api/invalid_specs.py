@@ -56,6 +56,10 @@ def _no_adjudicator(doc: dict[str, Any]) -> None:
         model["roles"] = ["generator", "reviewer"]
 
 
+def _duplicate_task(doc: dict[str, Any]) -> None:
+    doc["spec"]["calibration"]["tasks"][1]["name"] = doc["spec"]["calibration"]["tasks"][0]["name"]
+
+
 def _blend_over_clusters(doc: dict[str, Any]) -> None:
     doc["spec"]["calibration"]["clusters"] = 2
     doc["spec"]["routing"]["clustersBlended"] = 3
@@ -90,6 +94,29 @@ INVALID_SPECS: list[InvalidSpec] = [
     InvalidSpec("test-fraction-above-one", ENSR, _set("spec.calibration.testFraction", 1.5), "testFraction"),
     InvalidSpec("more-selected-than-models", ENSR, _set("spec.routing.modelsSelected", 9), "modelsSelected"),
     InvalidSpec("blended-over-clusters", ENSR, _blend_over_clusters, "clustersBlended"),
+    InvalidSpec("name-with-a-dot", SJOB, _set("metadata.name", "my.job"), "metadata.name"),
+    InvalidSpec("name-starting-with-a-digit", ENSR, _set("metadata.name", "1job"), "metadata.name"),
+    InvalidSpec("quantity-not-a-quantity", SJOB, _set("spec.models.0.resources.requests", {"cpu": "lots"}), "requests"),
+    InvalidSpec(
+        "node-selector-key-invalid",
+        SJOB,
+        _set("spec.models.0.resources.nodeSelector", {"bad key!": "x"}),
+        "nodeSelector",
+    ),
+    InvalidSpec(
+        "exists-toleration-with-value",
+        SJOB,
+        _set("spec.models.0.resources.tolerations", [{"key": "gpu", "operator": "Exists", "value": "yes"}]),
+        "value",
+    ),
+    InvalidSpec("megabyte-model-string", SJOB, _set("spec.models.0.model", "x" * 1_000_000), "model"),
+    InvalidSpec("latest-worker-image", SJOB, _set("spec.workers.image", "quorum-dev/quorum:latest"), "image"),
+    InvalidSpec("untagged-router-image", ENSR, _set("spec.router.image", "quorum-dev/quorum"), "image"),
+    InvalidSpec("max-tokens-over-model-len", SJOB, _set("spec.generation.maxTokens", 9000), "maxTokens"),
+    InvalidSpec(
+        "tensor-parallel-over-gpus", SJOB, _set("spec.models.0.vllm.tensorParallelSize", 2), "tensorParallelSize"
+    ),
+    InvalidSpec("duplicate-task-names", ENSR, _duplicate_task, "tasks"),
     InvalidSpec(
         "autoscaling-inverted",
         ENSR,

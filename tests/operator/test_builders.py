@@ -11,9 +11,9 @@ import pytest
 import yaml
 
 from quorum.api.resources import EnsembleRouter, SynthesisJob, load_one
-from quorum.api.synthesis import SynthesisJobSpec
+from quorum.api.synthesis import SynthesisJobSpec, output_fingerprint
 from quorum.builders import ensemble, synthesis
-from quorum.builders.backends import api_key_env
+from quorum.builders.backends import api_key_env, backend_name
 from quorum.builders.meta import Owner
 from quorum.builders.rbac import OPERATOR_RULES
 
@@ -54,13 +54,13 @@ def pod_specs(manifests: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def test_synthesis_children_are_named_deterministically_and_only_for_served_models(sjob):
     names = {(m["kind"], m["metadata"]["name"]) for m in all_synthesis_manifests(sjob)}
     assert names == {
-        ("ServiceAccount", "math-code-worker"),
-        ("Role", "math-code-worker"),
-        ("RoleBinding", "math-code-worker"),
-        ("ConfigMap", "math-code-config"),
-        *{(kind, f"math-code-{m}") for m in ("qwen", "llama", "mistral") for kind in ("Deployment", "Service")},
-        ("Job", "math-code-workers"),
-        ("Job", "math-code-merge"),
+        ("ServiceAccount", synthesis.worker_account(OWNER)),
+        ("Role", synthesis.worker_account(OWNER)),
+        ("RoleBinding", synthesis.worker_account(OWNER)),
+        ("ConfigMap", synthesis.config_map_name(OWNER)),
+        *{(kind, backend_name(OWNER, m)) for m in ("qwen", "llama", "mistral") for kind in ("Deployment", "Service")},
+        ("Job", synthesis.workers_name(OWNER)),
+        ("Job", synthesis.merge_name(OWNER)),
     }
     assert all_synthesis_manifests(sjob) == all_synthesis_manifests(sjob)
 
@@ -68,10 +68,12 @@ def test_synthesis_children_are_named_deterministically_and_only_for_served_mode
 def test_router_children_are_named_deterministically(ensr):
     digest = ensemble.calibration_hash(ensr.spec)
     names = {(m["kind"], m["metadata"]["name"]) for m in all_router_manifests(ensr)}
-    assert ("Job", f"team-ensemble-calibrate-{digest}") in names
-    assert ("ConfigMap", f"team-ensemble-calibration-{digest}") in names
-    assert {("Deployment", "team-ensemble-router"), ("Service", "team-ensemble-router")} <= names
-    assert ("HorizontalPodAutoscaler", "team-ensemble-router") not in names
+    router = ensemble.router_name(ROUTER_OWNER)
+    assert ("Job", ensemble.calibrate_job_name(ROUTER_OWNER, ensr.spec)) in names
+    assert ("ConfigMap", ensemble.artifact_name(ROUTER_OWNER, ensr.spec)) in names
+    assert {("Deployment", router), ("Service", router)} <= names
+    assert ensemble.artifact_name(ROUTER_OWNER, ensr.spec).startswith(f"team-ensemble-calibration-{digest}-")
+    assert ("HorizontalPodAutoscaler", ensemble.router_name(ROUTER_OWNER)) not in names
 
 
 def test_every_child_is_owned_by_its_resource_and_never_copies_its_labels(sjob, ensr):
@@ -107,7 +109,7 @@ def test_vllm_deployment_carries_the_model_settings(sjob):
     [deployment] = [
         m
         for m in all_synthesis_manifests(sjob)
-        if m["metadata"]["name"] == "math-code-llama" and m["kind"] == "Deployment"
+        if m["metadata"]["name"] == backend_name(OWNER, "llama") and m["kind"] == "Deployment"
     ]
     pod = deployment["spec"]["template"]["spec"]
     [container] = pod["containers"]
@@ -132,7 +134,7 @@ def test_startup_budget_sets_the_startup_probe(sjob):
     [deployment] = [
         m
         for m in synthesis.synthesis_children(OWNER, spec)
-        if m["metadata"]["name"] == "math-code-qwen" and m["kind"] == "Deployment"
+        if m["metadata"]["name"] == backend_name(OWNER, "qwen") and m["kind"] == "Deployment"
     ]
     probe = deployment["spec"]["template"]["spec"]["containers"][0]["startupProbe"]
     assert probe["periodSeconds"] * probe["failureThreshold"] == 3600
@@ -147,11 +149,11 @@ def test_workers_job_is_indexed_with_the_spec_controls(sjob):
     assert spec["backoffLimitPerIndex"] == 3 and spec["activeDeadlineSeconds"] == 86400
     assert spec["suspend"] is False
     pod = spec["template"]["spec"]
-    assert pod["restartPolicy"] == "Never" and pod["serviceAccountName"] == "math-code-worker"
+    assert pod["restartPolicy"] == "Never" and pod["serviceAccountName"] == synthesis.worker_account(OWNER)
     [container] = pod["containers"]
     assert container["args"] == ["worker", "synth", "--config", "/etc/quorum/synthesisjob.yaml"]
     [config_volume] = [v for v in pod["volumes"] if v["name"] == "config"]
-    assert config_volume["configMap"]["name"] == "math-code-config"
+    assert config_volume["configMap"]["name"] == synthesis.config_map_name(OWNER)
 
 
 def test_api_keys_reach_pods_only_through_secret_references(sjob):
@@ -167,11 +169,11 @@ def test_worker_config_is_a_valid_manifest_with_every_model_an_endpoint(sjob):
     manifest = yaml.safe_load(config["data"]["synthesisjob.yaml"])
     parsed = SynthesisJob.model_validate(manifest)
     endpoints = {m.name: m.endpoint for m in parsed.spec.models}
-    assert endpoints["qwen"].url == "http://math-code-qwen.research.svc:8000/v1"
+    assert endpoints["qwen"].url == f"http://{backend_name(OWNER, 'qwen')}.research.svc:8000/v1"
     assert endpoints["qwen"].model == "Qwen/Qwen2.5-7B-Instruct"
     assert endpoints["tulu"].url == "http://tulu.inference.svc:8000/v1"
     assert endpoints["tulu"].api_key_secret_ref.name == "tulu-api"
-    assert manifest["metadata"]["annotations"]["quorum.dev/fingerprint"] == synthesis.fingerprint(sjob.spec)
+    assert manifest["metadata"]["annotations"]["quorum.dev/fingerprint"] == output_fingerprint(sjob.spec)
 
 
 def test_pvc_and_configmap_uris_become_mounted_files(sjob):
@@ -191,12 +193,28 @@ def test_pvc_and_configmap_uris_become_mounted_files(sjob):
 
 
 def test_fingerprint_ignores_live_controls_but_not_output_shaping_fields(sjob):
-    base = synthesis.fingerprint(sjob.spec)
+    base = output_fingerprint(sjob.spec)
     wire = sjob.spec.to_wire()
-    live = {**wire, "suspend": True, "activeDeadlineSeconds": 5, "workers": {**wire["workers"], "parallelism": 1}}
-    assert synthesis.fingerprint(SynthesisJobSpec.model_validate(live)) == base
+    workers = {**wire["workers"], "parallelism": 1, "concurrencyPerModel": 3, "image": "registry:5000/quorum:9.9"}
+    models = [dict(m) for m in wire["models"]]
+    models[0]["vllm"] = {**models[0]["vllm"], "gpuMemoryUtilization": 0.5}
+    live = {
+        **wire,
+        "suspend": True,
+        "activeDeadlineSeconds": 5,
+        "workers": workers,
+        "calls": {**wire["calls"], "timeoutSeconds": 7.0},
+        "models": models,
+    }
+    assert output_fingerprint(SynthesisJobSpec.model_validate(live)) == base
     shaping = {**wire, "generation": {**wire["generation"], "temperature": 0.3}}
-    assert synthesis.fingerprint(SynthesisJobSpec.model_validate(shaping)) != base
+    assert output_fingerprint(SynthesisJobSpec.model_validate(shaping)) != base
+
+
+def test_engine_and_operator_share_one_fingerprint(sjob):
+    from quorum.gra.config import GraConfig
+
+    assert GraConfig.from_spec(sjob.spec).fingerprint() == output_fingerprint(sjob.spec)
 
 
 def test_calibration_hash_follows_the_pool_but_not_the_router_settings(ensr):
@@ -213,14 +231,14 @@ def test_router_has_no_kubernetes_token_and_reads_the_artifact(ensr):
     deployment = ensemble.router_deployment(ROUTER_OWNER, ensr.spec, artifact, "sum")
     pod = deployment["spec"]["template"]["spec"]
     assert pod["automountServiceAccountToken"] is False
-    assert pod["serviceAccountName"] == "team-ensemble-router"
+    assert pod["serviceAccountName"] == ensemble.router_name(ROUTER_OWNER)
     [volume] = [v for v in pod["volumes"] if v["name"] == "artifact"]
     assert volume["configMap"]["name"] == artifact
     env = {e["name"]: e for e in pod["containers"][0]["env"]}
     assert env["QUORUM_ROUTER_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": "router-token", "key": "token"}
     assert deployment["spec"]["replicas"] == 2
     roles = [m for m in all_router_manifests(ensr) if m["kind"] in ("Role", "RoleBinding")]
-    assert {m["metadata"]["name"] for m in roles} == {"team-ensemble-calibrate"}
+    assert {m["metadata"]["name"] for m in roles} == {ensemble.calibrator_account(ROUTER_OWNER)}
 
 
 def test_autoscaling_adds_an_hpa_and_leaves_replicas_to_it(ensr):

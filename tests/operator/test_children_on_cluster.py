@@ -10,7 +10,8 @@ import yaml
 
 from e2e.kube import eventually
 from quorum.api.ensemble import EnsembleRouterSpec
-from quorum.builders.ensemble import calibration_hash
+from quorum.builders import ensemble, synthesis
+from tests.operator import names
 
 pytestmark = pytest.mark.cluster
 
@@ -32,21 +33,22 @@ def children(kube) -> dict[tuple[str, str], dict]:
 
 def test_examples_create_exactly_the_expected_children_and_deletion_collects_them(kube, namespace, start_operator):
     sjob, ensr = example("synthesisjob.yaml", namespace), example("ensemblerouter.yaml", namespace)
-    digest = calibration_hash(EnsembleRouterSpec.model_validate(ensr["spec"]))
+    job, router = names.sjob("math-code"), names.ensr("team-ensemble")
+    router_spec = EnsembleRouterSpec.model_validate(ensr["spec"])
     expected = {
-        ("ServiceAccount", "math-code-worker"),
-        ("Role", "math-code-worker"),
-        ("RoleBinding", "math-code-worker"),
-        ("ConfigMap", "math-code-config"),
-        *{(kind, f"math-code-{m}") for m in ("qwen", "llama", "mistral") for kind in ("Deployment", "Service")},
-        ("ServiceAccount", "team-ensemble-router"),
-        ("ServiceAccount", "team-ensemble-calibrate"),
-        ("Role", "team-ensemble-calibrate"),
-        ("RoleBinding", "team-ensemble-calibrate"),
-        ("ConfigMap", "team-ensemble-config"),
-        ("ConfigMap", f"team-ensemble-calibration-{digest}"),
+        *{(kind, synthesis.worker_account(job)) for kind in ("ServiceAccount", "Role", "RoleBinding")},
+        ("ConfigMap", synthesis.config_map_name(job)),
         *{
-            (kind, f"team-ensemble-{m}")
+            (kind, names.backend_name(job, m))
+            for m in ("qwen", "llama", "mistral")
+            for kind in ("Deployment", "Service")
+        },
+        ("ServiceAccount", ensemble.router_name(router)),
+        *{(kind, ensemble.calibrator_account(router)) for kind in ("ServiceAccount", "Role", "RoleBinding")},
+        ("ConfigMap", ensemble.config_map_name(router)),
+        ("ConfigMap", ensemble.artifact_name(router, router_spec)),
+        *{
+            (kind, names.backend_name(router, m))
             for m in ("qwen", "llama", "mistral", "internlm")
             for kind in ("Deployment", "Service")
         },

@@ -8,6 +8,7 @@ import pytest
 
 from e2e.kube import eventually
 from quorum.builders.rbac import OPERATOR_RULES
+from tests.operator.names import CALIBRATOR_ACCOUNT, ROUTER_ACCOUNT, WORKER_ACCOUNT
 from tests.operator.test_synthesis_lifecycle import synthesis_job
 
 pytestmark = pytest.mark.cluster
@@ -43,13 +44,15 @@ def test_each_component_can_do_what_it_needs_and_nothing_more(kube, namespace, s
     }
     with start_operator(manual_pods=True):
         kube.apply([synthesis_job(namespace), router])
-        eventually(lambda: kube.exists("rolebinding", "sj-worker") and kube.exists("rolebinding", "er-calibrate"))
+        eventually(
+            lambda: kube.exists("rolebinding", WORKER_ACCOUNT) and kube.exists("rolebinding", CALIBRATOR_ACCOUNT)
+        )
     artifact = next(
         c["metadata"]["name"]
         for c in kube.get("configmaps", None, "-l", "app.kubernetes.io/component=calibration")["items"]
     )
-    operator, worker = kube.impersonate("quorum-operator"), kube.impersonate("sj-worker")
-    calibrator, router_sa = kube.impersonate("er-calibrate"), kube.impersonate("er-router")
+    operator, worker = kube.impersonate("quorum-operator"), kube.impersonate(WORKER_ACCOUNT)
+    calibrator, router_sa = kube.impersonate(CALIBRATOR_ACCOUNT), kube.impersonate(ROUTER_ACCOUNT)
 
     allowed = [
         (operator, "watch", "synthesisjobs.quorum.dev"),

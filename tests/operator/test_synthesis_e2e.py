@@ -18,6 +18,7 @@ from quorum.gra.testing import GraScript
 from quorum.handlers.synthesis import COUNT_KEYS
 from quorum.llm import ModelEndpoint
 from quorum.llm.simulated import SimulatedBackend
+from tests.operator.names import MERGE_JOB
 from tests.operator.test_synthesis_lifecycle import condition, status_of
 
 pytestmark = pytest.mark.cluster
@@ -90,7 +91,7 @@ def test_synthesis_job_pods_write_a_real_dataset_and_status_has_the_manifest_cou
 
     runs = sorted(pod_runner.runs.values(), key=lambda r: r.name)
     assert [r.exit_code for r in runs] == [0, 0, 0]
-    merge = pod_runner.find("sj-merge")
+    merge = pod_runner.find(MERGE_JOB)
     assert json.loads(merge.message)["records"] == len(records)
 
     # Sharded in pods or all in one process, the same spec gives the same funnel.

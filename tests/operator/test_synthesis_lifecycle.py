@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from e2e.kube import eventually
+from tests.operator.names import WORKER_ACCOUNT, WORKERS_JOB
 
 pytestmark = pytest.mark.cluster
 
@@ -77,7 +78,7 @@ def report_shard(kube, namespace: str, index: str, accepted: int, generated: int
             }
         }
     }
-    kube.impersonate("sj-worker").kubectl(
+    kube.impersonate(WORKER_ACCOUNT).kubectl(
         "patch", "sjob", "sj", "--subresource=status", "--type=merge", f"--patch={json.dumps(report)}"
     )
 
@@ -163,7 +164,7 @@ def test_suspend_stops_workers_and_resume_continues_from_completed_shards(kube, 
             lambda: condition(s := status_of(api, namespace), "Suspended").get("status") == "True" and s
         )
         assert suspended["phase"] == "Suspended" and condition(suspended, "Progressing")["reason"] == "Suspended"
-        assert api.get("batch/v1", "Job", namespace, "sj-workers")["spec"]["suspend"] is True
+        assert api.get("batch/v1", "Job", namespace, WORKERS_JOB)["spec"]["suspend"] is True
 
         kube.kubectl("patch", "sjob", "sj", "--type=merge", "--patch", '{"spec": {"suspend": false}}')
         resumed = eventually(lambda: pods(api, namespace, "synthesis-worker", "Pending"), what="resumed worker")

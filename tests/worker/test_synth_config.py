@@ -9,9 +9,9 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from quorum.api.synthesis import SynthesisJobSpec
+from quorum.api.synthesis import SynthesisJobSpec, output_fingerprint
 from quorum.builders.meta import Owner
-from quorum.builders.synthesis import CONFIG_KEY, fingerprint, worker_config_map
+from quorum.builders.synthesis import CONFIG_KEY, worker_config_map
 from quorum.cli.main import app
 from quorum.worker.podfs import FS_ROOT_ENV
 from quorum.worker.synth import PodJob, WorkerConfigError, pod_endpoints
@@ -48,7 +48,7 @@ def test_the_mounted_config_becomes_the_engine_config_with_paths_under_the_pod_r
     spec, path = mounted_config(tmp_path)
     monkeypatch.setenv(FS_ROOT_ENV, str(tmp_path))
     job = PodJob.load(path)
-    assert (job.name, job.namespace, job.fingerprint) == ("sj", "team", fingerprint(spec))
+    assert (job.name, job.namespace, job.fingerprint) == ("sj", "team", output_fingerprint(spec))
     assert job.output_uri == "pvc://results/run-1"
     assert job.out_dir == tmp_path / "data/pvc/results/run-1"
     assert job.config.resolve_uri(job.config.spec.seeds.uri) == tmp_path / "data/configmap/seeds/seeds.jsonl"

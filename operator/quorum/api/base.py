@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from types import UnionType
+from typing import Annotated, Any, ClassVar, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, GetCoreSchemaHandler, GetJsonSchemaHandler, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
+from pydantic_core import core_schema
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,31 @@ class CrossFieldRule:
         return rule
 
 
+@dataclass(frozen=True)
+class FieldRule:
+    """A validation of one field's value (a string's form, a map's keys), declared once for both halves: as
+    `Annotated[str, FieldRule(...)]` it becomes the field's `x-kubernetes-validations` entry for the API server
+    and an after-validator for pydantic, so `quorum validate` and `kubectl apply` refuse the same values."""
+
+    cel: str
+    message: str
+    holds: Callable[[Any], bool]
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        def check(value: Any) -> Any:
+            if not self.holds(value):
+                raise ValueError(self.message)
+            return value
+
+        return core_schema.no_info_after_validator_function(check, handler(source))
+
+    def __get_pydantic_json_schema__(self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler) -> Any:
+        json_schema = handler(schema)
+        rules = json_schema.setdefault("x-kubernetes-validations", [])
+        rules.append({"rule": self.cel, "message": self.message})
+        return json_schema
+
+
 class ApiModel(BaseModel):
     """Base of every spec/status object: camelCase aliases, `extra=forbid` so typos are errors, not silence."""
 
@@ -49,6 +76,27 @@ class ApiModel(BaseModel):
     )
 
     cross_field_rules: ClassVar[tuple[CrossFieldRule, ...]] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _json_scalar_types(cls, data: Any) -> Any:
+        """Scalars as strictly as the API server types them: pydantic would take `true` for a number, 1 or
+        "yes" for a boolean and 5.0 for an integer; the API server takes none of them, so neither do we."""
+        if not isinstance(data, dict):
+            return data
+        for name, info in cls.model_fields.items():
+            key = info.alias or name
+            value = data.get(key, data.get(name))
+            expected = _scalar_type(info.annotation)
+            if value is None or expected is None:
+                continue
+            if expected is bool and not isinstance(value, bool):
+                raise ValueError(f"{key}: must be a boolean (true or false)")
+            if expected in (int, float) and isinstance(value, bool):
+                raise ValueError(f"{key}: must be a number, not a boolean")
+            if expected is int and isinstance(value, float):
+                raise ValueError(f"{key}: must be an integer")
+        return data
 
     @model_validator(mode="after")
     def _check_cross_field_rules(self) -> ApiModel:
@@ -69,6 +117,16 @@ class ApiModel(BaseModel):
     def to_wire(self) -> dict[str, Any]:
         """The object as the API server stores it: camelCase keys, unset optionals left out."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def _scalar_type(annotation: Any) -> type | None:
+    """bool, int or float when a field holds exactly that scalar (optionally `| None`), else None."""
+    while get_origin(annotation) is Annotated:
+        annotation = get_args(annotation)[0]
+    if get_origin(annotation) in (Union, UnionType):
+        options = [a for a in get_args(annotation) if a is not type(None)]
+        annotation = options[0] if len(options) == 1 else None
+    return annotation if annotation in (bool, int, float) else None
 
 
 def format_validation_error(error: ValidationError) -> str:

@@ -3,16 +3,62 @@ locations, call policy and status conditions."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from quorum.api.base import ApiModel, CrossFieldRule
+from quorum.api.base import ApiModel, CrossFieldRule, FieldRule
 
 DNS_LABEL = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 URI = r"^(pvc|s3|file|configmap|https?)://.+$"
 VLLM_IMAGE = "vllm/vllm-openai:v0.11.0"
+QUANTITY = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+|[KMGTPE]i|[numkMGTPE])?$"
+"""A Kubernetes resource quantity (`500m`, `64Gi`, `1e3`), as `resource.ParseQuantity` accepts it."""
+_LABEL_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+LABEL_KEY = rf"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?{_LABEL_NAME}$"
+"""A label key or qualified resource name: optional DNS-subdomain prefix and `/`, then a name of ≤ 63."""
+LABEL_VALUE = rf"^({_LABEL_NAME})?$"
+IMAGE = r"^[^\s@:/]+(:[0-9]+)?(/[^\s@:/]+)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[a-f0-9]{64})$"
+"""An image pinned by tag or digest (a registry port is allowed); `:latest` is refused separately."""
+
+
+def cel_string(text: str) -> str:
+    """`text` as a single-quoted CEL string literal."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _keys_match(pattern: str, what: str) -> FieldRule:
+    regex = re.compile(pattern)
+    return FieldRule(
+        cel=f"self.all(k, k.matches({cel_string(pattern)}))",
+        message=f"every key must be a {what}",
+        holds=lambda value: all(regex.match(key) for key in value),
+    )
+
+
+ImageRef = Annotated[
+    str,
+    Field(pattern=IMAGE, max_length=512),
+    FieldRule(
+        cel="!self.endsWith(':latest')",
+        message="must be pinned to a tag or digest, not latest",
+        holds=lambda value: not value.endswith(":latest"),
+    ),
+]
+"""A container image that cannot change under a running resource: tagged (not `latest`) or by digest."""
+Quantities = Annotated[
+    dict[str, Annotated[str, Field(pattern=QUANTITY, max_length=64)]],
+    Field(max_length=32),
+    _keys_match(LABEL_KEY, "resource name such as cpu, memory or nvidia.com/gpu"),
+]
+LabelSelector = Annotated[
+    dict[str, Annotated[str, Field(pattern=LABEL_VALUE, max_length=63)]],
+    Field(max_length=32),
+    _keys_match(LABEL_KEY, "label key ([prefix/]name, name at most 63 characters)"),
+]
 
 ModelName = Annotated[str, Field(pattern=DNS_LABEL, min_length=1, max_length=24)]
 """Model names become parts of child object names (`<resource>-<model>`), hence the DNS label and length."""
@@ -39,7 +85,7 @@ class Endpoint(ApiModel):
 
     url: str = Field(pattern=r"^https?://.+$")
     """Base URL including the API prefix, e.g. `http://llama.inference.svc:8000/v1`."""
-    model: str = Field(min_length=1)
+    model: str = Field(min_length=1, max_length=512)
     """Model name to send in requests to this endpoint."""
     api_key_secret_ref: SecretKeyRef | None = None
     """Secret key holding the bearer token for this endpoint, if it needs one."""
@@ -48,7 +94,7 @@ class Endpoint(ApiModel):
 class VLLMSettings(ApiModel):
     """How the vLLM OpenAI server for a model is run."""
 
-    image: str = Field(default=VLLM_IMAGE, pattern=r"^[^:@\s]+(:[^:@\s]+|@sha256:[a-f0-9]{64})$")
+    image: ImageRef = VLLM_IMAGE
     """vLLM server image, pinned by tag or digest (never `latest`)."""
     tensor_parallel_size: int = Field(default=1, ge=1, le=16)
     """`--tensor-parallel-size`: GPUs one replica shards the model over."""
@@ -65,14 +111,29 @@ class VLLMSettings(ApiModel):
 class Toleration(ApiModel):
     """A pod toleration, as in core/v1."""
 
-    key: str | None = None
-    """Taint key the toleration applies to; empty matches all keys."""
+    key: str | None = Field(default=None, pattern=rf"{LABEL_KEY}|^$", max_length=316)
+    """Taint key the toleration applies to; empty matches all keys (only with `Exists`)."""
     operator: Literal["Exists", "Equal"] = "Equal"
     """`Exists` matches any value, `Equal` the given value."""
-    value: str | None = None
-    """Taint value to match with `Equal`."""
+    value: str | None = Field(default=None, pattern=LABEL_VALUE, max_length=63)
+    """Taint value to match with `Equal`; must be empty with `Exists`."""
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
     """Taint effect to match; empty matches all effects."""
+
+    cross_field_rules = (
+        CrossFieldRule(
+            cel="self.operator != 'Exists' || !has(self.value) || self.value == ''",
+            message="must be empty when operator is Exists",
+            holds=lambda t: t.operator != "Exists" or not t.value,
+            field=".value",
+        ),
+        CrossFieldRule(
+            cel="self.operator == 'Exists' || (has(self.key) && self.key != '')",
+            message="must be set when operator is Equal (an empty key matches all taints only with Exists)",
+            holds=lambda t: t.operator == "Exists" or bool(t.key),
+            field=".key",
+        ),
+    )
 
 
 class ModelResources(ApiModel):
@@ -80,11 +141,11 @@ class ModelResources(ApiModel):
 
     gpus: int = Field(default=1, ge=0, le=16)
     """`nvidia.com/gpu` requested (and limited) per replica."""
-    requests: dict[str, str] = Field(default_factory=dict)
-    """Extra resource requests, e.g. `{cpu: "8", memory: 64Gi}`."""
-    limits: dict[str, str] = Field(default_factory=dict)
-    """Extra resource limits."""
-    node_selector: dict[str, str] = Field(default_factory=dict)
+    requests: Quantities = Field(default_factory=dict)
+    """Extra resource requests, e.g. `{cpu: "8", memory: 64Gi}` (Kubernetes quantities)."""
+    limits: Quantities = Field(default_factory=dict)
+    """Extra resource limits (Kubernetes quantities)."""
+    node_selector: LabelSelector = Field(default_factory=dict)
     """Node labels the replica must land on, e.g. a GPU product label."""
     tolerations: list[Toleration] = Field(default_factory=list, max_length=16)
     """Tolerations for tainted GPU nodes."""
@@ -96,7 +157,7 @@ class ModelEntry(ApiModel):
 
     name: ModelName
     """Unique name of the model within the resource; used in child names and provenance."""
-    model: str | None = Field(default=None, min_length=1)
+    model: str | None = Field(default=None, min_length=1, max_length=512)
     """Model for vLLM to serve (Hugging Face id or a path in the model cache). Set this or `endpoint`."""
     endpoint: Endpoint | None = None
     """An existing OpenAI-compatible server to use instead of deploying one. Set this or `model`."""
@@ -121,12 +182,33 @@ class ModelEntry(ApiModel):
             holds=lambda m: m.endpoint is None or (m.vllm is None and m.resources is None),
             field=".endpoint",
         ),
+        CrossFieldRule(
+            cel="!has(self.vllm) || self.vllm.tensorParallelSize <= (has(self.resources) ? self.resources.gpus : 1)",
+            message="exceeds the GPUs requested per replica (resources.gpus, default 1)",
+            holds=lambda m: m.vllm is None or m.vllm.tensor_parallel_size <= (m.resources.gpus if m.resources else 1),
+            field=".vllm.tensorParallelSize",
+        ),
     )
 
     @property
     def deployed(self) -> bool:
         """True when Quorum runs a vLLM Deployment for this model."""
         return self.endpoint is None
+
+
+def max_tokens_fit(max_tokens_field: str, max_tokens: Callable[[Any], int]) -> CrossFieldRule:
+    """`<field> <= vllm.maxModelLen` of every served model: a longer answer than the server's context can
+    never be produced, and vLLM refuses every such request."""
+    default = VLLMSettings().max_model_len
+    return CrossFieldRule(
+        cel=f"self.models.all(m, has(m.endpoint) || (has(m.vllm) ? m.vllm.maxModelLen : {default}) >= "
+        f"self.{max_tokens_field})",
+        message=f"exceeds vllm.maxModelLen (default {default}) of a model Quorum serves",
+        holds=lambda s: all(
+            (m.vllm.max_model_len if m.vllm else default) >= max_tokens(s) for m in s.models if m.deployed
+        ),
+        field=f".{max_tokens_field}",
+    )
 
 
 def unique_model_names(models: list[ModelEntry]) -> list[ModelEntry]:

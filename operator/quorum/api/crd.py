@@ -16,10 +16,9 @@ from typing import Any
 import yaml
 from pydantic.json_schema import GenerateJsonSchema
 
-from quorum.api.resources import GROUP, RESOURCES, VERSION, Resource
+from quorum.api.resources import GROUP, NAME_RULES, RESOURCES, VERSION, Resource
 
 CATEGORY = "quorum"
-MAX_RESOURCE_NAME = 30
 
 PRINTER_COLUMNS: dict[str, list[dict[str, Any]]] = {
     "SynthesisJob": [
@@ -158,13 +157,7 @@ def crd_for(resource: type[Resource]) -> dict[str, Any]:
             "spec": spec_schema,
             "status": status_schema,
         },
-        "x-kubernetes-validations": [
-            {
-                "rule": f"size(self.metadata.name) <= {MAX_RESOURCE_NAME}",
-                "message": f"metadata.name must be at most {MAX_RESOURCE_NAME} characters "
-                "(child object names are derived from it)",
-            }
-        ],
+        "x-kubernetes-validations": [dict(rule) for rule in NAME_RULES],
     }
     return {
         "apiVersion": "apiextensions.k8s.io/v1",

@@ -17,10 +17,12 @@ from quorum.api.common import (
     Condition,
     DataFormat,
     Endpoint,
+    ImageRef,
     LastError,
     ModelCache,
     ModelEntry,
     SecretKeyRef,
+    max_tokens_fit,
     unique_model_names,
 )
 
@@ -98,7 +100,18 @@ class Calibration(ApiModel):
         max_length=256,
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
     )
-    """Extractor per task; tasks not listed are graded as open-ended."""
+    """Extractor per task; tasks not listed are graded as open-ended. Names are unique."""
+
+    @field_validator("tasks")
+    @classmethod
+    def _unique_task_names(cls, tasks: list[TaskSpec]) -> list[TaskSpec]:
+        """Python half of the API server's `x-kubernetes-list-type: map` check on `tasks`."""
+        names = [task.name for task in tasks]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate task name {duplicates[0]!r}: names must be unique")
+        return tasks
+
     clusters: int = Field(default=64, ge=1, le=1024)
     """k of k-means (the paper: good for 14–140, overfits beyond ~200)."""
     samples: int = Field(default=5, ge=1, le=64)
@@ -198,8 +211,9 @@ class RouterSettings(ApiModel):
     """Per-backend circuit breaker."""
     autoscaling: Autoscaling = Field(default_factory=Autoscaling)
     """Optional HPA."""
-    image: str | None = None
-    """Router image; default the operator's own image."""
+    image: ImageRef | None = None
+    """Router and calibration image, pinned by tag or digest; default the operator's own image, resolved once
+    when the resource is first reconciled and kept in `status.image`."""
 
 
 class EnsembleRouterSpec(ApiModel):
@@ -247,6 +261,7 @@ class EnsembleRouterSpec(ApiModel):
             holds=lambda s: s.routing.clusters_blended <= s.calibration.clusters,
             field=".routing.clustersBlended",
         ),
+        max_tokens_fit("calibration.maxTokens", lambda s: s.calibration.max_tokens),
     )
 
 
@@ -282,7 +297,7 @@ class EnsembleRouterStatus(ApiModel):
         default_factory=list,
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
-    """Ready, BackendsReady, Calibrated, RouterReady, Degraded."""
+    """Ready, BackendsReady, Calibrated, RouterReady, Degraded, and kstatus's Reconciling and Stalled."""
     backends: list[BackendStatus] = Field(default_factory=list)
     """Readiness of each model."""
     backends_ready: str = ""
@@ -291,5 +306,9 @@ class EnsembleRouterStatus(ApiModel):
     """In-cluster URL of the router's OpenAI-compatible API."""
     calibration: CalibrationStatus = Field(default_factory=CalibrationStatus)
     """The artifact in use."""
+    image: str = ""
+    """Router and calibration image resolved when the resource was first reconciled."""
+    calibration_retries: int = 0
+    """Reruns of a calibration Job that completed without writing its artifact (at most its backoffLimit)."""
     last_error: LastError | None = None
     """The most recent error."""

@@ -8,12 +8,30 @@ from typing import Annotated, Any, ClassVar, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from quorum.api.common import DNS_LABEL, cel_string
 from quorum.api.ensemble import EnsembleRouterSpec, EnsembleRouterStatus
 from quorum.api.synthesis import SynthesisJobSpec, SynthesisJobStatus
 
 GROUP = "quorum.dev"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
+MAX_RESOURCE_NAME = 30
+"""Child names are `<resource>-<part>-<hash>` and must stay within 63 characters (see builders/meta.py)."""
+
+NAME_RULES: tuple[dict[str, str], ...] = (
+    {
+        "rule": f"size(self.metadata.name) <= {MAX_RESOURCE_NAME}",
+        "message": f"metadata.name must be at most {MAX_RESOURCE_NAME} characters (child object names are derived "
+        "from it)",
+    },
+    {
+        "rule": f"self.metadata.name.matches({cel_string(DNS_LABEL)})",
+        "message": "metadata.name must be a DNS label: lower-case letters, digits and '-', starting with a letter "
+        "(it names Services, which allow no '.')",
+    },
+)
+"""The API server's rules on the resource's name (the root `x-kubernetes-validations`); `ObjectMeta.name`
+below is their Python half, from the same constants."""
 
 
 class ObjectMeta(BaseModel):
@@ -21,7 +39,7 @@ class ObjectMeta(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=30)
+    name: str = Field(pattern=DNS_LABEL, max_length=MAX_RESOURCE_NAME)
     namespace: str | None = None
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)

@@ -5,7 +5,10 @@ Defaults follow `shared/specs/gra.md` (the paper's outline plus Quorum's choices
 
 from __future__ import annotations
 
+import hashlib
+import json
 from enum import StrEnum
+from typing import Any
 
 from pydantic import Field, field_validator
 
@@ -16,10 +19,12 @@ from quorum.api.common import (
     CallPolicy,
     Condition,
     DataFormat,
+    ImageRef,
     LastError,
     ModelCache,
     ModelEntry,
     SecretRef,
+    max_tokens_fit,
     unique_model_names,
 )
 
@@ -260,8 +265,9 @@ class Workers(ApiModel):
     """In-flight requests one worker sends to one model."""
     backoff_limit_per_index: int = Field(default=3, ge=0, le=100)
     """Retries of a failing shard before the job fails."""
-    image: str | None = None
-    """Worker image; default the operator's own image."""
+    image: ImageRef | None = None
+    """Worker image, pinned by tag or digest; default the operator's own image, resolved once when the job
+    starts and kept in `status.image` (an operator upgrade never changes a running job's image)."""
 
     cross_field_rules = (
         CrossFieldRule(
@@ -385,6 +391,7 @@ class SynthesisJobSpec(ApiModel):
             holds=lambda s: s.review.reject_below <= s.review.scale,
             field=".review.rejectBelow",
         ),
+        max_tokens_fit("generation.maxTokens", lambda s: s.generation.max_tokens),
     )
 
 
@@ -476,7 +483,8 @@ class SynthesisJobStatus(ApiModel):
         default_factory=list,
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
-    """Ready, BackendsReady, Progressing, Succeeded, Failed, Suspended."""
+    """Ready, BackendsReady, Progressing, Succeeded, Failed, Suspended, and kstatus's Reconciling (transient
+    work or a retry) and Stalled (a permanent error; the message names the field)."""
     progress: str = ""
     """Short progress text for `kubectl get`, e.g. `12/16 shards`."""
     stages: list[StageStatus] = Field(default_factory=list)
@@ -489,6 +497,8 @@ class SynthesisJobStatus(ApiModel):
     """Readiness of each model."""
     fingerprint: str = ""
     """Hash of the spec parts that change the output; a changed one is handled explicitly."""
+    image: str = ""
+    """Worker image resolved when the job started (the spec's, else the operator's default then)."""
     output: OutputStatus = Field(default_factory=OutputStatus)
     """Result location."""
     start_time: str | None = None
@@ -497,3 +507,40 @@ class SynthesisJobStatus(ApiModel):
     """When the job succeeded or failed."""
     last_error: LastError | None = None
     """The most recent error."""
+
+
+def output_fingerprint(spec: SynthesisJobSpec) -> str:
+    """The one owner of "what changes the output": local resume, worker shards and the operator's
+    spec-change guard all compare this hash.
+
+    Left out on purpose: concurrency, parallelism, time-outs, deadlines, images, vLLM serving settings and
+    endpoint URLs, which change how fast or where the work runs but not what it produces, and the output
+    location itself. They apply to a running job live or at its next shard.
+    """
+    return hashlib.sha256(json.dumps(output_relevant_spec(spec), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def output_relevant_spec(spec: SynthesisJobSpec) -> dict[str, Any]:
+    wire = spec.to_wire()
+    models = [
+        {
+            "name": m.name,
+            "roles": sorted(str(r) for r in m.roles),
+            "model": m.model if m.endpoint is None else m.endpoint.model,
+        }
+        for m in spec.models
+    ]
+    calls = wire.get("calls", {})
+    return {
+        "mode": wire.get("mode"),
+        "models": models,
+        "seeds": wire["seeds"],
+        "domains": wire.get("domains"),
+        "generation": wire.get("generation"),
+        "review": wire.get("review"),
+        "adjudication": wire.get("adjudication"),
+        "postprocess": wire.get("postprocess"),
+        "outputFormat": wire["output"].get("format"),
+        "shards": wire.get("workers", {}).get("shards"),
+        "jsonRepairAttempts": calls.get("jsonRepairAttempts"),
+    }

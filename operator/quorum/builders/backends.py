@@ -15,6 +15,7 @@ from quorum.builders.meta import (
     TMP_MOUNT,
     TMP_VOLUME,
     Owner,
+    child_name,
 )
 
 VLLM_PORT = 8000
@@ -23,8 +24,8 @@ STARTUP_PROBE_PERIOD = 10
 
 
 def backend_name(owner: Owner, model: str) -> str:
-    """`<resource>-<model>`: the Deployment and Service of one served model."""
-    return f"{owner.name}-{model}"
+    """The Deployment and Service of one served model."""
+    return child_name(owner, model=model)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from typing import Any
 from quorum.api.ensemble import EnsembleRouterSpec
 from quorum.api.resources import API_VERSION
 from quorum.builders.backends import api_key_env_vars, backend_manifests, resolve_endpoints
-from quorum.builders.meta import DEFAULT_IMAGE, Owner, short_hash
+from quorum.builders.meta import DEFAULT_IMAGE, Owner, child_name, short_hash
 from quorum.builders.pods import CONFIG_DIR, config_map, quorum_pod_spec
 from quorum.builders.rbac import calibrator_rules, role_with_binding, service_account
 from quorum.builders.storage import PodStorage
@@ -31,23 +31,23 @@ def calibration_hash(spec: EnsembleRouterSpec) -> str:
 
 
 def config_map_name(owner: Owner) -> str:
-    return f"{owner.name}-config"
+    return child_name(owner, "config")
 
 
 def calibrate_job_name(owner: Owner, spec: EnsembleRouterSpec) -> str:
-    return f"{owner.name}-calibrate-{calibration_hash(spec)}"
+    return child_name(owner, "calibrate", calibration_hash(spec))
 
 
 def artifact_name(owner: Owner, spec: EnsembleRouterSpec) -> str:
-    return f"{owner.name}-calibration-{calibration_hash(spec)}"
+    return child_name(owner, "calibration", calibration_hash(spec))
 
 
 def calibrator_account(owner: Owner) -> str:
-    return f"{owner.name}-calibrate"
+    return child_name(owner, "calibrate")
 
 
 def router_name(owner: Owner) -> str:
-    return f"{owner.name}-router"
+    return child_name(owner, "router")
 
 
 def router_url(owner: Owner, spec: EnsembleRouterSpec) -> str:
@@ -68,7 +68,9 @@ def router_manifest(owner: Owner, spec: EnsembleRouterSpec, storage: PodStorage)
             entry["maxConcurrency"] = spec_entry.max_concurrency
     wire["models"] = models
     wire.pop("modelCache", None)
-    wire["calibration"]["dataset"]["uri"] = storage.localize(spec.calibration.dataset.uri)
+    wire["calibration"]["dataset"]["uri"] = storage.localize(
+        spec.calibration.dataset.uri, field="spec.calibration.dataset.uri"
+    )
     return {
         "apiVersion": API_VERSION,
         "kind": "EnsembleRouter",

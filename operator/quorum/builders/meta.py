@@ -14,6 +14,9 @@ FIELD_MANAGER = "quorum-operator"
 DEFAULT_IMAGE = "quorum-dev/quorum:0.1.0"
 """Image of the workers, the calibration Job and the router when the spec names none: the operator's own."""
 
+APPLIED_HASH_ANNOTATION = "quorum.dev/applied-hash"
+"""Hash of the manifest the operator last applied to a child: an unchanged child is not applied again."""
+
 LABEL_SYNTHESISJOB = "quorum.dev/synthesisjob"
 LABEL_ENSEMBLEROUTER = "quorum.dev/ensemblerouter"
 LABEL_MODEL = "quorum.dev/model"
@@ -79,6 +82,49 @@ def short_hash(value: Any, length: int = 8) -> str:
     """A stable hash of JSON-able data, for fingerprints and content-addressed child names."""
     canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:length]
+
+
+MAX_CHILD_NAME = 63
+CHILD_HASH_LENGTH = 5
+
+
+def child_name(owner: Owner, *parts: str, model: str | None = None) -> str:
+    """The one naming rule of every child: `<resource>-<parts>-<hash>`, the hash over (kind, resource, parts)
+    and, for a model's children, over the model name as a separate field (a model named `router` is not the
+    router).
+
+    Why the hash: plain concatenation collides. A SynthesisJob and an EnsembleRouter both named `same` would
+    share `same-config`; an EnsembleRouter's model named `router` would be its router; `a` + model `b-c` and
+    `a-b` + model `c` would both be `a-b-c`. The hash tells all of those apart while the readable part stays
+    for `kubectl get`. Names stay DNS labels within 63 characters (the API caps resource names at 30 and model
+    names at 24), so they are valid for every kind, Services included.
+    """
+    digest = short_hash([owner.kind, owner.name, model, *parts], CHILD_HASH_LENGTH)
+    readable = "-".join([owner.name, *([model] if model is not None else []), *parts])[
+        : MAX_CHILD_NAME - CHILD_HASH_LENGTH - 1
+    ].rstrip("-")
+    return f"{readable}-{digest}"
+
+
+def controller_of(obj: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The owner reference with `controller: true` of an existing object, if any."""
+    for reference in ((obj or {}).get("metadata") or {}).get("ownerReferences") or []:
+        if reference.get("controller"):
+            return reference
+    return None
+
+
+def foreign_controller(obj: dict[str, Any] | None, owner: Owner) -> str:
+    """Who else controls `obj` (`Kind/name`), or "" when it is absent or ours. An object that another owner
+    controls — or that no one does, created by hand — is never adopted or overwritten."""
+    if obj is None:
+        return ""
+    reference = controller_of(obj)
+    if reference is None:
+        return "nobody (created outside Quorum)"
+    if reference.get("uid") == owner.uid:
+        return ""
+    return f"{reference.get('kind')}/{reference.get('name')}"
 
 
 POD_SECURITY_CONTEXT: dict[str, Any] = {

@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from quorum.api.resources import API_VERSION
-from quorum.api.synthesis import SynthesisJobSpec
+from quorum.api.synthesis import SynthesisJobSpec, output_fingerprint
 from quorum.builders.backends import api_key_env_vars, backend_manifests, resolve_endpoints
-from quorum.builders.meta import DEFAULT_IMAGE, Owner, short_hash
+from quorum.builders.meta import DEFAULT_IMAGE, Owner, child_name
 from quorum.builders.pods import CONFIG_DIR, config_map, quorum_pod_spec
 from quorum.builders.rbac import role_with_binding, service_account, worker_rules
 from quorum.builders.storage import PodStorage
@@ -21,34 +21,21 @@ FINGERPRINT_ANNOTATION = "quorum.dev/fingerprint"
 OUTPUT_URI_ANNOTATION = "quorum.dev/output-uri"
 """The output location as the user wrote it (`pvc://...`), for the URIs the merge reports back."""
 
-LIVE_CONTROLS = ("suspend", "activeDeadlineSeconds", "ttlSecondsAfterFinished", "backends")
-"""Spec fields applied to a running job in place; every other field shapes the output and is in the
-fingerprint. `workers.parallelism` is a live control too (see `fingerprint`)."""
-
 
 def config_map_name(owner: Owner) -> str:
-    return f"{owner.name}-config"
+    return child_name(owner, "config")
 
 
 def workers_name(owner: Owner) -> str:
-    return f"{owner.name}-workers"
+    return child_name(owner, "workers")
 
 
 def merge_name(owner: Owner) -> str:
-    return f"{owner.name}-merge"
+    return child_name(owner, "merge")
 
 
 def worker_account(owner: Owner) -> str:
-    return f"{owner.name}-worker"
-
-
-def fingerprint(spec: SynthesisJobSpec) -> str:
-    """Hash of everything that changes what the workers produce; live controls are left out."""
-    wire = spec.to_wire()
-    for key in LIVE_CONTROLS:
-        wire.pop(key, None)
-    wire.get("workers", {}).pop("parallelism", None)
-    return short_hash(wire, 16)
+    return child_name(owner, "worker")
 
 
 def worker_manifest(owner: Owner, spec: SynthesisJobSpec, storage: PodStorage) -> dict[str, Any]:
@@ -72,18 +59,19 @@ def worker_manifest(owner: Owner, spec: SynthesisJobSpec, storage: PodStorage) -
         models.append(model)
     wire["models"] = models
     wire.pop("modelCache", None)
-    wire["seeds"]["uri"] = storage.localize(spec.seeds.uri)
-    wire["output"]["uri"] = storage.localize(spec.output.uri, writable=True)
+    wire["seeds"]["uri"] = storage.localize(spec.seeds.uri, field="spec.seeds.uri")
+    wire["output"]["uri"] = storage.localize(spec.output.uri, writable=True, field="spec.output.uri")
     dedup = wire["postprocess"]["dedup"]
     if dedup.get("decontaminationUri"):
-        dedup["decontaminationUri"] = storage.localize(dedup["decontaminationUri"])
+        field = "spec.postprocess.dedup.decontaminationUri"
+        dedup["decontaminationUri"] = storage.localize(dedup["decontaminationUri"], field=field)
     return {
         "apiVersion": API_VERSION,
         "kind": "SynthesisJob",
         "metadata": {
             "name": owner.name,
             "namespace": owner.namespace,
-            "annotations": {FINGERPRINT_ANNOTATION: fingerprint(spec), OUTPUT_URI_ANNOTATION: spec.output.uri},
+            "annotations": {FINGERPRINT_ANNOTATION: output_fingerprint(spec), OUTPUT_URI_ANNOTATION: spec.output.uri},
         },
         "spec": wire,
     }
@@ -124,7 +112,7 @@ def _pod_template(owner: Owner, spec: SynthesisJobSpec, component: str, args: li
     return {
         "metadata": {
             "labels": owner.labels(component),
-            "annotations": {FINGERPRINT_ANNOTATION: fingerprint(spec)},
+            "annotations": {FINGERPRINT_ANNOTATION: output_fingerprint(spec)},
         },
         "spec": pod_spec,
     }

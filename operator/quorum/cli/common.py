@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import NoReturn, TypeVar
 
 import typer
+import yaml
 from pydantic import ValidationError
 from rich.console import Console
 
@@ -19,14 +20,24 @@ ManifestArg = typer.Argument(..., exists=True, dir_okay=False, readable=True, he
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    console.print(f"[red]error:[/red] {message}")
+    console.print(f"[red]error:[/red] {message}", soft_wrap=True)  # never wrapped: one error, one line
     raise typer.Exit(code)
+
+
+def yaml_error_line(path: Path, error: yaml.YAMLError) -> str:
+    """A YAML syntax error as one line: `file:line:column: problem`."""
+    mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+    where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    return f"{where}: YAML syntax error: {problem}"
 
 
 def read_resource(path: Path, kind: type[T]) -> T:
     """Load one resource of `kind`, turning validation errors into a readable message naming the field."""
     try:
         return load_one(path, kind)
+    except yaml.YAMLError as error:
+        fail(yaml_error_line(path, error))
     except ValidationError as error:
         fail(f"{path} is not a valid {kind.kind_name}:\n{format_validation_error(error)}")
     except ValueError as error:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.live import Live
@@ -11,6 +12,10 @@ from rich.table import Table
 from quorum.api.resources import SynthesisJob
 from quorum.api.synthesis import SynthesisCounts
 from quorum.cli.common import ManifestArg, console, fail, read_resource
+from quorum.locations import UnsupportedUri
+
+if TYPE_CHECKING:
+    from quorum.gra.config import GraConfig
 
 app = typer.Typer(help="Run GRA data synthesis from a SynthesisJob manifest.", no_args_is_help=True)
 
@@ -46,7 +51,9 @@ class StageBoard:
 def run(
     manifest: Path = ManifestArg,
     local: bool = typer.Option(False, "--local", help="Run on this machine instead of a cluster."),
-    out: Path | None = typer.Option(None, "--out", help="Output directory (local mode); default out/<name>."),
+    out: Path | None = typer.Option(
+        None, "--out", help="Output directory (local mode); default spec.output.uri (file:// or pvc://)."
+    ),
     on_bad_seed: str = typer.Option("fail", "--on-bad-seed", help="skip|fail: what a malformed seed line does."),
     restart: bool = typer.Option(False, "--restart", help="Discard earlier work in the output directory."),
 ) -> None:
@@ -59,10 +66,9 @@ def run(
         FingerprintMismatch,
         GraConfig,
         OnBadSeed,
-        UnsupportedUri,
         run_local,
     )
-    from quorum.gra.local import pool_warnings
+    from quorum.gra.local import BackendUnavailable, pool_warnings
     from quorum.gra.roles import PoolTooSmall
 
     try:
@@ -71,7 +77,7 @@ def run(
         fail(f"--on-bad-seed must be skip or fail, not {on_bad_seed!r}")
     job = read_resource(manifest, SynthesisJob)
     config = GraConfig.from_spec(job.spec, name=job.metadata.name, base_dir=manifest.resolve().parent)
-    out_dir = out or Path("out") / job.metadata.name
+    out_dir = out or _output_dir(config)
     for warning in pool_warnings(config):
         console.print(f"[yellow]warning:[/yellow] {warning}")
     board = StageBoard()
@@ -80,9 +86,26 @@ def run(
             result = run_local(config, out_dir, on_bad_seed=policy, restart=restart, progress=board)
     except (BadSeedData, FingerprintMismatch, UnsupportedUri, PoolTooSmall, FileNotFoundError) as error:
         fail(str(error))
+    except BackendUnavailable as error:
+        fail(f"backend check failed before starting: {error}")
     for warning in result.warnings[len(pool_warnings(config)) :]:
         console.print(f"[yellow]warning:[/yellow] {warning}")
     _summary(result.manifest, out_dir)
+    counts = result.manifest["counts"]
+    if counts["accepted"] == 0 and counts["failed"] > 0:
+        fail(
+            f"nothing accepted: {counts['failed']} samples failed on model calls (see {out_dir / 'rejected.jsonl'}); "
+            "fix the endpoint and rerun — failed shards run again"
+        )
+
+
+def _output_dir(config: GraConfig) -> Path:
+    """Local mode writes where `spec.output.uri` says when that is a local location; else it says why not."""
+    uri = config.spec.output.uri
+    try:
+        return config.resolve_uri(uri)
+    except UnsupportedUri as error:
+        fail(f"spec.output.uri {uri}: local mode writes to file:// or pvc:// locations ({error}); pass --out DIR")
 
 
 def _summary(manifest: dict, out_dir: Path) -> None:

@@ -7,13 +7,11 @@ that context so the engine never guesses, and it serializes to one JSON file the
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from quorum.api.synthesis import SynthesisJobSpec, SynthesisMode
+from quorum.api.synthesis import SynthesisJobSpec, SynthesisMode, output_fingerprint
 from quorum.locations import default_pvc_root, resolve_uri
 
 
@@ -53,12 +51,9 @@ class GraConfig:
         return self.spec.mode == SynthesisMode.REFINE
 
     def fingerprint(self) -> str:
-        """Hash of the spec parts that change the output; a resumed run must match it.
-
-        Left out on purpose: concurrency, parallelism, time-outs, deadlines and endpoint URLs, which change how
-        fast the work runs but not what it produces, and the output location itself.
-        """
-        return hashlib.sha256(json.dumps(output_relevant_spec(self.spec), sort_keys=True).encode()).hexdigest()[:16]
+        """Hash of the spec parts that change the output; a resumed run must match it (see
+        `output_fingerprint`)."""
+        return output_fingerprint(self.spec)
 
     def to_json(self) -> str:
         return json.dumps(
@@ -84,29 +79,3 @@ class GraConfig:
     @classmethod
     def load(cls, path: str | Path) -> GraConfig:
         return cls.from_json(Path(path).read_text(encoding="utf-8"))
-
-
-def output_relevant_spec(spec: SynthesisJobSpec) -> dict[str, Any]:
-    wire = spec.to_wire()
-    models = [
-        {
-            "name": m.name,
-            "roles": sorted(str(r) for r in m.roles),
-            "model": m.model if m.endpoint is None else m.endpoint.model,
-        }
-        for m in spec.models
-    ]
-    calls = wire.get("calls", {})
-    return {
-        "mode": wire.get("mode"),
-        "models": models,
-        "seeds": wire["seeds"],
-        "domains": wire.get("domains"),
-        "generation": wire.get("generation"),
-        "review": wire.get("review"),
-        "adjudication": wire.get("adjudication"),
-        "postprocess": wire.get("postprocess"),
-        "outputFormat": wire["output"].get("format"),
-        "shards": wire.get("workers", {}).get("shards"),
-        "jsonRepairAttempts": calls.get("jsonRepairAttempts"),
-    }

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
 import os
 import re
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -18,18 +20,52 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from quorum.api.synthesis import SynthesisCounts
 from quorum.gra.config import GraConfig
 from quorum.gra.merge import merge_shards, write_manifest
 from quorum.gra.seeds import OnBadSeed
 from quorum.gra.shard import load_seed_set, run_shard
-from quorum.gra.store import claim_output
+from quorum.gra.store import claim_output, shards_root
 from quorum.llm import ClientPool, ModelEndpoint, RetryPolicy
 
 log = logging.getLogger(__name__)
 
 ShardProgressCallback = Callable[[int, str, int, int, SynthesisCounts], None]
 """(shard index, stage, done, total, shard counts): the shard callback with the shard named."""
+
+
+class BackendUnavailable(RuntimeError):
+    """A model endpoint did not answer before the run started; the message names the model and its URL."""
+
+
+def check_backends(endpoints: list[ModelEndpoint], timeout: float = 10.0) -> None:
+    """Ask every endpoint for `/models` before any work starts, so a wrong URL or key is one clear error and
+    not a run of failed calls."""
+    for endpoint in endpoints:
+        url = endpoint.base_url.rstrip("/") + "/models"
+        headers = {"Authorization": f"Bearer {endpoint.api_key}"} if endpoint.api_key else {}
+        try:
+            answer = httpx.get(url, headers=headers, timeout=timeout)
+        except httpx.HTTPError as error:
+            raise BackendUnavailable(f"model {endpoint.name}: {url} is not reachable ({error})") from error
+        if answer.status_code in (401, 403):
+            raise BackendUnavailable(f"model {endpoint.name}: {url} refused the API key (HTTP {answer.status_code})")
+        if answer.status_code >= 500:
+            raise BackendUnavailable(f"model {endpoint.name}: {url} answered HTTP {answer.status_code}")
+
+
+def reopen_failed_shards(out_dir: Path) -> list[int]:
+    """Shards that finished with nothing accepted and failed calls are run again on a rerun (a fixed URL
+    must not resume into "already done"); a shard that accepted samples keeps its committed work."""
+    reopened = []
+    for done_file in sorted(shards_root(out_dir).glob("shard-*/done.json")):
+        counts = json.loads(done_file.read_text(encoding="utf-8")).get("counts") or {}
+        if int(counts.get("failed") or 0) > 0 and int(counts.get("accepted") or 0) == 0:
+            shutil.rmtree(done_file.parent)
+            reopened.append(int(done_file.parent.name.removeprefix("shard-")))
+    return reopened
 
 
 @dataclass(frozen=True)
@@ -104,9 +140,13 @@ def run_local(
     claim_output(out_dir, config.fingerprint(), spec.to_wire(), restart=restart)
     seed_set = load_seed_set(config, on_bad_seed)
     warnings = pool_warnings(config)
+    reopened = reopen_failed_shards(out_dir)
+    if reopened:
+        warnings.append(f"shards {reopened} accepted nothing because calls failed last time: running them again")
     for bad in seed_set.bad:
         warnings.append(f"skipped bad seed at line {bad.line}: {bad.reason}")
     with local_endpoints(config) if endpoints is None else _given(endpoints) as resolved:
+        check_backends(resolved)
         usage = asyncio.run(_run_shards(config, out_dir, resolved, seed_set, progress))
     manifest = merge_shards(config, out_dir, extra={"usage": usage})
     manifest["timings"]["wallSeconds"] = round(time.perf_counter() - started, 3)

@@ -1,33 +1,33 @@
-"""Readiness of the model backends, shared by both kinds."""
+"""Readiness of the model backends, shared by both kinds: pure functions of what `observe` found."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from quorum.builders.backends import BACKEND_COMPONENT, backend_name, resolve_endpoints
-from quorum.builders.meta import Owner
-from quorum.handlers.context import OperatorContext
+from quorum.builders.meta import LABEL_COMPONENT, Owner
+from quorum.handlers.conditions import Cond
+from quorum.handlers.plan import Key
+
+BACKEND_KINDS = (("apps/v1", "Deployment"), ("v1", "Service"))
 
 
-def observe_backends(ctx: OperatorContext, owner: Owner, models: list[Any]) -> list[dict[str, Any]]:
+def backend_statuses(owner: Owner, models: list[Any], children: dict[Key, dict[str, Any]]) -> list[dict[str, Any]]:
     """One `BackendStatus` per model: ready replicas of served models; external endpoints count as ready
     (the operator never calls them; workers and the router retry and report their failures)."""
     endpoints = {e.name: e.url for e in resolve_endpoints(owner, models)}
     backends = []
     for entry in models:
-        if not entry.deployed:
-            backends.append(
-                {"name": entry.name, "ready": True, "readyReplicas": 0, "replicas": 0, "url": endpoints[entry.name]}
-            )
-            continue
-        deployment = ctx.kube.get("apps/v1", "Deployment", owner.namespace, backend_name(owner, entry.name))
-        ready = int(((deployment or {}).get("status") or {}).get("readyReplicas") or 0)
+        ready = 0
+        if entry.deployed:
+            deployment = children.get(("apps/v1", "Deployment", backend_name(owner, entry.name)))
+            ready = int(((deployment or {}).get("status") or {}).get("readyReplicas") or 0)
         backends.append(
             {
                 "name": entry.name,
-                "ready": ready > 0,
+                "ready": ready > 0 or not entry.deployed,
                 "readyReplicas": ready,
-                "replicas": entry.replicas,
+                "replicas": entry.replicas if entry.deployed else 0,
                 "url": endpoints[entry.name],
             }
         )
@@ -38,10 +38,19 @@ def backends_summary(backends: list[dict[str, Any]]) -> str:
     return f"{sum(b['ready'] for b in backends)}/{len(backends)}"
 
 
-def delete_backends(ctx: OperatorContext, owner: Owner) -> int:
-    """Free the GPUs: delete every model Deployment and Service of `owner`."""
-    deleted = 0
-    for api_version, kind in (("apps/v1", "Deployment"), ("v1", "Service")):
-        for item in ctx.kube.list(api_version, kind, owner.namespace, owner.selector(BACKEND_COMPONENT)):
-            deleted += ctx.kube.delete(api_version, kind, owner.namespace, item["metadata"]["name"])
-    return deleted
+def backends_condition(backends: list[dict[str, Any]]) -> Cond:
+    summary = backends_summary(backends)
+    waiting = [b["name"] for b in backends if not b["ready"]]
+    if not waiting:
+        return Cond("BackendsReady", True, "AllAvailable", f"{summary} ready")
+    return Cond("BackendsReady", False, "NotAvailable", f"{summary} ready; waiting for {', '.join(waiting)}")
+
+
+def backend_objects(children: dict[Key, dict[str, Any]]) -> list[Key]:
+    """The model Deployments and Services among the observed children (to free the GPUs after completion)."""
+    return [
+        key
+        for key, obj in children.items()
+        if key[:2] in BACKEND_KINDS
+        and ((obj.get("metadata") or {}).get("labels") or {}).get(LABEL_COMPONENT) == BACKEND_COMPONENT
+    ]

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from quorum.builders.meta import DEFAULT_IMAGE, with_pod_annotations
+from quorum.builders.meta import APPLIED_HASH_ANNOTATION, DEFAULT_IMAGE, short_hash, with_pod_annotations
 from quorum.handlers.kube import Kube
 
 EventSink = Callable[[dict[str, Any], str, str, str], None]
@@ -20,9 +20,37 @@ class OperatorContext:
     image: str = DEFAULT_IMAGE
     pod_annotations: dict[str, str] = field(default_factory=dict)
     post_event: EventSink = lambda body, type_, reason, message: None
+    validated: set[str] = field(default_factory=set)
+    """Hashes of manifests the API server already accepted in a dry run (they need no second one)."""
+
+    def prepared(self, manifest: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        """The manifest as sent (operator-wide pod annotations added) and its hash, kept on the child."""
+        final = with_pod_annotations(manifest, self.pod_annotations)
+        digest = short_hash(final, 16)
+        metadata = final["metadata"]
+        metadata["annotations"] = {**metadata.get("annotations", {}), APPLIED_HASH_ANNOTATION: digest}
+        return final, digest
+
+    def converge(self, manifest: dict[str, Any], existing: dict[str, Any] | None) -> None:
+        """Create a child that does not exist (refused when another object holds the name); server-side
+        apply one that does, unless it already carries exactly this manifest."""
+        final, digest = self.prepared(manifest)
+        if existing is None:
+            self.kube.create(final)
+        elif ((existing.get("metadata") or {}).get("annotations") or {}).get(APPLIED_HASH_ANNOTATION) != digest:
+            self.kube.apply(final)
+
+    def validate(self, manifest: dict[str, Any]) -> None:
+        """A server-side dry run of a child created later, once per distinct manifest."""
+        final, digest = self.prepared(manifest)
+        if digest not in self.validated:
+            self.kube.apply(final, dry_run=True)
+            if len(self.validated) > 10_000:
+                self.validated.clear()
+            self.validated.add(digest)
 
     def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
-        return self.kube.apply(with_pod_annotations(manifest, self.pod_annotations))
+        return self.kube.apply(self.prepared(manifest)[0])
 
 
 @dataclass(frozen=True)
@@ -31,6 +59,8 @@ class Outcome:
 
     waiting_for: str = ""
     delay: float = 10.0
+    retry: bool = False
+    """A transient error, not a wait: the caller retries with exponential backoff."""
 
     @property
     def waiting(self) -> bool:

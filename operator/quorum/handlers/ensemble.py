@@ -1,38 +1,120 @@
 """Reconcile an EnsembleRouter: backends → calibration Job filling a content-addressed ConfigMap → router
-Deployment + Service (+ HPA) serving the newest calibrated artifact.
+Deployment + Service (+ HPA) serving the newest calibrated artifact. Shaped as observe → `plan` (pure) →
+execute (see handlers/plan.py).
 
 A changed pool, embedder or calibration setting gets a new calibration hash, so a new Job and ConfigMap; the
 router keeps serving the previous artifact until the new one is complete, then rolls to it, and older
-calibrations are deleted.
+calibrations are deleted. A calibration Job that completes without writing its artifact is rerun up to its
+`backoffLimit`, with the pod's termination message in `Calibrated`; then it is reported failed. The operator's
+default image is resolved once and kept in `status.image`.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
 
-from quorum.api.base import format_validation_error
 from quorum.api.ensemble import EnsembleRouterSpec
 from quorum.builders.ensemble import (
     CALIBRATE_COMPONENT,
-    artifact_name,
+    artifact_config_map,
     calibrate_job,
-    calibrate_job_name,
     router_children,
-    router_name,
     router_url,
     serving_children,
 )
-from quorum.builders.meta import Owner
-from quorum.handlers.backends import backends_summary, observe_backends
-from quorum.handlers.conditions import Cond, job_condition, now_rfc3339
-from quorum.handlers.context import DONE, OperatorContext, Outcome, last_line, termination_message
-from quorum.handlers.status import InvalidSpec, write_status
+from quorum.builders.meta import LABEL_COMPONENT, Owner
+from quorum.handlers.backends import backend_statuses, backends_condition, backends_summary
+from quorum.handlers.conditions import Cond, job_condition
+from quorum.handlers.context import OperatorContext, Outcome, last_line, termination_message
+from quorum.handlers.plan import (
+    Key,
+    Plan,
+    execute,
+    key_of,
+    kstatus,
+    name_conflicts,
+    observe_children,
+    spec_errors,
+    stalled_plan,
+    still_stalled,
+)
 
 API = ("quorum.dev/v1alpha1", "EnsembleRouter")
 SUMMARY_KEY = "summary.json"
+CALIBRATION_KINDS = (("batch/v1", "Job"), ("v1", "ConfigMap"))
+
+
+@dataclass(frozen=True)
+class Observed:
+    children: dict[Key, dict[str, Any]] = field(default_factory=dict)
+    """Desired children that exist (ours or another owner's), plus the ConfigMap in use."""
+    calibration_pods: list[dict[str, Any]] = field(default_factory=list)
+    calibrations: list[Key] = field(default_factory=list)
+    """Every calibration Job and artifact ConfigMap of the resource, current or stale."""
+
+
+@dataclass(frozen=True)
+class Desired:
+    base: list[dict[str, Any]]
+    calibrate: dict[str, Any]
+    artifact: str
+    serving: list[dict[str, Any]]
+    """The router's children on a placeholder artifact: their names and kinds, for `observe`."""
+
+
+def desired(owner: Owner, spec: EnsembleRouterSpec) -> Desired:
+    serving = serving_children(owner, spec, "", "")
+    artifact = artifact_config_map(owner, spec)["metadata"]["name"]
+    return Desired(router_children(owner, spec), calibrate_job(owner, spec), artifact, serving)
+
+
+def in_use(previous: dict[str, Any]) -> str:
+    return (previous.get("calibration") or {}).get("artifact", "").removeprefix("configmap://")
+
+
+def observe(ctx: OperatorContext, owner: Owner, spec: EnsembleRouterSpec) -> Observed:
+    try:
+        want = desired(owner, spec)
+    except ValueError:
+        return Observed()  # the plan reports it
+    children = observe_children(ctx, owner, [*want.base, want.calibrate, *want.serving])
+    selector = owner.selector(CALIBRATE_COMPONENT)
+    calibrations = [
+        key
+        for key, obj in children.items()
+        if key[:2] in CALIBRATION_KINDS
+        and (obj["metadata"].get("labels") or {}).get(LABEL_COMPONENT) == selector[LABEL_COMPONENT]
+    ]
+    return Observed(
+        children=children,
+        calibration_pods=ctx.kube.list("v1", "Pod", owner.namespace, selector),
+        calibrations=calibrations,
+    )
+
+
+def stalled(reason: str, message: str, stage: str = "spec") -> Plan:
+    result = stalled_plan(reason, message, [Cond("Degraded", True, reason, message)], stage)
+    assert result.status is not None
+    result.status["phase"] = "Failed" if reason == "InvalidSpec" else "Stalled"
+    return result
+
+
+def reconcile(ctx: OperatorContext, body: dict[str, Any]) -> Outcome:
+    if still_stalled(body):
+        return Outcome()
+    try:
+        spec = EnsembleRouterSpec.model_validate(body.get("spec") or {})
+    except ValidationError as error:
+        return execute(ctx, body, stalled("InvalidSpec", spec_errors(error)), API, stalled)
+    owner = Owner.of(body)
+    previous = dict(body.get("status") or {})
+    image = spec.router.image or previous.get("image") or ctx.image
+    spec = spec.model_copy(update={"router": spec.router.model_copy(update={"image": image})})
+    return execute(ctx, body, plan(owner, spec, observe(ctx, owner, spec), previous), API, stalled)
 
 
 def _summary(config_map: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -46,101 +128,119 @@ def _summary(config_map: dict[str, Any] | None) -> dict[str, Any] | None:
         return None
 
 
-def _calibration_error(ctx: OperatorContext, owner: Owner) -> str:
-    pods = ctx.kube.list("v1", "Pod", owner.namespace, owner.selector(CALIBRATE_COMPONENT))
-    failed = [p for p in pods if (p.get("status") or {}).get("phase") == "Failed"]
-    if not failed:
+def _newest_message(pods: list[dict[str, Any]], phase: str) -> str:
+    chosen = [p for p in pods if (p.get("status") or {}).get("phase") == phase]
+    if not chosen:
         return ""
-    return last_line(termination_message(max(failed, key=lambda p: p["metadata"].get("creationTimestamp") or "")))
+    return last_line(termination_message(max(chosen, key=lambda p: p["metadata"].get("creationTimestamp") or "")))
 
 
-def reconcile(ctx: OperatorContext, body: dict[str, Any]) -> Outcome:
-    owner = Owner.of(body)
-    previous = dict(body.get("status") or {})
+def plan(owner: Owner, spec: EnsembleRouterSpec, observed: Observed, previous: dict[str, Any]) -> Plan:
+    """Everything this reconcile does, from the spec, what exists and the previous status; no I/O."""
     try:
-        spec = EnsembleRouterSpec.model_validate(body.get("spec") or {})
-    except ValidationError as error:
-        message = format_validation_error(error).strip()
-        error_status = {"stage": "spec", "reason": "InvalidSpec", "message": message, "time": now_rfc3339()}
-        conds = [Cond("Ready", False, "InvalidSpec", message), Cond("Degraded", True, "InvalidSpec", message)]
-        write_status(ctx, body, {"phase": "Failed", "lastError": error_status}, conds, API)
-        raise InvalidSpec(message) from error
-    if spec.router.image is None:
-        spec = spec.model_copy(update={"router": spec.router.model_copy(update={"image": ctx.image})})
-
-    for manifest in router_children(owner, spec):
-        ctx.apply(manifest)
-    backends = observe_backends(ctx, owner, spec.models)
-    ready_backends = [b for b in backends if b["ready"]]
-
-    current = artifact_name(owner, spec)
-    job = ctx.kube.get("batch/v1", "Job", owner.namespace, calibrate_job_name(owner, spec))
-    if job is not None or len(ready_backends) == len(backends):
-        job = ctx.apply(calibrate_job(owner, spec))
-    summary = _summary(ctx.kube.get("v1", "ConfigMap", owner.namespace, current))
-    in_use = (previous.get("calibration") or {}).get("artifact", "").removeprefix("configmap://")
-    serving, serving_summary = (current, summary) if summary else (in_use, None)
+        want = desired(owner, spec)
+    except ValueError as error:  # a location no pod can use
+        return stalled("InvalidSpec", str(error))
+    conflict = name_conflicts(owner, [*want.base, want.calibrate, *want.serving], observed.children)
+    if conflict:
+        return stalled("NameConflict", conflict, "children")
+    backends = backend_statuses(owner, spec.models, observed.children)
+    status = {"backends": backends, "image": spec.router.image}
+    result = Plan(status=status, applies=list(want.base), existing=observed.children)
+    result.status["backendsReady"] = backends_summary(backends)
+    job = observed.children.get(key_of(want.calibrate))
+    if job is None and all(b["ready"] for b in backends):
+        result.applies.append(want.calibrate)
+    elif job is None:
+        result.dry_runs += [want.calibrate, *serving_children(owner, spec, want.artifact, "")]
+    summary = _summary(observed.children.get(("v1", "ConfigMap", want.artifact)))
+    calibrated = calibration_condition(result, want, job, summary, observed, previous)
+    serving, serving_summary = (want.artifact, summary) if summary else (in_use(previous), None)
     if serving and serving_summary is None:
-        serving_summary = _summary(ctx.kube.get("v1", "ConfigMap", owner.namespace, serving))
-        if serving_summary is None:
-            serving = ""
-    last_error = previous.get("lastError")
-    calibration_failed = job_condition(job, "Failed")
-    if calibration_failed:
-        detail = _calibration_error(ctx, owner) or calibration_failed.get("message") or "calibration failed"
-        last_error = {
-            "stage": "calibration",
-            "reason": "CalibrationFailed",
-            "message": detail,
-            "time": (last_error or {}).get("time") or now_rfc3339(),
-        }
-
-    router_ready = 0
-    status: dict[str, Any] = {"backends": backends, "backendsReady": backends_summary(backends)}
-    if serving:
-        for manifest in serving_children(owner, spec, serving, serving_summary.get("checksum", "")):
-            ctx.apply(manifest)
-        deployment = ctx.kube.get("apps/v1", "Deployment", owner.namespace, router_name(owner))
-        router_ready = int(((deployment or {}).get("status") or {}).get("readyReplicas") or 0)
-        status["url"] = router_url(owner, spec)
-        status["calibration"] = {
-            "artifact": f"configmap://{serving}",
-            "checksum": serving_summary.get("checksum", ""),
-            "clusters": int(serving_summary.get("clusters") or 0),
-            "questions": int(serving_summary.get("questions") or 0),
-            "routedAccuracy": serving_summary.get("routedAccuracy"),
-            "bestSingleAccuracy": serving_summary.get("bestSingleAccuracy"),
-            "oracleAccuracy": serving_summary.get("oracleAccuracy"),
-            "time": serving_summary.get("time"),
-        }
+        serving_summary = _summary(observed.children.get(("v1", "ConfigMap", serving)))
+        serving = serving if serving_summary else ""
+    router_ready = serve(result, owner, spec, observed, serving, serving_summary)
     if summary:
-        _delete_stale_calibrations(ctx, owner, keep={current, calibrate_job_name(owner, spec)})
+        keep = {want.artifact, key_of(want.calibrate)[2]}
+        result.deletes += [key for key in observed.calibrations if key[2] not in keep]
+    router_conditions(result, backends, calibrated, serving, router_ready)
+    return result
 
-    all_ready = len(ready_backends) == len(backends)
-    backends_cond = (
-        Cond("BackendsReady", True, "AllAvailable", f"{status['backendsReady']} ready")
-        if all_ready
-        else Cond("BackendsReady", False, "NotAvailable", f"{status['backendsReady']} ready")
-    )
+
+def calibration_condition(
+    result: Plan, want: Desired, job: dict[str, Any] | None, summary: Any, observed: Observed, previous: dict[str, Any]
+) -> Cond:
+    """`Calibrated`, and the rerun of a calibration that completed without writing its artifact."""
+    assert result.status is not None
+    name = key_of(want.calibrate)[2]
+    retries = int(previous.get("calibrationRetries") or 0)
+    result.status["calibrationRetries"] = 0 if summary else retries
+    result.status["lastError"] = previous.get("lastError")
     if summary:
-        calibrated = Cond("Calibrated", True, "Calibrated", f"artifact {current}")
-    elif calibration_failed:
-        calibrated = Cond("Calibrated", False, "CalibrationFailed", (last_error or {}).get("message", ""))
+        return Cond("Calibrated", True, "Calibrated", f"artifact {want.artifact}")
+    failed = job_condition(job, "Failed")
+    missing = job_condition(job, "Complete") is not None
+    if not failed and not missing:
+        if job is None:
+            return Cond("Calibrated", False, "WaitingForBackends", "waiting for every backend to be ready")
+        return Cond("Calibrated", False, "Calibrating", f"job {name}")
+    if failed:
+        detail = _newest_message(observed.calibration_pods, "Failed") or failed.get("message") or "calibration failed"
     else:
-        calibrated = (
-            Cond("Calibrated", False, "Calibrating", f"job {calibrate_job_name(owner, spec)}")
-            if job is not None
-            else Cond("Calibrated", False, "WaitingForBackends", f"{status['backendsReady']} backends ready")
-        )
+        said = _newest_message(observed.calibration_pods, "Succeeded") or "no termination message"
+        detail = f"job {name} completed without writing artifact {want.artifact} ({said})"
+        if retries < int(want.calibrate["spec"].get("backoffLimit") or 0):
+            result.deletes.append(key_of(want.calibrate))
+            result.status["calibrationRetries"] = retries + 1
+            return Cond("Calibrated", False, "ArtifactMissing", f"{detail}; retry {retries + 1}")
+    result.status["lastError"] = {"stage": "calibration", "reason": "CalibrationFailed", "message": detail}
+    return Cond("Calibrated", False, "CalibrationFailed", detail)
+
+
+def serve(
+    result: Plan,
+    owner: Owner,
+    spec: EnsembleRouterSpec,
+    observed: Observed,
+    serving: str,
+    summary: dict[str, Any] | None,
+) -> int:
+    """The router on the artifact in use (once there is one); its ready replicas."""
+    assert result.status is not None
+    if not serving or summary is None:
+        return 0
+    children = serving_children(owner, spec, serving, summary.get("checksum", ""))
+    result.applies += children
+    deployment = observed.children.get(key_of(children[0]))
+    result.status["url"] = router_url(owner, spec)
+    result.status["calibration"] = {
+        "artifact": f"configmap://{serving}",
+        "checksum": summary.get("checksum", ""),
+        "clusters": int(summary.get("clusters") or 0),
+        "questions": int(summary.get("questions") or 0),
+        "routedAccuracy": summary.get("routedAccuracy"),
+        "bestSingleAccuracy": summary.get("bestSingleAccuracy"),
+        "oracleAccuracy": summary.get("oracleAccuracy"),
+        "time": summary.get("time"),
+    }
+    return int(((deployment or {}).get("status") or {}).get("readyReplicas") or 0)
+
+
+def router_conditions(
+    result: Plan, backends: list[dict[str, Any]], calibrated: Cond, serving: str, router_ready: int
+) -> None:
+    assert result.status is not None
+    backends_cond = backends_condition(backends)
     router_cond = (
         Cond("RouterReady", True, "Available", f"{router_ready} ready replicas")
         if router_ready
         else Cond("RouterReady", False, "NotAvailable" if serving else "WaitingForCalibration")
     )
-    ready = bool(router_ready and ready_backends)
-    degraded_reasons = []
-    if ready and not all_ready:
-        degraded_reasons.append(f"backends {status['backendsReady']} ready")
+    ready = bool(router_ready and any(b["ready"] for b in backends))
+    calibration_failed = calibrated.reason == "CalibrationFailed"
+    degraded_reasons = (
+        [f"backends {result.status['backendsReady']} ready"] if ready and not backends_cond.status else []
+    )
     if calibration_failed:
         degraded_reasons.append("calibration failed")
     degraded = Cond(
@@ -149,22 +249,20 @@ def reconcile(ctx: OperatorContext, body: dict[str, Any]) -> Outcome:
         "Degraded" if degraded_reasons else "AsExpected",
         "; ".join(degraded_reasons),
     )
-    phase = (
-        "Ready"
-        if ready and not degraded_reasons
-        else ("Degraded" if ready or calibration_failed else "Calibrating" if not serving else "Pending")
-    )
+    if ready:
+        phase = "Degraded" if degraded_reasons else "Ready"
+    else:
+        phase = "Degraded" if calibration_failed else ("Calibrating" if not serving else "Pending")
     ready_reason = "Ready" if ready else (calibrated.reason if not serving else router_cond.reason)
-    conds = [Cond("Ready", ready, ready_reason, router_cond.message), backends_cond, calibrated, router_cond, degraded]
-    status.update({"phase": phase, "lastError": last_error})
-    write_status(ctx, body, status, conds, API)
-    if not ready:
-        return Outcome(waiting_for="calibration" if not serving else "router", delay=10)
-    return DONE
-
-
-def _delete_stale_calibrations(ctx: OperatorContext, owner: Owner, keep: set[str]) -> None:
-    for api_version, kind in (("batch/v1", "Job"), ("v1", "ConfigMap")):
-        for item in ctx.kube.list(api_version, kind, owner.namespace, owner.selector(CALIBRATE_COMPONENT)):
-            if item["metadata"]["name"] not in keep:
-                ctx.kube.delete(api_version, kind, owner.namespace, item["metadata"]["name"])
+    waiting = not ready and not calibration_failed
+    result.conditions = [
+        Cond("Ready", ready, ready_reason, router_cond.message),
+        backends_cond,
+        calibrated,
+        router_cond,
+        degraded,
+        *kstatus(Cond("Reconciling", waiting, ready_reason, calibrated.message if waiting else "")),
+    ]
+    result.status["phase"] = phase
+    if waiting:
+        result.outcome = Outcome(waiting_for="calibration" if not serving else "router", delay=10)

@@ -40,8 +40,9 @@ class Kube:
                 self._resources[key] = self.dynamic.resources.get(api_version=api_version, kind=kind)
             return self._resources[key]
 
-    def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
-        """Server-side apply as `quorum-operator`, forcing ownership of the fields we declare."""
+    def apply(self, manifest: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
+        """Server-side apply as `quorum-operator`, forcing ownership of the fields we declare. `dry_run` has the
+        API server validate (and admit) the object without storing it."""
         resource = self._resource(manifest["apiVersion"], manifest["kind"])
         applied = self.dynamic.server_side_apply(
             resource,
@@ -49,8 +50,17 @@ class Kube:
             namespace=manifest["metadata"].get("namespace"),
             field_manager=FIELD_MANAGER,
             force_conflicts=True,
+            dry_run="All" if dry_run else None,
         )
         return applied.to_dict()
+
+    def create(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        """A plain create: the API server refuses it (409 AlreadyExists) when the name is taken."""
+        resource = self._resource(manifest["apiVersion"], manifest["kind"])
+        created = resource.create(
+            body=manifest, namespace=manifest["metadata"].get("namespace"), field_manager=FIELD_MANAGER
+        )
+        return created.to_dict()
 
     def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         try:
@@ -58,7 +68,8 @@ class Kube:
         except NotFoundError:
             return None
 
-    def list(self, api_version: str, kind: str, namespace: str, labels: dict[str, str]) -> list[dict[str, Any]]:
+    def list(self, api_version: str, kind: str, namespace: str | None, labels: dict[str, str]) -> list[dict[str, Any]]:
+        """Objects with all of `labels`, in `namespace` (None: every namespace)."""
         selector = ",".join(f"{key}={value}" for key, value in labels.items())
         found = self._resource(api_version, kind).get(namespace=namespace, label_selector=selector)
         return [item.to_dict() for item in found.items]

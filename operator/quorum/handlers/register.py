@@ -1,35 +1,47 @@
 """The kopf handlers. Each is a few lines: find the object, take its lock, call the kind's reconcile.
 
 Three drivers call the same reconcile: spec changes (create/update/resume, which raise `TemporaryError`
-while waiting so kopf retries them), a resync timer, and events of the children (Deployments, Jobs, pods
-labelled `app.kubernetes.io/managed-by: quorum`), because kopf ignores status changes of the children and
-of our own resources. Handlers never return values (they would land in `status` and be pruned).
+while waiting or after a transient error, with backoff, so kopf retries them), a resync loop, and events of
+the children (Deployments, Jobs, pods labelled `app.kubernetes.io/managed-by: quorum`), because kopf ignores
+status changes of the children and of our own resources. Handlers never return values (they would land in
+`status` and be pruned).
+
+No finalizer: every child carries an owner reference, so the garbage collector deletes them, and deleting a
+resource works with the operator stopped (or uninstalled). That is why the resync is our own loop and not a
+kopf timer — kopf puts a finalizer on every object a timer or daemon watches.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import kopf
 
-from quorum.builders.meta import LABEL_ENSEMBLEROUTER, LABEL_MANAGED_BY, LABEL_SYNTHESISJOB, MANAGED_BY, Owner
+from quorum.builders.meta import LABEL_ENSEMBLEROUTER, LABEL_MANAGED_BY, LABEL_SYNTHESISJOB, MANAGED_BY
 from quorum.handlers import ensemble, synthesis
-from quorum.handlers.backends import delete_backends
 from quorum.handlers.context import OperatorContext, Outcome
-from quorum.handlers.status import InvalidSpec
+from quorum.handlers.metrics import DURATION, ERRORS, RECONCILES, record_phases
+from quorum.handlers.plan import transient_failure
 
 GROUP, VERSION = "quorum.dev", "v1alpha1"
 RESYNC_SECONDS = 30.0
+MAX_BACKOFF_SECONDS = 300.0
 
 Reconcile = Callable[[OperatorContext, dict[str, Any]], Outcome]
 KINDS: dict[str, tuple[str, str, Reconcile]] = {
     "synthesisjobs": ("SynthesisJob", LABEL_SYNTHESISJOB, synthesis.reconcile),
     "ensemblerouters": ("EnsembleRouter", LABEL_ENSEMBLEROUTER, ensemble.reconcile),
 }
-_locks: dict[tuple[str, str, str], threading.Lock] = {}
+_locks: dict[tuple[str, str, str], threading.RLock] = {}
 _locks_guard = threading.Lock()
+_queued: set[tuple[str, str, str]] = set()
+"""Objects with a reconcile waiting for their lock: a child event then needs no second one (the waiting one
+reads everything fresh once it runs), so a storm of pod events costs at most one running and one queued
+reconcile per object."""
 
 
 def plain(value: Any) -> Any:
@@ -41,52 +53,48 @@ def plain(value: Any) -> Any:
     return value
 
 
-def _lock(plural: str, namespace: str, name: str) -> threading.Lock:
+def _lock(plural: str, namespace: str, name: str) -> threading.RLock:
+    """Reentrant: `reconcile_coalesced` holds it while it calls `reconcile_object`."""
     with _locks_guard:
-        return _locks.setdefault((plural, namespace, name), threading.Lock())
+        return _locks.setdefault((plural, namespace, name), threading.RLock())
 
 
-def _run(memo: Any, plural: str, body: Mapping[str, Any]) -> Outcome:
-    """One reconcile at a time per object, whichever driver asked."""
-    raw = plain(body)
-    ctx: OperatorContext = memo.ctx
-    with _lock(plural, raw["metadata"]["namespace"], raw["metadata"]["name"]):
-        if plural == "synthesisjobs" or plural == "ensemblerouters":
-            fresh = ctx.kube.get(
-                f"{GROUP}/{VERSION}", KINDS[plural][0], raw["metadata"]["namespace"], raw["metadata"]["name"]
-            )
-            if fresh is None or fresh["metadata"].get("deletionTimestamp"):
-                return Outcome()
-            raw = fresh  # the newest status: a queued driver must not act on what an earlier one already wrote
-        return KINDS[plural][2](ctx, raw)
+def reconcile_object(ctx: OperatorContext, plural: str, namespace: str, name: str) -> Outcome:
+    """One reconcile at a time per object, whichever driver asked, on the newest copy (a queued driver must
+    not act on what an earlier one already wrote). A transient error is recorded and retried."""
+    kind, _label, reconcile = KINDS[plural]
+    with _lock(plural, namespace, name):
+        fresh = ctx.kube.get(f"{GROUP}/{VERSION}", kind, namespace, name)
+        if fresh is None or fresh["metadata"].get("deletionTimestamp"):
+            return Outcome()
+        started = time.perf_counter()
+        try:
+            outcome = reconcile(ctx, fresh)
+        except Exception as error:  # transient by elimination: permanent errors are Stalled in the status
+            ERRORS.labels(kind, type(error).__name__).inc()
+            RECONCILES.labels(kind, "error").inc()
+            transient_failure(ctx, fresh, error, (f"{GROUP}/{VERSION}", kind))
+            return Outcome(waiting_for=f"a retry after {type(error).__name__}: {error}", retry=True)
+        finally:
+            DURATION.labels(kind).observe(time.perf_counter() - started)
+        RECONCILES.labels(kind, "waiting" if outcome.waiting else "done").inc()
+        return outcome
 
 
 def _on_change(plural: str) -> Callable[..., None]:
-    def handler(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-        try:
-            outcome = _run(memo, plural, body)
-        except InvalidSpec as error:
-            raise kopf.PermanentError(f"invalid spec: {error}") from error
+    def handler(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
+        metadata = body["metadata"]
+        outcome = reconcile_object(memo.ctx, plural, metadata["namespace"], metadata["name"])
         if outcome.waiting:
-            raise kopf.TemporaryError(f"waiting for {outcome.waiting_for}", delay=outcome.delay)
-
-    return handler
-
-
-def _on_timer(plural: str) -> Callable[..., None]:
-    def handler(body: kopf.Body, memo: kopf.Memo, logger: Any, **_: Any) -> None:
-        try:
-            _run(memo, plural, body)
-        except InvalidSpec:
-            logger.debug("invalid spec; reported in status")
+            delay = min(MAX_BACKOFF_SECONDS, 2.0 * 2**retry) if outcome.retry else outcome.delay
+            raise kopf.TemporaryError(f"waiting for {outcome.waiting_for}", delay=delay)
 
     return handler
 
 
 def _on_delete(plural: str) -> Callable[..., None]:
-    def handler(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-        """Free GPUs first: the model Deployments go before garbage collection gets to the rest."""
-        delete_backends(memo.ctx, Owner.of(plain(body)))
+    def handler(body: kopf.Body, **_: Any) -> None:
+        """Optional (no finalizer): the garbage collector removes the children; only our lock goes here."""
         metadata = body["metadata"]
         with _locks_guard:
             _locks.pop((plural, metadata["namespace"], metadata["name"]), None)
@@ -98,24 +106,54 @@ for _plural in KINDS:
     kopf.on.create(GROUP, VERSION, _plural, id="reconcile")(_on_change(_plural))
     kopf.on.update(GROUP, VERSION, _plural, id="reconcile", field="spec")(_on_change(_plural))
     kopf.on.resume(GROUP, VERSION, _plural, id="reconcile")(_on_change(_plural))
-    kopf.timer(GROUP, VERSION, _plural, id="resync", interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)(
-        _on_timer(_plural)
-    )
-    kopf.on.delete(GROUP, VERSION, _plural, id="release")(_on_delete(_plural))
+    kopf.on.delete(GROUP, VERSION, _plural, id="release", optional=True)(_on_delete(_plural))
 
 
-def _child_changed(body: kopf.Body, memo: kopf.Memo, logger: Any, **_: Any) -> None:
+def reconcile_coalesced(ctx: OperatorContext, plural: str, namespace: str, name: str) -> None:
+    """`reconcile_object`, unless one for the same object is already waiting to run."""
+    key = (plural, namespace, name)
+    with _locks_guard:
+        if key in _queued:
+            return
+        _queued.add(key)
+    lock = _lock(*key)
+    with lock:
+        with _locks_guard:
+            _queued.discard(key)
+        reconcile_object(ctx, plural, namespace, name)
+
+
+def _child_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """A Deployment, Job or pod of ours changed: reconcile the resource it belongs to."""
     labels = body["metadata"].get("labels") or {}
     namespace = body["metadata"].get("namespace")
-    for plural, (kind, label, _reconcile) in KINDS.items():
+    for plural, (_kind, label, _reconcile) in KINDS.items():
         parent = labels.get(label)
         if parent and namespace:
-            try:
-                _run(memo, plural, {"metadata": {"namespace": namespace, "name": parent}})
-            except InvalidSpec:
-                logger.debug(f"{kind} {parent}: invalid spec; reported in status")
+            reconcile_coalesced(memo.ctx, plural, namespace, parent)
 
 
 for _resource in (("apps", "v1", "deployments"), ("batch", "v1", "jobs"), ("v1", "pods")):
     kopf.on.event(*_resource, id="child", labels={LABEL_MANAGED_BY: MANAGED_BY})(_child_changed)
+
+
+def resync_once(ctx: OperatorContext, namespaces: list[str]) -> None:
+    """Reconcile every resource once (deadlines and TTLs pass without any event) and count them per phase."""
+    for plural, (kind, _label, _reconcile) in KINDS.items():
+        items = [
+            item
+            for namespace in namespaces or [None]
+            for item in ctx.kube.list(f"{GROUP}/{VERSION}", kind, namespace, {})  # type: ignore[arg-type]
+        ]
+        record_phases(kind, items)
+        for item in items:
+            reconcile_coalesced(ctx, plural, item["metadata"]["namespace"], item["metadata"]["name"])
+
+
+async def resync_forever(ctx: OperatorContext, namespaces: list[str], interval: float = RESYNC_SECONDS) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await asyncio.to_thread(resync_once, ctx, namespaces)
+        except Exception as error:  # the API server may be away for a while; the next round tries again
+            ERRORS.labels("resync", type(error).__name__).inc()

@@ -16,6 +16,9 @@ from quorum.handlers.context import OperatorContext
 from quorum.handlers.kube import Kube, load_config
 
 FINALIZER = "quorum.dev/finalizer"
+"""kopf's finalizer name, should a handler ever need one. None does: children are garbage-collected through
+their owner references, so no Quorum resource carries a finalizer and deletion works without the operator;
+kopf removes this finalizer from objects an older operator version put it on."""
 
 
 @dataclass
@@ -67,7 +70,7 @@ async def run_operator(
     options: OperatorOptions, stop_flag: threading.Event | asyncio.Event | None = None, ready_flag: Any = None
 ) -> None:
     """Run until `stop_flag` is set (or forever)."""
-    import quorum.handlers.register  # noqa: F401  (registers the handlers)
+    from quorum.handlers.register import resync_forever  # importing registers the handlers
 
     registry = kopf.get_default_registry()
     kube = Kube(load_config(options.kubeconfig))
@@ -83,16 +86,23 @@ async def run_operator(
     if not getattr(registry, "_quorum_login", False):
         kopf.on.login(registry=registry)(make_login(options))
         registry._quorum_login = True  # type: ignore[attr-defined]
-    await kopf.operator(
-        registry=registry,
-        settings=settings,
-        memo=kopf.Memo(ctx=ctx),
-        standalone=options.peering is None,
-        peering_name=options.peering,
-        priority=options.priority,
-        liveness_endpoint=options.liveness,
-        clusterwide=not options.namespaces,
-        namespaces=options.namespaces,
-        stop_flag=stop_flag,
-        ready_flag=ready_flag,
+    operator = asyncio.create_task(
+        kopf.operator(
+            registry=registry,
+            settings=settings,
+            memo=kopf.Memo(ctx=ctx),
+            standalone=options.peering is None,
+            peering_name=options.peering,
+            priority=options.priority,
+            liveness_endpoint=options.liveness,
+            clusterwide=not options.namespaces,
+            namespaces=options.namespaces,
+            stop_flag=stop_flag,
+            ready_flag=ready_flag,
+        )
     )
+    resync = asyncio.create_task(resync_forever(ctx, options.namespaces))
+    try:
+        await operator
+    finally:
+        resync.cancel()

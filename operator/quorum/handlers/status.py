@@ -9,10 +9,6 @@ from quorum.handlers.conditions import Cond, merge_conditions, now_rfc3339
 from quorum.handlers.context import OperatorContext
 
 
-class InvalidSpec(Exception):
-    """The spec slipped past the schema but cannot be run; the handler turns it into a PermanentError."""
-
-
 def write_status(
     ctx: OperatorContext, body: dict[str, Any], status: dict[str, Any], conds: list[Cond], api: tuple[str, str]
 ) -> None:
@@ -27,6 +23,8 @@ def write_status(
     namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
     ctx.kube.patch_status(*api, namespace, name, status)
     for transition in transitions:
-        warning = (transition.type == "Failed" and transition.status == "True") or transition.type == "Degraded"
+        warning = (transition.type in ("Failed", "Stalled") and transition.status == "True") or (
+            transition.type == "Degraded"
+        )
         message = f"{transition.type}={transition.status}" + (f": {transition.message}" if transition.message else "")
         ctx.post_event(body, "Warning" if warning else "Normal", transition.reason or transition.type, message)

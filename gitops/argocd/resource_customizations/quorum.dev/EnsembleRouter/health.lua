@@ -35,6 +35,14 @@ if generation ~= nil and (status.observedGeneration == nil or status.observedGen
   return hs
 end
 
+-- kstatus: a permanent error (a spec that cannot run, a child the API server refused) stops all progress.
+local stalled = condition(status.conditions, "Stalled")
+if stalled ~= nil and stalled.status == "True" then
+  hs.status = "Degraded"
+  hs.message = detail(stalled, "Stalled")
+  return hs
+end
+
 -- Degraded covers both a router that serves with some backends down and one whose calibration failed.
 local degraded = condition(status.conditions, "Degraded")
 if degraded ~= nil and degraded.status == "True" then
