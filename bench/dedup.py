@@ -30,26 +30,10 @@ THRESHOLD = 0.9
 SHARD_ROWS = 125_000
 
 
-def planted(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Vectors, the rows planted as exact copies, and those planted as near copies (of earlier, unplanted rows)."""
-    rng = np.random.default_rng(seed)
-    vectors = rng.standard_normal((n, DIMENSION), dtype=np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    rows = rng.choice(np.arange(n // 10, n), size=n // 50, replace=False)
-    exact, near = np.sort(rows[: len(rows) // 2]), np.sort(rows[len(rows) // 2 :])
-    planted_rows = np.zeros(n, dtype=bool)
-    planted_rows[rows] = True
-    originals = np.flatnonzero(~planted_rows)
-    for group, similar in ((exact, False), (near, True)):
-        sources = originals[(rng.random(len(group)) * np.searchsorted(originals, group)).astype(np.int64)]
-        vectors[group] = vectors[sources]
-        if similar:
-            cosine = rng.uniform(0.91, 0.99, size=(len(group), 1)).astype(np.float32)
-            noise = rng.standard_normal((len(group), DIMENSION), dtype=np.float32)
-            noise -= (noise * vectors[group]).sum(axis=1, keepdims=True) * vectors[group]
-            noise /= np.linalg.norm(noise, axis=1, keepdims=True)
-            vectors[group] = cosine * vectors[group] + np.sqrt(1 - cosine**2) * noise
-    return vectors, exact, near
+def planted(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    from quorum.gra.testing import planted_duplicates
+
+    return planted_duplicates(n, DIMENSION, exact_share=0.01, near_share=0.01)
 
 
 def write_shards(vectors: np.ndarray, directory: Path) -> list[Path]:

@@ -8,24 +8,12 @@ from pathlib import Path
 import numpy as np
 
 from quorum.gra.dedup import DedupIndex, Vectors
+from quorum.gra.testing import planted_duplicates
 
 
 def _planted(n: int, dimension: int = 384, seed: int = 7) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Random unit vectors with 1% exact and 2% near copies (cosine 0.91–0.99) of earlier, unplanted rows."""
-    rng = np.random.default_rng(seed)
-    vectors = rng.standard_normal((n, dimension), dtype=np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    rows = rng.choice(np.arange(n // 10, n), size=3 * n // 100, replace=False)
-    exact, near = np.sort(rows[: n // 100]), np.sort(rows[n // 100 :])
-    originals = np.setdiff1d(np.arange(n), rows)
-    for group in (exact, near):
-        vectors[group] = vectors[originals[(rng.random(len(group)) * np.searchsorted(originals, group)).astype(int)]]
-    cosine = rng.uniform(0.91, 0.99, size=(len(near), 1)).astype(np.float32)
-    noise = rng.standard_normal((len(near), dimension), dtype=np.float32)
-    noise -= (noise * vectors[near]).sum(axis=1, keepdims=True) * vectors[near]
-    noise /= np.linalg.norm(noise, axis=1, keepdims=True)
-    vectors[near] = cosine * vectors[near] + np.sqrt(1 - cosine**2) * noise
-    return vectors, exact, near
+    """1% exact and 2% near copies (cosine 0.91–0.99) of earlier, unplanted rows."""
+    return planted_duplicates(n, dimension, exact_share=0.01, near_share=0.02, seed=seed)
 
 
 def _dropped(index: DedupIndex, vectors: np.ndarray | Vectors, batch: int = 2048) -> np.ndarray:
