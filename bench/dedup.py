@@ -118,8 +118,17 @@ def worker(method: str, directory: Path, argument: int | None) -> None:
         dropped = ours(paths, argument) if method == "ours" else exact(paths, argument or 0)
         scored, seconds = np.ones(len(dropped), dtype=bool), time.perf_counter() - started
     np.save(directory / f"dropped-{method}.npy", np.stack([dropped, scored]))
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = peak_rss_mb()
     print(json.dumps({"seconds": seconds, "peakMB": peak, "load": os.getloadavg()[0]}))
+
+
+def peak_rss_mb() -> float:
+    """This process's own high-water mark (VmHWM). Not ru_maxrss: Linux carries the parent's mark across the
+    fork and exec that start the worker, which made every worker report the data generator's peak."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def run_worker(method: str, directory: Path, argument: int | None = None) -> tuple[dict, np.ndarray, np.ndarray]:
