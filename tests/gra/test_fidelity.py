@@ -84,5 +84,9 @@ def test_the_run_stops_at_exactly_target_after_cross_shard_dedup(seed_dir: Path)
 
 def test_an_empty_kept_set_takes_the_embedding_dimension_from_the_model(seed_dir: Path) -> None:
     spec = make_spec("http://127.0.0.1:9", POOL, review={"reviewers": 2}, postprocess={"dedup": {"enabled": True}})
-    matrix = _dedup_across_shards(GraConfig.from_spec(spec, base_dir=seed_dir), [], {}, lambda: 768)
+
+    class WideEmbedder:  # a model of another width than the packaged MiniLM's 384
+        dimension = 768
+
+    matrix = _dedup_across_shards(GraConfig.from_spec(spec, base_dir=seed_dir), [], {}, WideEmbedder())
     assert isinstance(matrix, np.ndarray) and matrix.shape == (0, 768)

@@ -59,8 +59,7 @@ def merge_shards(
         raise ShardsIncomplete(f"shards not finished: {', '.join(map(str, missing))}")
 
     records, vectors, shard_info, round_seconds = _collect(stores)
-    dimension = lambda: (embedder or shared_embedder(spec.postprocess.dedup.embedding_model)).dimension  # noqa: E731
-    kept_vectors = _dedup_across_shards(config, records, vectors, dimension)
+    kept_vectors = _dedup_across_shards(config, records, vectors, embedder)
     kept_vectors = _trim_to_target(config, records, kept_vectors)
     entries = [entry for store in stores for entry in store.read_digests()]
     failures = _call_failures(entries)
@@ -130,15 +129,18 @@ def _collect(
 
 
 def _dedup_across_shards(
-    config: GraConfig, records: list[dict[str, Any]], vectors: dict[str, np.ndarray], dimension: Any
+    config: GraConfig, records: list[dict[str, Any]], vectors: dict[str, np.ndarray], embedder: Embedder | None
 ) -> np.ndarray | None:
     """Kept samples against each other across shards; `dimension()` (the embedder's) sizes an empty set."""
     dedup = config.spec.postprocess.dedup
     if not dedup.enabled:
         return None
     kept = [r for r in records if is_kept(r)]
-    if not kept:
-        return np.zeros((0, dimension()), dtype=np.float32)
+    if not kept or not vectors:  # the dimension is the model's, whatever it is
+        dimension = len(next(iter(vectors.values()))) if vectors else None
+        if dimension is None:
+            dimension = (embedder or shared_embedder(dedup.embedding_model)).dimension
+        return np.zeros((0, dimension), dtype=np.float32)
     matrix = np.stack([vectors[r["id"]] for r in kept])
     if DedupScope.ACCEPTED not in dedup.against:
         return matrix

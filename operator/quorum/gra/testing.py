@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from quorum.gra import prompts
 from quorum.llm.simulated import SimReply, SimRequest
 
@@ -139,3 +141,30 @@ def _json(value: dict[str, Any]) -> SimReply:
 
 default_responder = GraScript(duplicate_every=0)
 """For `python -m quorum.llm.simulated --responder quorum.gra.testing:default_responder` (the benchmark)."""
+
+
+def planted_duplicates(
+    n: int, dimension: int = 384, exact_share: float = 0.01, near_share: float = 0.01, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Dedup ground truth: isotropic random unit vectors (nearly orthogonal, the hardest case for clustering)
+    with exact copies and near copies (cosine 0.91–0.99) of earlier, unplanted rows. Returns the vectors and the
+    rows planted as exact and as near copies: exactly those must be dropped."""
+    rng = np.random.default_rng(seed)
+    vectors = rng.standard_normal((n, dimension), dtype=np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    exact_count, near_count = int(n * exact_share), int(n * near_share)
+    rows = rng.choice(np.arange(n // 10, n), size=exact_count + near_count, replace=False)
+    exact, near = np.sort(rows[:exact_count]), np.sort(rows[exact_count:])
+    planted = np.zeros(n, dtype=bool)
+    planted[rows] = True
+    originals = np.flatnonzero(~planted)
+    for group, similar in ((exact, False), (near, True)):
+        sources = originals[(rng.random(len(group)) * np.searchsorted(originals, group)).astype(np.int64)]
+        vectors[group] = vectors[sources]
+        if similar:
+            cosine = rng.uniform(0.91, 0.99, size=(len(group), 1)).astype(np.float32)
+            noise = rng.standard_normal((len(group), dimension), dtype=np.float32)
+            noise -= (noise * vectors[group]).sum(axis=1, keepdims=True) * vectors[group]
+            noise /= np.linalg.norm(noise, axis=1, keepdims=True)
+            vectors[group] = cosine * vectors[group] + np.sqrt(1 - cosine**2) * noise
+    return vectors, exact, near
