@@ -80,3 +80,13 @@ def test_a_duplicate_names_its_earlier_neighbour() -> None:
     decisions = DedupIndex(64, 0.9).admit(vectors, [f"s{i}" for i in range(20)])
     kept, match = decisions[1]
     assert not kept and match.label == "s0" and match.similarity >= 0.999
+
+
+def test_an_empty_batch_decides_nothing_and_leaves_the_index_as_it_was() -> None:
+    """A round where nothing passed the gate hands dedup a (0, d) matrix: the `make demo` crash of round 2."""
+    index = DedupIndex(64, 0.9)
+    vectors, _, _ = _planted(10, dimension=64)
+    index.admit(vectors, [str(i) for i in range(10)])
+    assert index.admit(np.zeros((0, 64), dtype=np.float32), []) == []
+    assert index.nearest(np.zeros((0, 64), dtype=np.float32)) == []
+    assert len(index) == len(index.labels) == 10

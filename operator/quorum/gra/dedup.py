@@ -95,7 +95,9 @@ class Vectors:
         if isinstance(data, Vectors):
             return data
         array = np.asarray(data)
-        return cls([array.reshape(len(array), -1) if array.ndim == 2 or len(array) else array.reshape(0, 0)])
+        if array.ndim != 2:  # an (n, d) matrix stays as it is, an empty one (0, d) included
+            array = array.reshape(len(array), -1) if len(array) else array.reshape(0, 0)
+        return cls([array])
 
     def __len__(self) -> int:
         return int(self.offsets[-1])
