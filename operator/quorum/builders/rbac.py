@@ -17,15 +17,16 @@ from quorum.builders.meta import Owner
 CHILD_VERBS = ["get", "list", "watch", "create", "update", "patch", "delete"]
 
 OPERATOR_RULES: list[dict[str, Any]] = [
-    # The custom resources: read and watch them, patch metadata (finalizer, kopf's progress annotations).
+    # The custom resources: read and watch them, patch metadata (finalizer, kopf's progress annotations). A
+    # shared Model is read by its consumers' reconciles and lists them in its status; never created or deleted.
     {
         "apiGroups": [GROUP],
-        "resources": ["synthesisjobs", "ensemblerouters"],
+        "resources": ["synthesisjobs", "ensemblerouters", "models"],
         "verbs": ["get", "list", "watch", "patch", "update"],
     },
     {
         "apiGroups": [GROUP],
-        "resources": ["synthesisjobs/status", "ensemblerouters/status"],
+        "resources": ["synthesisjobs/status", "ensemblerouters/status", "models/status"],
         "verbs": ["get", "patch", "update"],
     },
     # The children, applied server-side and garbage-collected through owner references.
