@@ -58,7 +58,7 @@ def resolve_endpoints(owner: Owner, models: list[Any]) -> list[ResolvedEndpoint]
     """Service DNS names for served models, the given URL for external ones."""
     resolved = []
     for entry in models:
-        if getattr(entry, "model_ref", None) is not None:
+        if entry.endpoint is None and getattr(entry, "model_ref", None) is not None:
             raise ValueError(f"model {entry.name!r}: modelRef {entry.model_ref.name!r} was not resolved to its Model")
         if entry.endpoint is not None:
             endpoint = entry.endpoint

@@ -77,9 +77,10 @@ def observe_models(ctx: OperatorContext, namespace: str, spec: ConsumerSpec) -> 
 def resolve(
     kind: str, name: str, spec: ConsumerSpec, models: dict[str, dict[str, Any]], namespace: str, *, needed: bool = True
 ) -> Resolution:
-    """Each `modelRef` entry becomes an endpoint entry (the Model's Service URL and served model name) with
-    the per-pod concurrency its Model granted this consumer, so every builder treats it like an external
-    server: no Deployment of the consumer's own, nothing for the consumer's cleanup to delete. A consumer that
+    """Each `modelRef` entry gets the endpoint of its Model (the Service URL and served model name) and the
+    per-pod concurrency its Model granted this consumer, so every builder treats it like an external server:
+    no Deployment of the consumer's own, nothing for the consumer's cleanup to delete. (The entry keeps its
+    `modelRef`; the pods' configs are rebuilt from the endpoints, so they never carry both.) A consumer that
     no longer needs its Models (a finished job) is never Stalled by one that went away."""
     missing, waiting, ready, entries = [], [], {}, []
     for entry in spec.models:
@@ -90,7 +91,7 @@ def resolve(
         body = models.get(ref.name)
         if body is None and not needed:
             endpoint = Endpoint(url=model_url(namespace, ref.name), model=ref.name)
-            entries.append(entry.model_copy(update={"model_ref": None, "endpoint": endpoint}))
+            entries.append(entry.model_copy(update={"endpoint": endpoint}))
             continue
         if body is None:
             missing.append(ref.name)
@@ -106,7 +107,7 @@ def resolve(
         served = ModelSpec.model_validate(body.get("spec") or {}).model
         granted = int((grant or {}).get("granted") or 1)
         endpoint = Endpoint(url=model_url(namespace, ref.name), model=served)
-        update = {"model_ref": None, "endpoint": endpoint, "max_concurrency": per_pod(granted, consumer_pods(spec))}
+        update = {"endpoint": endpoint, "max_concurrency": per_pod(granted, consumer_pods(spec))}
         entries.append(entry.model_copy(update=update))
     resolved = spec.model_copy(update={"models": entries}) if not missing else spec
     return Resolution(resolved, missing, waiting, ready)
