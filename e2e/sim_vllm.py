@@ -10,11 +10,10 @@ The vLLM flags that only concern GPUs (tensor parallelism, memory, context lengt
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from collections.abc import Sequence
 
-from quorum.llm.simulated import SimulatedBackend, load_responder
+from quorum.llm.simulated import SimulatedBackend, load_responder, serve_forever
 
 
 def parse(argv: Sequence[str]) -> tuple[argparse.Namespace, argparse.Namespace]:
@@ -42,13 +41,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         record=False,
         max_running=own.max_running,
     )
-
-    async def serve() -> None:
-        await backend.start()
-        print(backend.base_url, flush=True)
-        await asyncio.Event().wait()
-
-    asyncio.run(serve())
+    serve_forever(backend)
 
 
 if __name__ == "__main__":

@@ -8,8 +8,7 @@ import jsonschema
 import pytest
 import yaml
 
-from quorum.api import EnsembleRouter, SynthesisJob, parse_resource
-from quorum.api.resources import Model
+from quorum.api import EnsembleRouter, Model, SynthesisJob, parse_resource
 from quorum.api.crd import crd_for
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").rglob("*.yaml"))

@@ -294,6 +294,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         record=False,
     )
 
+    serve_forever(backend)
+
+
+def serve_forever(backend: SimulatedBackend) -> None:
+    """Serve until killed, printing the base URL once listening (what a launcher waits for)."""
+
     async def serve() -> None:
         await backend.start()
         print(backend.base_url, flush=True)
