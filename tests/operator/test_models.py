@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import json
 from typing import Any
 
 import httpx
@@ -203,3 +204,33 @@ def test_a_model_entry_sets_exactly_one_of_model_endpoint_and_model_ref():
         SynthesisJobSpec.model_validate(sjob_spec(models=[both]))
     with pytest.raises(ValidationError, match="only to models that this resource deploys"):
         SynthesisJobSpec.model_validate(sjob_spec(models=[{"name": "q", "modelRef": {"name": "x"}, "vllm": {}}]))
+
+
+def test_three_consumers_of_three_models_need_nine_gpu_deployments_inline_and_three_shared():
+    """The issue's figure, from the builders: inline, each consumer deploys each model; shared, the Models do."""
+    from quorum.api.ensemble import EnsembleRouterSpec
+    from quorum.builders.ensemble import router_children
+    from quorum.builders.model import model_manifests
+    from quorum.builders.synthesis import synthesis_children
+    from quorum.handlers.shared_models import resolve
+    from tests.operator.plan_fixtures import ENSR_OWNER, SJOB_OWNER, ensr_spec
+
+    names = ("alpha", "beta", "gamma")
+    inline = [{"name": n, "model": f"org/{n}"} for n in names]
+    shared = [{"name": n, "modelRef": {"name": n}} for n in names]
+
+    def gpu_deployments(manifests: list[dict[str, Any]]) -> int:
+        return sum(m["kind"] == "Deployment" and "nvidia.com/gpu" in json.dumps(m) for m in manifests)
+
+    def consumers(models: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        specs = [SynthesisJobSpec.model_validate(sjob_spec(models=models)) for _ in range(2)]
+        router = EnsembleRouterSpec.model_validate(ensr_spec(models=models))
+        if models is shared:
+            bodies = {n: model_body(n, {"consumers": []}, model=n) for n in names}
+            specs = [resolve("SynthesisJob", "sj", s, bodies, "ns").spec for s in specs]
+            router = resolve("EnsembleRouter", "er", router, bodies, "ns").spec
+        return [m for s in specs for m in synthesis_children(SJOB_OWNER, s)] + router_children(ENSR_OWNER, router)
+
+    assert gpu_deployments(consumers(inline)) == 9
+    models = [m for n in names for m in model_manifests(model_owner("ns", n), ModelSpec(model=n), 1)]
+    assert gpu_deployments(consumers(shared)) == 0 and gpu_deployments(models) == 3
