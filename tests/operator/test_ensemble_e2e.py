@@ -100,6 +100,8 @@ def test_ensemble_router_calibrates_in_a_pod_and_its_router_pod_answers_the_open
     assert ready["backendsReady"] == "2/2"
     assert calibration["checksum"] == json.loads(artifact["data"]["artifact.json"])["checksum"] == summary["checksum"]
     assert calibration["questions"] == len(BY_QUESTION) and calibration["clusters"] >= 2
+    sizes = calibration["clusterSizes"]  # calibration.minClusterSize (10) merged the small k-means clusters
+    assert 10 <= sizes["min"] <= sizes["median"] <= sizes["max"] and sizes == summary["clusterSizes"]
     # alpha is strong on arithmetic and weak on trivia, beta the reverse: routing per cluster beats either.
     assert summary["modelAccuracy"]["alpha"] == pytest.approx(sum(ACCURACY["alpha"].values()) / 4, abs=0.15)
     assert calibration["routedAccuracy"] > calibration["bestSingleAccuracy"]

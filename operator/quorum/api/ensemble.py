@@ -51,6 +51,9 @@ class TaskSpec(ApiModel):
     """Answer kind: math (boxed/normalized), multiple-choice (letters), code (tests), open (most central)."""
     choices: str = Field(default="ABCD", pattern=r"^[A-Z]{2,26}$")
     """Letters a multiple-choice answer may take."""
+    last_number_fallback: bool = False
+    """Math: a reply with no `\\boxed{}`, no "answer is"/"Answer:" and no bare answer votes with its last
+    number (for datasets whose replies end with a plain number); off, such a reply does not vote."""
 
 
 class CalibrationFields(ApiModel):
@@ -100,9 +103,13 @@ class Calibration(ApiModel):
         return tasks
 
     clusters: int = Field(default=64, ge=1, le=1024)
-    """k of k-means (the paper: good for 14–140, overfits beyond ~200)."""
-    samples: int = Field(default=5, ge=1, le=64)
-    """Samples per model and question when scoring (self-consistency)."""
+    """k of k-means (the paper: good for 14–140, overfits beyond ~200); an upper bound once
+    `minClusterSize` merges small clusters."""
+    min_cluster_size: int = Field(default=10, ge=1, le=100000)
+    """Clusters with fewer calibration questions are merged into the nearest one (so a set of 1–2k questions
+    still routes queries to their specialists; 1 keeps every k-means cluster)."""
+    samples: int = Field(default=10, ge=1, le=64)
+    """Samples per model and question when scoring (self-consistency; the paper: 10)."""
     temperature: float = Field(default=0.7, ge=0.0, le=2.0)
     """Sampling temperature while scoring."""
     max_tokens: int = Field(default=1024, ge=16, le=131072)
@@ -252,6 +259,17 @@ class EnsembleRouterSpec(ApiModel):
     )
 
 
+class ClusterSizes(ApiModel):
+    """The distribution of calibration questions over the task map's clusters."""
+
+    min: int = 0
+    """Smallest cluster."""
+    median: float = 0.0
+    """Median cluster."""
+    max: int = 0
+    """Largest cluster."""
+
+
 class CalibrationStatus(ApiModel):
     """The current calibration artifact and its held-out evaluation."""
 
@@ -263,8 +281,10 @@ class CalibrationStatus(ApiModel):
     """Clusters in the task map."""
     questions: int = 0
     """Calibration questions used."""
+    cluster_sizes: ClusterSizes | None = None
+    """Calibration questions per cluster."""
     routed_accuracy: float | None = None
-    """Held-out accuracy of the routed ensemble."""
+    """Held-out accuracy of the routed ensemble, served through the router's own code at `voting.samples`."""
     best_single_accuracy: float | None = None
     """Held-out accuracy of the best single model."""
     oracle_accuracy: float | None = None

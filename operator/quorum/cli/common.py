@@ -19,6 +19,22 @@ T = TypeVar("T", bound=Resource)
 ManifestArg = typer.Argument(..., exists=True, dir_okay=False, readable=True, help="Manifest (YAML) to read.")
 
 
+ManifestFile = typer.Argument(None, exists=True, dir_okay=False, readable=True, help="EnsembleRouter manifest (YAML).")
+ConfigAlias = typer.Option(
+    None, "--config", exists=True, dir_okay=False, readable=True, hidden=True, help="Old spelling of FILE."
+)
+
+
+def manifest_path(file: Path | None, config: Path | None) -> Path:
+    """The manifest given as the positional FILE or through the hidden `--config` alias (pods still use it)."""
+    if file is not None and config is not None and file != config:
+        fail(f"give the manifest once: FILE ({file}) or --config ({config}), not both")
+    path = file or config
+    if path is None:
+        fail("missing argument FILE: the manifest to read")
+    return path
+
+
 def fail(message: str, code: int = 1) -> NoReturn:
     console.print(f"[red]error:[/red] {message}", soft_wrap=True)  # never wrapped: one error, one line
     raise typer.Exit(code)

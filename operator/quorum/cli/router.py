@@ -14,10 +14,12 @@ import typer
 
 from quorum.api.ensemble import EnsembleRouterSpec
 from quorum.api.resources import EnsembleRouter
-from quorum.cli.common import console, fail, read_resource
+from quorum.cli.common import ConfigAlias, ManifestFile, console, fail, manifest_path, read_resource
 from quorum.llm import ModelEndpoint
 
-app = typer.Typer(help="Calibrate and serve the Avengers router of an EnsembleRouter.", no_args_is_help=True)
+app = typer.Typer(
+    help="Calibrate, choose the pool of, and serve the Avengers router of an EnsembleRouter.", no_args_is_help=True
+)
 
 ARTIFACT_DIR_ENV = "QUORUM_ARTIFACT_DIR"
 EMBED_THREADS_ENV = "QUORUM_EMBED_THREADS"
@@ -70,7 +72,8 @@ def _endpoints(resource: EnsembleRouter, overrides: dict[str, str], local: bool)
 
 @app.command()
 def calibrate(
-    config: Path = typer.Option(..., "--config", exists=True, dir_okay=False, help="EnsembleRouter manifest."),
+    file: Path | None = ManifestFile,
+    config: Path | None = ConfigAlias,
     out: Path = typer.Option(..., "--out", help="Directory for the calibration artifact bundle."),
     backend: list[str] = typer.Option([], "--backend", help="NAME=URL: base URL (with /v1) for a model."),
     pvc_root: Path | None = typer.Option(
@@ -82,13 +85,16 @@ def calibrate(
         help="Serve models without an endpoint with the packaged tiny model (default: local outside a cluster).",
     ),
 ) -> None:
-    """Embed, cluster and score every model on the calibration set; evaluate on the held-out split."""
+    """Embed, cluster and score every model on the calibration set; serve the held-out split through the
+    router's own code to measure it; write the artifact and the calibration report (report.md, report.png)."""
     from quorum.locations import UnsupportedUri
     from quorum.routing.artifact import save_artifact
     from quorum.routing.calibrate import calibrate as run_calibration
     from quorum.routing.dataset import DatasetError, load_dataset
     from quorum.routing.embedding import shared_embedder
+    from quorum.routing.report import write_report
 
+    config = manifest_path(file, config)
     resource = read_resource(config, EnsembleRouter)
     spec = resource.spec
     if local is None:
@@ -107,10 +113,13 @@ def calibrate(
 
         artifact = asyncio.run(run_calibration(spec, endpoints, items, embedder, progress=progress))
     path = save_artifact(artifact, out)
+    report = write_report(artifact, out)
     summary = {
         "artifact": str(path),
+        "report": str(report),
         "checksum": artifact.checksum,
         "clusters": artifact.task_map.clusters,
+        "clusterSizes": artifact.calibration.get("clusterSizes"),
         "questions": len(items),
         "failedCalls": artifact.calibration["failedCalls"],
         "evaluation": artifact.evaluation.get("overall", {}),
@@ -118,9 +127,42 @@ def calibrate(
     typer.echo(json.dumps(summary, indent=2))
 
 
+@app.command("select-models")
+def select_models(
+    file: Path | None = ManifestFile,
+    config: Path | None = ConfigAlias,
+    artifact: Path = typer.Option(..., "--artifact", help="Calibration bundle directory."),
+    keep: int = typer.Option(..., "--keep", min=1, help="Pool size |M| to keep."),
+) -> None:
+    """The paper's pool selection: s(m) = Σ_clusters 1/rank(m) over the artifact's task map; keep the top N."""
+    from quorum.routing.artifact import ArtifactError, load_artifact
+    from quorum.routing.taskmap import select_pool
+
+    config = manifest_path(file, config)
+    spec = read_resource(config, EnsembleRouter).spec
+    try:
+        task_map = load_artifact(artifact).task_map
+    except ArtifactError as error:
+        fail(str(error))
+    unknown = sorted(set(task_map.models) - {m.name for m in spec.models})
+    if unknown:
+        fail(f"--artifact {artifact} scores models the manifest does not list: {', '.join(unknown)}")
+    if keep > len(task_map.models):
+        fail(f"--keep {keep} exceeds the {len(task_map.models)} calibrated models")
+    scores, kept = select_pool(task_map, keep)
+    width = max(len(m) for m in scores)
+    typer.echo(f"{'model':<{width}}  {'s(m)':>8}  {'top-1 clusters':>14}  kept")
+    firsts = [task_map.ranking(c)[0] for c in range(task_map.clusters)]
+    for model, score in scores.items():
+        mark = "yes" if model in kept else ""
+        typer.echo(f"{model:<{width}}  {score:>8.3f}  {firsts.count(model):>14}  {mark}")
+    typer.echo(f"kept pool ({keep} of {len(scores)}): {', '.join(kept)}")
+
+
 @app.command()
 def serve(
-    config: Path = typer.Option(..., "--config", exists=True, dir_okay=False, help="EnsembleRouter manifest."),
+    file: Path | None = ManifestFile,
+    config: Path | None = ConfigAlias,
     artifact: Path | None = typer.Option(
         None, "--artifact", help=f"Calibration bundle directory (default ${ARTIFACT_DIR_ENV} when set)."
     ),
@@ -147,6 +189,7 @@ def serve(
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per backend call otherwise
+    config = manifest_path(file, config)
     resource = read_resource(config, EnsembleRouter)
     spec = resource.spec
     directory = artifact or (Path(os.environ[ARTIFACT_DIR_ENV]) if os.environ.get(ARTIFACT_DIR_ENV) else None)

@@ -229,6 +229,7 @@ def serve(
         "checksum": summary.get("checksum", ""),
         "clusters": int(summary.get("clusters") or 0),
         "questions": int(summary.get("questions") or 0),
+        "clusterSizes": summary.get("clusterSizes"),
         "routedAccuracy": summary.get("routedAccuracy"),
         "bestSingleAccuracy": summary.get("bestSingleAccuracy"),
         "oracleAccuracy": summary.get("oracleAccuracy"),

@@ -1,9 +1,12 @@
 """Offline calibration: sample every model on every question, grade, embed, cluster, score, evaluate.
 
 Every model answers both splits once (`calibration.samples` samples per question); the calibration split
-builds the task map and the held-out split measures it, so evaluation costs no extra model calls. A call that
-fails after its retries is counted per model in the artifact and scores 0 for that question (never dropped
-silently).
+builds the task map, and the held-out split gives each model's accuracy and the per-question oracle. The
+routed figure is measured differently: every held-out question goes through `RouterEngine.answer`, the code
+`quorum router serve` runs, at `voting.samples` with the spec's strategy and `routing.modelsSelected`, so the
+published `routedAccuracy` is the accuracy of what is served. That costs held-out × voting.samples ×
+selected-models calls more. A call that fails after its retries is counted per model in the artifact and
+scores 0 for that question (never dropped silently).
 """
 
 from __future__ import annotations
@@ -20,9 +23,10 @@ from quorum.api.ensemble import EnsembleRouterSpec, VotingStrategy
 from quorum.llm import CallFailed, ChatClient, ClientPool, ModelEndpoint, RetryPolicy
 from quorum.routing.artifact import Artifact
 from quorum.routing.dataset import CalibrationItem, fingerprint, split
-from quorum.routing.embedding import Embedder
+from quorum.routing.embedding import Embedder, EmbeddingBatcher
+from quorum.routing.engine import BackendRejected, ChatRequest, NoBackendAvailable, RouterEngine
 from quorum.routing.strategy import decide, make_samples
-from quorum.routing.taskmap import TaskMap, build_task_map, cluster_accuracy
+from quorum.routing.taskmap import TaskMap, build_task_map, cluster_accuracy, size_distribution
 from quorum.routing.tasks import TaskRule, rule_for, task_rules
 
 Progress = Callable[[int, int], None]
@@ -114,39 +118,66 @@ async def answer_all(
     )
 
 
-def evaluate(
+EVALUATION_CONCURRENCY = 32
+"""Held-out questions served at once during evaluation (each fans out to voting.samples backend calls)."""
+
+
+def evaluation_seed(calibration_seed: int, position: int) -> int:
+    """The client seed of the `position`-th held-out question: the published figure can be replayed exactly."""
+    return calibration_seed * 100_003 + position
+
+
+async def served_correctness(
     spec: EnsembleRouterSpec,
-    task_map: TaskMap,
+    artifact: Artifact,
+    endpoints: Sequence[ModelEndpoint],
     items: Sequence[CalibrationItem],
     vectors: np.ndarray,
-    answers: dict[str, ModelAnswers],
-    indices: Sequence[int],
     rules: dict[str, TaskRule],
-) -> dict[str, Any]:
-    """Held-out accuracy per task and overall: routed ensemble, each model, the best single model, the oracle."""
-    models = task_map.models
-    rows: list[dict[str, Any]] = []
-    for i in indices:
-        item = items[i]
-        rule = rule_for(rules, item.task)
-        route = task_map.route(
-            vectors[i],
-            blended=spec.routing.clusters_blended,
-            beta=spec.routing.beta,
-            select=max(spec.routing.models_selected, 2 if spec.voting.strategy is VotingStrategy.MODEL_SWITCH else 1),
-            available=models,
+    embedder: Embedder,
+) -> list[float | None]:
+    """Each item asked through the serving path (`RouterEngine.answer`) and its returned text graded; None
+    where the router could not serve it (every backend failed: the request's 503 or 400).
+
+    The embedder picks the most central sample of open and code answers, as it does when serving; routing
+    uses the vectors calibration computed already."""
+    batcher = EmbeddingBatcher(embedder)
+    engine = RouterEngine("calibration", spec, endpoints, artifact=artifact, batcher=batcher, require_artifact=False)
+    gate = asyncio.Semaphore(EVALUATION_CONCURRENCY)
+
+    async def one(position: int, item: CalibrationItem) -> float | None:
+        request = ChatRequest(
+            messages=[{"role": "user", "content": item.question}],
+            max_tokens=spec.calibration.max_tokens,
+            seed=evaluation_seed(spec.calibration.seed, position),
         )
-        if rule.votes_on_strings:
-            per_model = [make_samples(m, r, answers[m].texts[i] or [], rule) for r, m in enumerate(route.models)]
-            if any(per_model):
-                decision = decide(spec.voting.strategy, per_model, rule, switch_threshold=spec.voting.switch_threshold)
-                routed = float(decision.answer is not None and decision.answer == rule.reference_key(item.answer))
-            else:
-                routed = 0.0
-        else:
-            routed = float(answers[route.models[0]].scores[i])
-        per = {m: float(answers[m].scores[i]) for m in models}
-        rows.append({"task": item.task, "routed": routed, "models": per, "oracle": max(per.values())})
+        async with gate:
+            try:
+                answer = await engine.answer(request, vector=vectors[position])
+            except (NoBackendAvailable, BackendRejected):
+                return None
+        return float(await rule_for(rules, item.task).grade(answer.choices[0][0], item.answer, item.tests))
+
+    try:
+        return list(await asyncio.gather(*(one(p, item) for p, item in enumerate(items))))
+    finally:
+        await engine.aclose()
+
+
+def summarize_evaluation(
+    strategy: VotingStrategy,
+    models: Sequence[str],
+    tasks: Sequence[str],
+    routed: Sequence[float],
+    per_model: dict[str, np.ndarray],
+) -> dict[str, Any]:
+    """Held-out accuracy per task and overall: routed (served), each model, the best single model, the oracle."""
+    rows = [
+        {"task": task, "routed": routed[q], "models": {m: float(per_model[m][q]) for m in models}}
+        for q, task in enumerate(tasks)
+    ]
+    for row in rows:
+        row["oracle"] = max(row["models"].values())
 
     def summarize(selected: list[dict[str, Any]]) -> dict[str, Any]:
         if not selected:
@@ -165,7 +196,32 @@ def evaluate(
     for summary in [overall, *per_task.values()]:
         if best is not None and summary.get("questions"):
             summary["bestSingle"] = {"model": best, "accuracy": summary["models"][best]}
-    return {"strategy": spec.voting.strategy.value, "overall": overall, "tasks": per_task}
+    return {"strategy": strategy.value, "overall": overall, "tasks": per_task}
+
+
+async def evaluate(
+    spec: EnsembleRouterSpec,
+    artifact: Artifact,
+    endpoints: Sequence[ModelEndpoint],
+    items: Sequence[CalibrationItem],
+    vectors: np.ndarray,
+    answers: dict[str, ModelAnswers],
+    indices: Sequence[int],
+    rules: dict[str, TaskRule],
+    embedder: Embedder,
+) -> dict[str, Any]:
+    """The held-out evaluation: routed accuracy served through the engine, per-model accuracy from the
+    calibration samples (self-consistency over `calibration.samples`), and the oracle over models."""
+    held_out = [items[i] for i in indices]
+    served = await served_correctness(spec, artifact, endpoints, held_out, vectors[list(indices)], rules, embedder)
+    routed = [0.0 if score is None else score for score in served]  # an unserved question counts as wrong
+    models = artifact.task_map.models
+    per_model = {m: answers[m].scores[list(indices)] for m in models}
+    evaluation = summarize_evaluation(spec.voting.strategy, models, [i.task for i in held_out], routed, per_model)
+    evaluation["unservedQuestions"] = sum(score is None for score in served)
+    evaluation["servedSamples"] = spec.voting.samples
+    evaluation["modelsSelected"] = spec.routing.models_selected
+    return evaluation
 
 
 def endpoints_policy(spec: EnsembleRouterSpec) -> RetryPolicy:
@@ -206,9 +262,9 @@ async def calibrate(
         clusters=cal.clusters,
         seed=cal.seed,
         shrinkage=cal.shrinkage,
+        min_cluster_size=cal.min_cluster_size,
     )
-    evaluation = evaluate(spec, task_map, items, vectors, answers, held_out_idx, rules)
-    return Artifact(
+    artifact = Artifact(
         task_map=task_map,
         embedder=embedder.model_id,
         dimension=embedder.dimension,
@@ -217,18 +273,23 @@ async def calibrate(
         shrinkage=cal.shrinkage,
         dataset_fingerprint=fingerprint(list(items)),
         created=datetime.now(UTC).isoformat(timespec="seconds"),
-        tasks={r.name: {"kind": r.kind.value, "choices": r.choices} for r in rules.values()},
-        evaluation=evaluation,
+        tasks={r.name: r.describe() for r in rules.values()},
         calibration={
             "questions": len(items),
             "calibrationQuestions": len(calibration_idx),
             "heldOutQuestions": len(held_out_idx),
             "samples": cal.samples,
+            "minClusterSize": cal.min_cluster_size,
+            "clusterSizes": size_distribution(task_map.cluster_sizes),
             "failedCalls": {m: answers[m].failures for m in models},
         },
         scores=scores[calibration_idx],
         assignments=assignments,
     )
+    artifact.evaluation = await evaluate(
+        spec, artifact, endpoints, items, vectors, answers, held_out_idx, rules, embedder
+    )
+    return artifact
 
 
 async def add_models(

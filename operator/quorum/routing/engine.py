@@ -7,19 +7,24 @@ Robustness rules, each pinned by a test:
 - a circuit breaker per backend keeps routes away from dead models;
 - a vote counts when at least `voting.quorum` of the samples came back; otherwise the next-ranked model is
   asked, and when every model falls short the best partial vote is used rather than failing the request.
+
+One serving path: `quorum router serve` and calibration's held-out evaluation both call `RouterEngine.answer`,
+so the `routedAccuracy` an artifact publishes is the accuracy of this code at `voting.samples`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from quorum.api.ensemble import EnsembleRouterSpec, TaskKind, VotingStrategy
+from quorum.api.ensemble import EnsembleRouterSpec, VotingStrategy
 from quorum.llm import CallFailed, ChatClient, Completion, ModelEndpoint, RetryPolicy
 from quorum.llm.client import new_http_client
 from quorum.routing.artifact import Artifact
@@ -55,6 +60,29 @@ class ChatRequest:
     n: int = 1
     task: str | None = None
     """Task name that selects the answer extractor; by default the routed cluster's dominant task."""
+    request_id: str | None = None
+    """Derives the per-sample seeds when the client sent no `seed` (a fresh id per request by default)."""
+
+
+SEED_RANGE = 2**31
+"""Per-sample seeds stay below 2³¹: every OpenAI-compatible server (vLLM, llama.cpp) takes them."""
+
+
+def sample_seeds(base: int | str, model: str, count: int) -> list[int]:
+    """`count` distinct seeds for one model's samples, derived from the client's seed (or a request id).
+
+    Why: passing the client's seed unchanged to n sample calls makes a seeded backend return one answer n
+    times, and self-consistency then votes over copies. Derived seeds keep a seeded request reproducible
+    while its samples stay independent."""
+    seeds: list[int] = []
+    counter = 0
+    while len(seeds) < count:
+        digest = hashlib.sha256(f"{base}|{model}|{counter}".encode()).digest()
+        seed = int.from_bytes(digest[:8], "big") % SEED_RANGE
+        if seed not in seeds:
+            seeds.append(seed)
+        counter += 1
+    return seeds
 
 
 @dataclass
@@ -114,17 +142,13 @@ class RouterEngine:
         self._requests = asyncio.Semaphore(settings.max_concurrency)
         self.rules = {t.name: TaskRule.from_spec(t) for t in spec.calibration.tasks}
         if artifact is not None:
-            for task, rule in artifact.tasks.items():
-                self.rules.setdefault(task, TaskRule(task, TaskKind(rule["kind"]), rule.get("choices", "ABCD")))
+            for task, description in artifact.tasks.items():
+                self.rules.setdefault(task, TaskRule.described(task, description))
 
     async def aclose(self) -> None:
         await self._http.aclose()
         if self.batcher is not None:
             await self.batcher.aclose()
-
-    @property
-    def needs_embedding(self) -> bool:
-        return self.artifact is not None and len(self.models) > 1
 
     def healthy(self) -> list[str]:
         available = [m for m in self.models if self.breakers[m].available()]
@@ -132,28 +156,48 @@ class RouterEngine:
             self.metrics.backend_available.labels(model).set(1 if model in available else 0)
         return available
 
-    async def route(self, request: ChatRequest) -> tuple[list[str], int | None]:
-        """Healthy models best first for this request, and the nearest cluster (None without a task map)."""
-        healthy = self.healthy()
+    def _routes_by_embedding(self, request: ChatRequest, vector: np.ndarray | None) -> bool:
+        """A task map routes the pool; for a pinned model it still finds the task (and so the extractor),
+        which costs one embedding unless the request names its task."""
+        if self.artifact is None or (vector is None and self.batcher is None):
+            return False
         if request.model in self.clients:
-            if request.model not in healthy:
-                raise NoBackendAvailable(f"model {request.model!r} is unavailable (circuit open)")
-            return [request.model], None
+            return request.task is None
+        return len(self.models) > 1
+
+    async def route(self, request: ChatRequest, vector: np.ndarray | None = None) -> tuple[list[str], int | None]:
+        """Healthy models best first for this request, and the nearest cluster (None without a task map).
+
+        `vector` is the query's embedding when the caller has it already (calibration's evaluation)."""
+        healthy = self.healthy()
+        pinned = request.model in self.clients
+        if pinned and request.model not in healthy:
+            raise NoBackendAvailable(f"model {request.model!r} is unavailable (circuit open)")
         if not healthy:
             raise NoBackendAvailable("no backend is available: every model's circuit is open")
-        if not self.needs_embedding or self.batcher is None or self.artifact is None:
-            return healthy, None
-        started = time.perf_counter()
-        vector = await self.batcher.embed(conversation_text(request.messages))
-        route = self.artifact.task_map.route(
-            vector,
-            blended=self.spec.routing.clusters_blended,
-            beta=self.spec.routing.beta,
-            select=len(healthy),
-            available=healthy,
-        )
-        self.metrics.routing_seconds.observe(time.perf_counter() - started)
-        return route.models, route.cluster
+        order, cluster = healthy, None
+        if self._routes_by_embedding(request, vector) and self.artifact is not None:
+            started = time.perf_counter()
+            if vector is None and self.batcher is not None:
+                vector = await self.batcher.embed(conversation_text(request.messages))
+            route = self.artifact.task_map.route(
+                vector,
+                blended=self.spec.routing.clusters_blended,
+                beta=self.spec.routing.beta,
+                select=len(healthy),
+                available=healthy,
+            )
+            self.metrics.routing_seconds.observe(time.perf_counter() - started)
+            order, cluster = route.models, route.cluster
+        return ([request.model] if pinned else order), cluster
+
+    def selected_count(self, request: ChatRequest, strategy: VotingStrategy) -> int:
+        """How many models vote: `routing.modelsSelected` (at least 2 for model-switch, 1 for a pinned model
+        or strategy single). Healthy models ranked below them are fallbacks only."""
+        if request.model in self.clients or strategy is VotingStrategy.SINGLE:
+            return 1
+        floor = 2 if strategy is VotingStrategy.MODEL_SWITCH else 1
+        return max(self.spec.routing.models_selected, floor)
 
     def rule(self, request: ChatRequest, cluster: int | None) -> TaskRule:
         task = request.task
@@ -168,41 +212,50 @@ class RouterEngine:
             return max(1, request.n)  # greedy samples are identical: voting is moot
         return max(self.spec.voting.samples, request.n)
 
-    async def answer(self, request: ChatRequest) -> RoutedAnswer:
+    async def answer(self, request: ChatRequest, *, vector: np.ndarray | None = None) -> RoutedAnswer:
+        """The one serving path (the HTTP router and calibration's held-out evaluation both call it)."""
         async with self._requests:
             self.metrics.in_flight.inc()
             try:
-                return await self._answer(request)
+                return await self._answer(request, vector)
             finally:
                 self.metrics.in_flight.dec()
 
-    async def _answer(self, request: ChatRequest) -> RoutedAnswer:
-        order, cluster = await self.route(request)
+    async def _answer(self, request: ChatRequest, vector: np.ndarray | None) -> RoutedAnswer:
+        order, cluster = await self.route(request, vector)
         strategy = self.spec.voting.strategy
-        if len(order) == 1 and strategy is VotingStrategy.MODEL_SWITCH:
+        wanted = min(self.selected_count(request, strategy), len(order))
+        if wanted == 1 and strategy is VotingStrategy.MODEL_SWITCH:
             strategy = VotingStrategy.SELF_CONSISTENCY
         rule = self.rule(request, cluster)
         count = self._sample_count(request, strategy)
         needed = max(1, int(np.ceil(self.spec.voting.quorum * count)))
         fan_out = asyncio.Semaphore(self.spec.router.max_fan_out)
+        base = request.seed if request.seed is not None else (request.request_id or uuid.uuid4().hex)
         gathered: list[_ModelSamples] = []
         fallbacks: list[str] = []
         rejections: list[CallFailed] = []
-        wanted = 2 if strategy is VotingStrategy.MODEL_SWITCH else 1
         remaining = list(order)
         while remaining and len([g for g in gathered if len(g.completions) >= needed]) < wanted:
-            model = remaining.pop(0)
-            result = await self._sample(model, request, count, fan_out)
-            rejections.extend(e for e in result.errors if e.status in CLIENT_ERROR_STATUSES)
-            if len(result.completions) >= needed:
-                gathered.append(result)
-                if strategy is VotingStrategy.MODEL_SWITCH and len(gathered) == 1 and self._first_stands(result, rule):
-                    break
-            else:
-                fallbacks.append(model)
-                self.metrics.fallbacks.labels(model).inc()
-                if result.completions:
-                    gathered.append(result)  # kept as a last resort, ranked after full votes
+            full_so_far = len([g for g in gathered if len(g.completions) >= needed])
+            # model-switch asks the runner-up only when the first model's majority is weak
+            size = 1 if strategy is VotingStrategy.MODEL_SWITCH and full_so_far == 0 else wanted - full_so_far
+            batch, remaining = remaining[:size], remaining[size:]
+            results = await asyncio.gather(
+                *(self._sample(m, request, sample_seeds(base, m, count), fan_out) for m in batch)
+            )
+            for model, result in zip(batch, results, strict=True):
+                rejections.extend(e for e in result.errors if e.status in CLIENT_ERROR_STATUSES)
+                if len(result.completions) >= needed:
+                    gathered.append(result)
+                else:
+                    fallbacks.append(model)
+                    self.metrics.fallbacks.labels(model).inc()
+                    if result.completions:
+                        gathered.append(result)  # kept as a last resort, ranked after full votes
+            full = [g for g in gathered if len(g.completions) >= needed]
+            if strategy is VotingStrategy.MODEL_SWITCH and len(full) == 1 and self._first_stands(full[0], rule):
+                break
         full = [g for g in gathered if len(g.completions) >= needed]
         chosen = full or sorted(gathered, key=lambda g: -len(g.completions))[:1]
         if not chosen:
@@ -261,13 +314,15 @@ class RouterEngine:
             task=rule.name,
         )
 
-    async def _sample(self, model: str, request: ChatRequest, count: int, fan_out: asyncio.Semaphore) -> _ModelSamples:
-        """`count` single-sample calls in parallel (a failed sample then costs one vote, not all of them)."""
+    async def _sample(
+        self, model: str, request: ChatRequest, seeds: list[int], fan_out: asyncio.Semaphore
+    ) -> _ModelSamples:
+        """One single-sample call per seed, in parallel (a failed sample then costs one vote, not all of them)."""
         client = self.clients[model]
         breaker = self.breakers[model]
         temperature = request.temperature if request.temperature is not None else self.spec.voting.temperature
 
-        async def one() -> Completion | CallFailed:
+        async def one(seed: int) -> Completion | CallFailed:
             async with fan_out:
                 if not breaker.acquire():
                     return CallFailed(model, "CircuitOpen", "circuit open", 0)
@@ -278,7 +333,7 @@ class RouterEngine:
                         max_tokens=request.max_tokens,
                         stop=request.stop,
                         top_p=request.top_p,
-                        seed=request.seed,
+                        seed=seed,
                     )
                 except CallFailed as error:
                     if error.status in CLIENT_ERROR_STATUSES:
@@ -294,7 +349,7 @@ class RouterEngine:
                 self.metrics.backend_latency.labels(model).observe(completion.latency_s)
                 return completion
 
-        results = await asyncio.gather(*(one() for _ in range(count)))
+        results = await asyncio.gather(*(one(seed) for seed in seeds))
         return _ModelSamples(
             model=model,
             completions=[r for r in results if isinstance(r, Completion)],

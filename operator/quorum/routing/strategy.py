@@ -41,8 +41,9 @@ def decide(
 ) -> Decision:
     """`per_model[i]` holds the samples of the i-th selected model (best first); at least one must be non-empty.
 
-    model-switch: the first model's majority stands when its share of that model's samples reaches the
-    threshold; otherwise all selected models vote together."""
+    self-consistency: every selected model's samples vote together (with `routing.modelsSelected: 1`, the top
+    model's alone); model-switch: the first model's majority stands when its share of that model's samples
+    reaches the threshold, otherwise all selected models vote together. Ties go to the higher-ranked model."""
     available = [list(samples) for samples in per_model if samples]
     if not available:
         raise ValueError("no samples to decide from")
@@ -51,5 +52,7 @@ def decide(
         share = first.counts.get(first.answer, 0) / len(available[0]) if first.answer else 0.0
         if share >= switch_threshold or not rule.votes_on_strings:
             return first
+        return _pick([s for samples in available for s in samples], rule, embed)
+    if strategy is VotingStrategy.SELF_CONSISTENCY:
         return _pick([s for samples in available for s in samples], rule, embed)
     return _pick(available[0], rule, embed)

@@ -34,6 +34,38 @@ def kmeans_centres(vectors: np.ndarray, clusters: int, seed: int, iterations: in
     return normalize_rows(kmeans.centroids)
 
 
+def merge_small_clusters(vectors: np.ndarray, centres: np.ndarray, min_size: int) -> np.ndarray:
+    """Merge the smallest cluster into the one whose centre is nearest until every cluster holds `min_size`
+    calibration questions (or one cluster is left); the merged centre is its members' normalized mean.
+
+    Why: with K=64 on a calibration set of 1–2k questions many clusters hold a handful of questions, and
+    shrinkage then ranks them by global accuracy, so their queries miss the specialist. Sizes are counted by
+    nearest-centre assignment, the rule routing uses online."""
+    vectors = normalize_rows(np.ascontiguousarray(vectors, dtype=np.float32))
+    centres = normalize_rows(np.asarray(centres, dtype=np.float32))
+    while len(centres) > 1:
+        assignments = assign(vectors, centres)
+        sizes = np.bincount(assignments, minlength=len(centres))
+        small = int(np.argmin(sizes))
+        if sizes[small] >= min_size:
+            break
+        similarity = centres @ centres[small]
+        similarity[small] = -np.inf
+        target = int(np.argmax(similarity))
+        members = (assignments == small) | (assignments == target)
+        if members.any():
+            centres[target] = normalize_rows(vectors[members].mean(axis=0, keepdims=True))[0]
+        centres = np.delete(centres, small, axis=0)
+    return centres
+
+
+def size_distribution(sizes: Sequence[int]) -> dict[str, float]:
+    """Smallest, median and largest cluster (calibration questions per cluster), for status and the report."""
+    if not sizes:
+        return {"min": 0, "median": 0, "max": 0}
+    return {"min": int(min(sizes)), "median": float(np.median(sizes)), "max": int(max(sizes))}
+
+
 def assign(vectors: np.ndarray, centres: np.ndarray) -> np.ndarray:
     """Nearest centre by cosine for each (normalized) vector."""
     return np.argmax(vectors @ centres.T, axis=1)
@@ -132,6 +164,18 @@ class TaskMap:
         )
 
 
+def select_pool(task_map: TaskMap, keep: int) -> tuple[dict[str, float], list[str]]:
+    """The paper's pool selection: s(m) = Σ_clusters 1/rank_c(m) (rank 1 = best), highest first; keep the top
+    `keep`. Ties by global accuracy, then name (the ranking's own tie-break)."""
+    scores = dict.fromkeys(task_map.models, 0.0)
+    for cluster in range(task_map.clusters):
+        for rank, model in enumerate(task_map.ranking(cluster), start=1):
+            scores[model] += 1.0 / rank
+    global_by_name = dict(zip(task_map.models, task_map.global_accuracy.tolist(), strict=True))
+    order = sorted(scores, key=lambda m: (-round(scores[m], 9), -global_by_name[m], m))
+    return {m: scores[m] for m in order}, order[:keep]
+
+
 def build_task_map(
     vectors: np.ndarray,
     scores: np.ndarray,
@@ -141,11 +185,13 @@ def build_task_map(
     clusters: int,
     seed: int,
     shrinkage: float,
+    min_cluster_size: int = 1,
     centres: np.ndarray | None = None,
 ) -> tuple[TaskMap, np.ndarray]:
-    """Cluster (unless `centres` are given: adding a model re-scores without re-clustering) and score."""
+    """Cluster (unless `centres` are given: adding a model re-scores without re-clustering), merge clusters
+    below `min_cluster_size`, and score."""
     if centres is None:
-        centres = kmeans_centres(vectors, clusters, seed)
+        centres = merge_small_clusters(vectors, kmeans_centres(vectors, clusters, seed), min_cluster_size)
     assignments = assign(vectors, centres)
     k = centres.shape[0]
     accuracy, global_accuracy = cluster_accuracy(assignments, scores, k, shrinkage)

@@ -16,10 +16,25 @@ class TaskRule:
     name: str
     kind: TaskKind = TaskKind.OPEN
     choices: str = "ABCD"
+    last_number_fallback: bool = False
+    """Math replies without an answer marker vote with their last number (off: they do not vote)."""
 
     @classmethod
     def from_spec(cls, spec: TaskSpec) -> TaskRule:
-        return cls(name=spec.name, kind=spec.kind, choices=spec.choices)
+        return cls(spec.name, spec.kind, spec.choices, spec.last_number_fallback)
+
+    def describe(self) -> dict[str, str | bool]:
+        """What the artifact records so a router without the task list still extracts the same way."""
+        return {"kind": self.kind.value, "choices": self.choices, "lastNumberFallback": self.last_number_fallback}
+
+    @classmethod
+    def described(cls, name: str, description: dict[str, str | bool]) -> TaskRule:
+        return cls(
+            name,
+            TaskKind(str(description["kind"])),
+            str(description.get("choices", "ABCD")),
+            bool(description.get("lastNumberFallback", False)),
+        )
 
     @property
     def votes_on_strings(self) -> bool:
@@ -28,7 +43,7 @@ class TaskRule:
 
     def extract(self, text: str) -> str | None:
         if self.kind is TaskKind.MATH:
-            return extract_math(text)
+            return extract_math(text, last_number_fallback=self.last_number_fallback)
         if self.kind is TaskKind.MULTIPLE_CHOICE:
             return extract_choice(text, self.choices)
         if self.kind is TaskKind.CODE:
@@ -39,7 +54,7 @@ class TaskRule:
     def reference_key(self, reference: str) -> str | None:
         """The reference answer in the same normalized form as extracted answers."""
         if self.kind is TaskKind.MATH:
-            return normalize_math(reference) or extract_math(reference)
+            return normalize_math(reference) or extract_math(reference, last_number_fallback=True)
         if self.kind is TaskKind.MULTIPLE_CHOICE:
             return extract_choice(reference, self.choices)
         return normalize_open(reference) or None

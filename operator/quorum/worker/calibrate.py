@@ -19,6 +19,7 @@ from kubernetes import client
 
 from quorum.api.resources import EnsembleRouter, load_one
 from quorum.routing.artifact import Artifact
+from quorum.routing.taskmap import size_distribution
 from quorum.worker.kube import pod_api_client
 from quorum.worker.podfs import pod_path
 
@@ -33,6 +34,7 @@ def summary_of(artifact: Artifact, questions: int) -> dict[str, Any]:
     return {
         "checksum": artifact.checksum,
         "clusters": artifact.task_map.clusters,
+        "clusterSizes": size_distribution(artifact.task_map.cluster_sizes),
         "questions": questions,
         "heldOut": int(overall.get("questions") or 0),
         "routedAccuracy": overall.get("routed"),
