@@ -143,11 +143,22 @@ def test_two_synthesis_jobs_and_a_router_share_three_model_deployments_which_sca
         for name in ("sj-a", "sj-b"):
             manifest = json.loads((results / name / "manifest.json").read_text())
             assert manifest["counts"]["accepted"] > 0
-        client = openai.OpenAI(base_url=f"{vllm_runner.find('ens-router').url(8000)}/v1", api_key=TOKEN, max_retries=0)
         arithmetic = next(q for q in questions() if q["topic"] == "arithmetic")
-        reply = client.chat.completions.create(
-            model="ens", messages=[{"role": "user", "content": arithmetic["question"]}]
-        )
+
+        def routed_answer() -> Any:
+            """The router rolls to its new share of the Models as the jobs finish; ask a pod that serves."""
+            serving = [r for r in vllm_runner.runs.values() if r.name.startswith("ens-router") and r.ready]
+            live = [r for r in serving if r.exit_code is None]
+            if not live:
+                return None
+            client = openai.OpenAI(base_url=f"{live[-1].url(8000)}/v1", api_key=TOKEN, max_retries=0)
+            try:
+                messages = [{"role": "user", "content": arithmetic["question"]}]
+                return client.chat.completions.create(model="ens", messages=messages)
+            except openai.APIConnectionError:
+                return None
+
+        reply = eventually(routed_answer, timeout=120, what="a router pod to answer")
         assert reply.choices[0].message.content.startswith("[")
         assert all(condition(ens, t)["status"] == "True" for t in ("BackendsReady", "Calibrated", "RouterReady"))
         model_pods = [r for r in vllm_runner.runs.values() if "-vllm-" in r.name]
