@@ -73,15 +73,8 @@ def _await_verdicts(api, namespace: str, admitted: dict[str, tuple[FuzzSpec, flo
                 if name in admitted and name not in verdicts and (verdict := _verdict(obj)):
                     verdicts[name] = verdict
         late = [n for n, (_, t) in admitted.items() if n not in verdicts and time.monotonic() - t > VERDICT_SECONDS]
-        assert not late, (
-            f"no Stalled and no status within {VERDICT_SECONDS}s: "
-            + "; ".join(
-                f"{admitted[n][0].id}: {(api.get(API_VERSION, admitted[n][0].document['kind'], namespace, n) or {}).get('status')}"
-                for n in late
-            )
-            + " | "
-            + _metrics()
-        )
+        lines = [f"{admitted[n][0].id}: {_status(api, namespace, admitted[n][0])}" for n in late]
+        assert not late, f"no Stalled and no status within {VERDICT_SECONDS}s: {'; '.join(lines)} | {_metrics()}"
         time.sleep(0.3)
     return verdicts
 
