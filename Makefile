@@ -9,10 +9,11 @@ UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.cache/quorum/uv/bin/uv)
 VENV := .venv
 PY := $(VENV)/bin/python
 QUORUM := $(VENV)/bin/quorum
+GO := $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 
-.PHONY: setup python-env k8s test test-unit demo lint fmt crds cluster-up cluster-down bench clean image
+.PHONY: setup python-env k8s loadgen test test-unit demo lint fmt crds cluster-up cluster-down bench clean image
 
-setup: python-env k8s ## install everything: Python env (uv, locked) and the local Kubernetes binaries
+setup: python-env k8s loadgen ## install everything: Python env (uv, locked), the local Kubernetes binaries, the bench load generator
 
 python-env: $(VENV)/.synced
 
@@ -20,6 +21,12 @@ $(VENV)/.synced: pyproject.toml uv.lock scripts/bootstrap-uv.sh
 	@bash scripts/bootstrap-uv.sh
 	$(UV) sync --frozen --python $(PYTHON_VERSION)
 	@touch $@
+
+loadgen: .cache/bin/loadgen ## the router benchmark's backend and load generator (Go, standard library only)
+
+.cache/bin/loadgen: bench/loadgen/main.go bench/loadgen/go.mod
+	@mkdir -p .cache/bin
+	cd bench/loadgen && $(GO) build -o ../../.cache/bin/loadgen .
 
 k8s: python-env ## build (once, cached in ~/.cache/quorum/k8s) the control-plane binaries
 	$(PY) -m e2e.build

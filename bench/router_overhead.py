@@ -1,20 +1,27 @@
-"""Router overhead: added latency (p50/p99) and max throughput of Quorum's router next to vLLM's router.
+"""Router overhead: Quorum's router next to vLLM production-stack's Rust router (vllm-router), same run.
 
-Everything runs on 127.0.0.1 in separate processes: one simulated backend with a fixed latency
-(`quorum.llm.simulated`), Quorum's router in pass-through mode (one model, strategy single), Quorum's router
-with embedding routing (two models, a real task map, strategy single: one backend call per request, so the
-difference is the embed + route step), and `vllm-router` (vLLM production-stack's Rust router, round robin
-over a static worker list) in front of the same backend. Added latency = latency through a router minus
-latency straight to the backend, measured in the same run. Bounded: a fixed number of sequential requests
-and a fixed duration per throughput run.
+A compiled backend and load generator (`bench/loadgen`, Go, built by `make setup` into
+`.cache/bin/loadgen`) take Python out of the direct path: the backend answers after a fixed latency and the
+load generator keeps one keep-alive connection per client. Targets, each in front of the same backend:
 
-    python bench/router_overhead.py [--latency 0.02] [--requests 300] [--seconds 5] [--concurrency 64]
+- direct (no router), the reference every "added" figure subtracts;
+- Quorum pass-through: one model, strategy single (one sample, no vote: the body is forwarded);
+- vllm-router: round robin over a static worker list, retries off;
+- Quorum embedding-routed (unless --skip-routed): two models and a real task map, strategy single, so the
+  difference to pass-through is the embed + route step.
+
+Figures: added p50 at c=1 (sequential requests), throughput at c=256, and p99/errors with 1,000 concurrent
+connections, plus the kernel's listen-queue overflows during that run. The load average is printed beside
+every figure: on a shared machine only the ratios measured in one run mean anything.
+
+    python bench/router_overhead.py [--latency 0.02] [--requests 400] [--seconds 5] [--quorum-src DIR]
+
+`--quorum-src` runs Quorum's router from another source tree (e.g. `git archive` of main) for before/after.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import shutil
@@ -27,10 +34,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import aiohttp
 import numpy as np
 import yaml
 
+ROOT = Path(__file__).resolve().parents[1]
+LOADGEN = ROOT / ".cache" / "bin" / "loadgen"
 QUESTIONS = [
     *(f"Compute {a} + {a * 3 % 97}. Put the final number in \\boxed{{}}." for a in range(20)),
     *(f"Which city is the capital of country number {a}? A) X B) Y C) Z D) W" for a in range(20)),
@@ -43,7 +51,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_http(url: str, timeout: float = 120.0) -> None:
+def wait_http(url: str, timeout: float = 180.0) -> None:
     import httpx
 
     deadline = time.monotonic() + timeout
@@ -76,6 +84,15 @@ def process(command: list[str], ready_url: str, env: dict[str, str] | None = Non
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+def ensure_loadgen() -> Path:
+    """`make setup` builds it; a checkout without it builds it here with the machine's Go toolchain."""
+    if not LOADGEN.exists():
+        go = shutil.which("go") or "/usr/local/go/bin/go"
+        LOADGEN.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run([go, "build", "-o", str(LOADGEN), "."], cwd=ROOT / "bench" / "loadgen", check=True)
+    return LOADGEN
 
 
 def manifest(directory: Path, models: dict[str, str]) -> Path:
@@ -112,142 +129,130 @@ def build_artifact(directory: Path, models: list[str]) -> Path:
     return out
 
 
-def routing_decision_times(samples: int = 200) -> tuple[float, float]:
-    """Embed one query and route it, in-process, one at a time (what a lone request pays)."""
-    from quorum.routing.embedding import limit_torch_threads, shared_embedder
-    from quorum.routing.taskmap import build_task_map
-
-    limit_torch_threads(1)  # as the router does
-    embedder = shared_embedder("packaged")
-    vectors = embedder.encode(QUESTIONS)
-    scores = np.random.default_rng(0).random((len(QUESTIONS), 4))
-    task_map, _ = build_task_map(
-        vectors, scores, ["a", "b", "c", "d"], ["t"] * len(QUESTIONS), clusters=8, seed=1, shrinkage=5
-    )
-    timings = []
-    for i in range(samples):
-        started = time.perf_counter()
-        vector = embedder.encode([QUESTIONS[i % len(QUESTIONS)] + f" #{i}"])[0]
-        task_map.route(vector, blended=1, beta=6.0, select=1, available=task_map.models)
-        timings.append(time.perf_counter() - started)
-    return percentile(timings, 50), percentile(timings, 99)
+def listen_overflows() -> int:
+    """TcpExt ListenOverflows: connections the kernel dropped because an accept queue was full."""
+    lines = Path("/proc/net/netstat").read_text().splitlines()
+    for header, values in zip(lines[::2], lines[1::2], strict=False):
+        if header.startswith("TcpExt:"):
+            return int(dict(zip(header.split()[1:], values.split()[1:], strict=True)).get("ListenOverflows", 0))
+    return 0
 
 
-def percentile(values: list[float], q: float) -> float:
-    return float(np.percentile(np.array(values), q))
+def load(url: str, body: Path, concurrency: int, *, seconds: float = 0, requests: int = 0) -> dict[str, float]:
+    command = [str(LOADGEN), "load", "--url", url, "--body", str(body), "--concurrency", str(concurrency)]
+    command += ["--requests", str(requests)] if requests else ["--duration", f"{seconds}s"]
+    command += ["--warmup", "3" if concurrency > 1 else "20"]
+    result = json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
+    return {**result, "load": os.getloadavg()[0]}
 
 
-def body(i: int) -> dict:
-    return {"model": "sim", "messages": [{"role": "user", "content": QUESTIONS[i % len(QUESTIONS)]}], "max_tokens": 16}
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU of a process and its threads so far (0 for the direct path, which has no router)."""
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def latencies(url: str, count: int) -> list[float]:
-    async with aiohttp.ClientSession() as http:
-        for i in range(10):  # warm-up: connections, caches
-            async with http.post(url, json=body(i)) as r:
-                await r.read()
-        timings = []
-        for i in range(count):
-            started = time.perf_counter()
-            async with http.post(url, json=body(i)) as r:
-                await r.read()
-                if r.status != 200:
-                    raise RuntimeError(f"{url}: HTTP {r.status}: {await r.text()}")
-            timings.append(time.perf_counter() - started)
-        return timings
+def measure(url: str, body: Path, args: argparse.Namespace, pid: int | None = None) -> dict[str, float]:
+    sequential = load(url, body, 1, requests=args.requests)
+    cpu = cpu_seconds(pid)
+    busy = load(url, body, args.concurrency, seconds=args.seconds)
+    cpu_per_request = (cpu_seconds(pid) - cpu) / max(busy["requests"], 1)
+    overflows = listen_overflows()
+    crowd = load(url, body, args.connections, seconds=args.seconds)
+    return {
+        "p50": sequential["p50"],
+        "load_c1": sequential["load"],
+        "rps": busy["rps"],
+        "cpu_ms": cpu_per_request * 1000,
+        "errors_busy": busy["errors"],
+        "load_busy": busy["load"],
+        "crowd_p99": crowd["p99"],
+        "crowd_rps": crowd["rps"],
+        "crowd_errors": crowd["errors"],
+        "overflows": listen_overflows() - overflows,
+        "load_crowd": crowd["load"],
+    }
 
 
-async def throughput(url: str, seconds: float, concurrency: int) -> tuple[float, int]:
-    done = errors = 0
-    deadline = time.perf_counter() + seconds
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(connector=connector) as http:
+def quorum_target(quorum: str, config: Path, port: int, artifact: Path | None = None) -> list[str]:
+    command = [quorum, "router", "serve", "--config", str(config), "--port", str(port)]
+    return command + (["--artifact", str(artifact)] if artifact is not None else [])
 
-        async def worker(offset: int) -> None:
-            nonlocal done, errors
-            i = offset
-            while time.perf_counter() < deadline:
-                try:
-                    async with http.post(url, json=body(i), timeout=aiohttp.ClientTimeout(total=30)) as r:
-                        await r.read()
-                        done += r.status == 200
-                        errors += r.status != 200
-                except (TimeoutError, aiohttp.ClientError):
-                    errors += 1
-                i += concurrency
 
-        started = time.perf_counter()
-        await asyncio.gather(*(worker(k) for k in range(concurrency)))
-        return done / (time.perf_counter() - started), errors
+def report(results: dict[str, dict[str, float]], args: argparse.Namespace) -> None:
+    base = results["direct (no router)"]
+    columns = [
+        ("c=1 +p50 ms", lambda r: f"{(r['p50'] - base['p50']) * 1000:.2f}"),
+        ("load", lambda r: f"{r['load_c1']:.1f}"),
+        (f"c={args.concurrency} req/s", lambda r: f"{r['rps']:.0f}"),
+        ("CPU ms/req", lambda r: f"{r['cpu_ms']:.3f}"),
+        ("err", lambda r: f"{r['errors_busy']:.0f}"),
+        ("load", lambda r: f"{r['load_busy']:.1f}"),
+        (f"c={args.connections} p99 ms", lambda r: f"{r['crowd_p99'] * 1000:.1f}"),
+        ("req/s", lambda r: f"{r['crowd_rps']:.0f}"),
+        ("err", lambda r: f"{r['crowd_errors']:.0f}"),
+        ("overflows", lambda r: f"{r['overflows']:.0f}"),
+        ("load", lambda r: f"{r['load_crowd']:.1f}"),
+    ]
+    print("\n" + f"{'path':26}" + "".join(f" {title:>{len(title) + 1}}" for title, _ in columns))
+    for name, r in results.items():
+        print(f"{name:26}" + "".join(f" {cell(r):>{len(title) + 1}}" for title, cell in columns))
+    peer = results.get("vllm-router")
+    if peer is None:
+        return
+    print("\nratios against vllm-router in this run (added p50: lower is better; throughput: higher is better)")
+    for name in ("quorum pass-through", "quorum embedding-routed"):
+        if name in results:
+            r = results[name]
+            added, peer_added = r["p50"] - base["p50"], peer["p50"] - base["p50"]
+            print(
+                f"  {name:26} added p50 {added * 1000:.2f} ms vs {peer_added * 1000:.2f} ms, "
+                f"throughput ×{r['rps'] / max(peer['rps'], 1e-6):.2f}, "
+                f"{args.connections}-connection p99 ×{r['crowd_p99'] / max(peer['crowd_p99'], 1e-9):.2f}"
+            )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--latency", type=float, default=0.02, help="backend latency in seconds")
-    parser.add_argument("--requests", type=int, default=300, help="sequential requests per latency run")
-    parser.add_argument("--seconds", type=float, default=5.0, help="duration of each throughput run")
-    parser.add_argument("--concurrency", type=int, default=64, help="clients in the throughput runs")
+    parser.add_argument("--requests", type=int, default=400, help="sequential requests for the c=1 latency")
+    parser.add_argument("--seconds", type=float, default=5.0, help="duration of each concurrent run")
+    parser.add_argument("--concurrency", type=int, default=256, help="clients in the throughput run")
+    parser.add_argument("--connections", type=int, default=1000, help="clients in the many-connections run")
+    parser.add_argument("--skip-routed", action="store_true", help="leave out the embedding-routed target")
+    parser.add_argument("--quorum-src", type=Path, help="run Quorum's router from this source tree (PYTHONPATH)")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    sys.stdout.reconfigure(line_buffering=True)
+    ensure_loadgen()
     quorum = str(Path(sys.executable).with_name("quorum"))
     vllm_router = shutil.which("vllm-router") or str(Path(sys.executable).with_name("vllm-router"))
-
-    sys.stdout.reconfigure(line_buffering=True)
-    p50, p99 = routing_decision_times()
+    quorum_env = {"PYTHONPATH": str(args.quorum_src.resolve())} if args.quorum_src else None
     print(
-        f"conditions: {os.cpu_count()} CPUs (shared with other work; load average {os.getloadavg()[0]:.1f}), "
-        f"backend latency {args.latency * 1000:.0f} ms, {args.requests} sequential requests, "
-        f"{args.seconds:.0f} s × {args.concurrency} clients for throughput"
+        f"conditions: {os.cpu_count()} CPUs (shared; load average {os.getloadavg()[0]:.1f} at start), backend "
+        f"latency {args.latency * 1000:.0f} ms (Go), {args.requests} sequential requests, {args.seconds:.0f} s at "
+        f"c={args.concurrency} and c={args.connections}; quorum from {args.quorum_src or 'this checkout'}"
     )
-    print(
-        "routing decision (embed + route, in-process, one query at a time): "
-        f"p50 {p50 * 1000:.2f} ms, p99 {p99 * 1000:.2f} ms"
-    )
-
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
-        backend_port = free_port()
-        backend = f"http://127.0.0.1:{backend_port}"
-        sim = [
-            sys.executable,
-            "-m",
-            "quorum.llm.simulated",
-            "--latency",
-            str(args.latency),
-            "--port",
-            str(backend_port),
-        ]
+        port = free_port()
+        backend = f"http://127.0.0.1:{port}"
+        bodies = {}
+        for model in ("sim", "bench"):
+            bodies[model] = directory / f"{model}.json"
+            message = {"role": "user", "content": QUESTIONS[0]}
+            bodies[model].write_text(json.dumps({"model": model, "messages": [message], "max_tokens": 16}))
+        serve = [str(LOADGEN), "serve", "--port", str(port), "--latency", f"{args.latency * 1000:.3f}ms"]
         results: dict[str, dict[str, float]] = {}
-        with process(sim, backend + "/health"):
-            targets: dict[str, tuple[list[str], str]] = {}
+        with process(serve, backend + "/health"):
+            results["direct (no router)"] = measure(backend + "/v1/chat/completions", bodies["sim"], args)
+            print("  measured direct", flush=True)
+            targets: dict[str, tuple[list[str], str, str, dict[str, str] | None]] = {}
             single_port, routed_port, vllm_port = free_port(), free_port(), free_port()
-            targets["quorum pass-through"] = (
-                [
-                    quorum,
-                    "router",
-                    "serve",
-                    "--config",
-                    str(manifest(directory, {"solo": backend + "/v1"})),
-                    "--port",
-                    str(single_port),
-                ],
-                f"http://127.0.0.1:{single_port}",
-            )
-            two = manifest(directory, {"left": backend + "/v1", "right": backend + "/v1"})
-            targets["quorum embedding-routed"] = (
-                [
-                    quorum,
-                    "router",
-                    "serve",
-                    "--config",
-                    str(two),
-                    "--artifact",
-                    str(build_artifact(directory, ["left", "right"])),
-                    "--port",
-                    str(routed_port),
-                ],
-                f"http://127.0.0.1:{routed_port}",
-            )
+            single = manifest(directory, {"solo": backend + "/v1"})
+            targets["quorum pass-through"] = (quorum_target(quorum, single, single_port), "readyz", "bench", quorum_env)
             targets["vllm-router"] = (
                 [
                     vllm_router,
@@ -263,55 +268,34 @@ def main() -> None:
                     "warning",
                     "--disable-retries",
                 ],
-                f"http://127.0.0.1:{vllm_port}",
+                "health",
+                "sim",
+                None,
             )
-            direct = asyncio.run(latencies(backend + "/v1/chat/completions", args.requests))
-            direct_rps, _ = asyncio.run(throughput(backend + "/v1/chat/completions", args.seconds, args.concurrency))
-            results["direct (no router)"] = {
-                "p50": percentile(direct, 50),
-                "p99": percentile(direct, 99),
-                "rps": direct_rps,
-                "errors": 0,
+            if not args.skip_routed:
+                two = manifest(directory, {"left": backend + "/v1", "right": backend + "/v1"})
+                artifact = build_artifact(directory, ["left", "right"])
+                targets["quorum embedding-routed"] = (
+                    quorum_target(quorum, two, routed_port, artifact),
+                    "readyz",
+                    "bench",
+                    quorum_env,
+                )
+            ports = {
+                "quorum pass-through": single_port,
+                "vllm-router": vllm_port,
+                "quorum embedding-routed": routed_port,
             }
-            for name, (command, base) in targets.items():
-                ready = base + ("/readyz" if name.startswith("quorum") else "/health")
+            for name, (command, ready, model, env) in targets.items():
+                base = f"http://127.0.0.1:{ports[name]}"
                 try:
-                    with process(command, ready):
-                        timings = asyncio.run(latencies(base + "/v1/chat/completions", args.requests))
-                        rps, errors = asyncio.run(
-                            throughput(base + "/v1/chat/completions", args.seconds, args.concurrency)
-                        )
+                    with process(command, f"{base}/{ready}", env) as proc:
+                        results[name] = measure(base + "/v1/chat/completions", bodies[model], args, proc.pid)
                 except (RuntimeError, FileNotFoundError) as error:
                     print(f"{name}: could not run: {error}")
                     continue
                 print(f"  measured {name}", flush=True)
-                results[name] = {
-                    "p50": percentile(timings, 50),
-                    "p99": percentile(timings, 99),
-                    "rps": rps,
-                    "errors": errors,
-                }
-
-    base_p50, base_p99 = results["direct (no router)"]["p50"], results["direct (no router)"]["p99"]
-    print(f"\n{'path':28} {'p50 ms':>8} {'p99 ms':>8} {'+p50 ms':>8} {'+p99 ms':>8} {'req/s':>8} {'errors':>6}")
-    for name, r in results.items():
-        added50, added99 = (r["p50"] - base_p50) * 1000, (r["p99"] - base_p99) * 1000
-        print(
-            f"{name:28} {r['p50'] * 1000:8.2f} {r['p99'] * 1000:8.2f} {added50:8.2f} {added99:8.2f} "
-            f"{r['rps']:8.0f} {r['errors']:6d}"
-        )
-    if "vllm-router" in results:
-        v = results["vllm-router"]
-        v50, v99 = v["p50"] - base_p50, v["p99"] - base_p99
-        print("\nratios against vllm-router (added latency: lower is better; throughput: higher is better)")
-        for name in ("quorum pass-through", "quorum embedding-routed"):
-            if name in results:
-                r = results[name]
-                print(
-                    f"  {name:26} added p50 ×{(r['p50'] - base_p50) / max(v50, 1e-6):.2f}, "
-                    f"added p99 ×{(r['p99'] - base_p99) / max(v99, 1e-6):.2f}, "
-                    f"throughput ×{r['rps'] / max(v['rps'], 1e-6):.2f}"
-                )
+    report(results, args)
     print(json.dumps({k: {m: round(x, 5) for m, x in r.items()} for k, r in results.items()}))
 
 

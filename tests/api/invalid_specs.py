@@ -81,6 +81,15 @@ INVALID_SPECS: list[InvalidSpec] = [
     InvalidSpec("uppercase-model-name", SJOB, _set("spec.models.0.name", "Qwen"), "name"),
     InvalidSpec("no-adjudicator", SJOB, _no_adjudicator, "adjudication"),
     InvalidSpec("bad-seed-uri", SJOB, _set("spec.seeds.uri", "ftp://host/seeds.jsonl"), "uri"),
+    InvalidSpec("seeds-escaping-their-claim", SJOB, _set("spec.seeds.uri", "pvc://datasets/../../etc/x"), "seeds.uri"),
+    InvalidSpec("output-escaping-its-claim", SJOB, _set("spec.output.uri", "pvc://datasets/a/../../../tmp"), "uri"),
+    InvalidSpec("claim-named-dot-dot", SJOB, _set("spec.seeds.uri", "pvc://../tmp/seeds.jsonl"), "seeds.uri"),
+    InvalidSpec(
+        "endpoint-url-with-credentials",
+        SJOB,
+        _set("spec.models.3.endpoint.url", "http://user:hunter2@tulu.inference.svc:8000/v1"),
+        "url",
+    ),
     InvalidSpec(
         "decontamination-without-uri",
         SJOB,
@@ -117,6 +126,12 @@ INVALID_SPECS: list[InvalidSpec] = [
         "tensor-parallel-over-gpus", SJOB, _set("spec.models.0.vllm.tensorParallelSize", 2), "tensorParallelSize"
     ),
     InvalidSpec("duplicate-task-names", ENSR, _duplicate_task, "tasks"),
+    InvalidSpec(
+        "calibration-escaping-its-configmap",
+        ENSR,
+        _set("spec.calibration.dataset.uri", "configmap://calib/../other/key"),
+        "uri",
+    ),
     InvalidSpec(
         "autoscaling-inverted",
         ENSR,

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import pytest
 import typer
 import yaml
 
+from quorum.api.ensemble import EnsembleRouterSpec
+from quorum.builders.ensemble import router_service
+from quorum.builders.meta import Owner
 from quorum.builders.rbac import OPERATOR_CLUSTER_RULES, OPERATOR_RULES
 from quorum.cli import main
 from tests.charts.helm import OPERATOR_CHART, Helm, HelmError, find, one
@@ -34,6 +38,11 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         "operator": {"nodeSelector": {"kubernetes.io/os": "linux"}, "priorityClassName": "system-cluster-critical"},
     },
     "existing-service-account": {"serviceAccount": {"create": False, "name": "platform-quorum"}},
+    "router-dashboards-and-monitor": {
+        "dashboards": {"enabled": True, "namespace": "monitoring", "annotations": {"grafana_folder": "Quorum"}},
+        "metrics": {"routerServiceMonitor": {"enabled": True, "labels": {"release": "prometheus"}}},
+        "operator": {"watchNamespaces": ["team-a", "team-b"]},
+    },
 }
 
 
@@ -225,3 +234,56 @@ def test_operator_command_line_is_accepted_by_quorum_operator_run(
     parsed = run.make_context("run", list(container["args"][2:]))  # raises on an unknown or malformed option
     assert parsed.params["liveness"] == "http://0.0.0.0:8080/healthz"
     assert parsed.params["metrics_port"] == (9090 if name != "minimal" else None)
+
+
+def test_dashboard_config_map_carries_the_dashboard_for_the_grafana_sidecar(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
+    config_map = one(rendered["router-dashboards-and-monitor"], "ConfigMap")
+    shipped = json.loads((OPERATOR_CHART / "files" / "dashboards" / "quorum-router.json").read_text())
+    assert json.loads(config_map["data"]["quorum-router.json"]) == shipped
+    assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert config_map["metadata"]["namespace"] == "monitoring"
+    assert config_map["metadata"]["annotations"] == {"grafana_folder": "Quorum"}
+    assert find(rendered["defaults"], "ConfigMap") == []
+
+
+def test_router_service_monitor_selects_the_router_services_the_operator_builds(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
+    monitors = find(rendered["router-dashboards-and-monitor"], "ServiceMonitor")
+    (monitor,) = [m for m in monitors if m["metadata"]["name"].endswith("-routers")]
+    spec = EnsembleRouterSpec.model_validate(
+        {
+            "models": [{"name": "a", "endpoint": {"url": "http://a/v1", "model": "a"}}],
+            "calibration": {"dataset": {"uri": "file://x.jsonl"}},
+        }
+    )
+    service = router_service(Owner("EnsembleRouter", "support", "team-a", "uid-1"), spec)
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    assert [e["port"] for e in monitor["spec"]["endpoints"]] == [p["name"] for p in service["spec"]["ports"]]
+    assert monitor["spec"]["endpoints"][0]["path"] == "/metrics"
+    assert monitor["spec"]["namespaceSelector"] == {"matchNames": ["team-a", "team-b"]}
+    assert monitor["metadata"]["labels"]["release"] == "prometheus"
+    assert find(rendered["defaults"], "ServiceMonitor") == []
+
+
+def test_the_admission_policy_is_on_by_default_and_allows_only_the_pinned_images(
+    rendered: dict[str, list[dict[str, Any]]], helm: Helm
+) -> None:
+    from quorum.api.common import VLLM_IMAGE
+
+    policy = one(rendered["defaults"], "ValidatingAdmissionPolicy")
+    allowed = next(v["expression"] for v in policy["spec"]["variables"] if v["name"] == "allowedImages")
+    assert yaml.safe_load(allowed) == ["quorum-dev/quorum:0.1.0", VLLM_IMAGE]
+    binding = one(rendered["several-namespaces"], "ValidatingAdmissionPolicyBinding")
+    assert binding["spec"]["policyName"] == policy["metadata"]["name"]
+    assert binding["spec"]["matchResources"]["namespaceSelector"]["matchExpressions"][0]["values"] == [
+        "team-a",
+        "team-b",
+    ]
+    assert "matchResources" not in one(rendered["cluster-wide"], "ValidatingAdmissionPolicyBinding")["spec"]
+    off = helm.template(OPERATOR_CHART, {"admissionPolicy": {"enabled": False}})
+    assert find(off, "ValidatingAdmissionPolicy") == []
+    with pytest.raises(HelmError, match="allowedImages"):
+        helm.template(OPERATOR_CHART, {"admissionPolicy": {"allowedImages": ["x/y:latest"]}})

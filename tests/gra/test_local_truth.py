@@ -54,8 +54,8 @@ def test_an_unreachable_backend_is_named_before_anything_runs(seed_dir: Path) ->
 
 
 def test_an_output_uri_local_mode_cannot_write_is_a_clear_error(seed_dir: Path) -> None:
-    result, text = _run(write_manifest(seed_dir, "http://127.0.0.1:9/v1", output={"uri": "s3://bucket/run"}))
-    assert result.exit_code == 1 and "spec.output.uri s3://bucket/run" in text and "--out" in text
+    result, text = _run(write_manifest(seed_dir, "http://127.0.0.1:9/v1", output={"uri": "configmap://cm/run"}))
+    assert result.exit_code == 1 and "spec.output.uri configmap://cm/run" in text and "--out" in text
 
 
 def test_a_yaml_syntax_error_is_one_line_with_file_line_and_column(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""A run killed with SIGKILL mid-way resumes to exactly the dataset an uninterrupted run produces."""
+"""A run killed with SIGKILL mid-way resumes to exactly the dataset an uninterrupted run produces, with its
+output (shard journals included) on a local disk or in a real S3 server."""
 
 from __future__ import annotations
 
@@ -14,14 +15,16 @@ import pytest
 import yaml
 
 from quorum.gra import prompts
+from quorum.gra.store import read_journal
 from quorum.gra.testing import GraScript
 from quorum.llm.simulated import SimulatedBackend
+from quorum.locations import Location, as_location
 from tests.gra.conftest import make_spec
 
 POOL = ["a", "b", "c"]
 
 
-def manifest(folder: Path, url: str) -> Path:
+def manifest(folder: Path, url: str, seeds_uri: str = "file://seeds.jsonl") -> Path:
     spec = make_spec(
         url,
         POOL,
@@ -29,6 +32,7 @@ def manifest(folder: Path, url: str) -> Path:
         generation={"target": 60, "rounds": 2, "samplesPerRound": 16},
         postprocess={"dedup": {"enabled": True, "threshold": 0.9}},
         workers={"shards": 2, "parallelism": 2, "concurrencyPerModel": 2},
+        seeds={"uri": seeds_uri},
     )
     path = folder / "job.yaml"
     document = {"apiVersion": "quorum.dev/v1alpha1", "kind": "SynthesisJob", "metadata": {"name": "r"}}
@@ -36,39 +40,53 @@ def manifest(folder: Path, url: str) -> Path:
     return path
 
 
-def synth(job: Path, out: Path) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "quorum.cli.main", "synth", "run", str(job), "--local", "--out", str(out)]
+def synth(job: Path, out: Location) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "quorum.cli.main", "synth", "run", str(job), "--local", "--out", out.uri]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=job.parent)
 
 
-def journaled(out: Path) -> int:
-    lines = sum(p.read_text().count("\n") for p in out.glob("shards/*/round-*.journal.jsonl"))
-    return lines + sum(1 for _ in out.glob("shards/*/round-*/commit.json"))
+def journaled(out: Location) -> int:
+    shards = [shard for shard in (out / "shards").children("shard-*")]
+    lines = sum(len(read_journal(journal)) for shard in shards for journal in shard.children("round-*.journal"))
+    return lines + sum(
+        1 for shard in shards for folder in shard.children("round-??") if (folder / "commit.json").exists()
+    )
 
 
-def dataset(out: Path) -> list[tuple[str, str, str]]:
+def dataset(out: Location) -> list[tuple[str, str, str]]:
     rows = [json.loads(line) for line in (out / "dataset.jsonl").read_text().splitlines()]
-    return [(r["id"], r["instruction"], r["output"]) for r in rows]
+    return [(r["id"], r["messages"][0]["content"], r["messages"][1]["content"]) for r in rows]
 
 
-def rejected_ids(out: Path) -> list[str]:
+def rejected_ids(out: Location) -> list[str]:
     return sorted(json.loads(line)["id"] for line in (out / "rejected.jsonl").read_text().splitlines())
 
 
+@pytest.fixture(params=["disk", "s3"])
+def storage(request: pytest.FixtureRequest, seed_dir: Path) -> tuple[Location, str]:
+    """(output root, seeds URI): a local folder, or a prefix in the real S3 server with the seeds in it too."""
+    if request.param == "disk":
+        return as_location(seed_dir), "file://seeds.jsonl"
+    root = as_location(request.getfixturevalue("s3_uri"))
+    (root / "seeds.jsonl").write_bytes((seed_dir / "seeds.jsonl").read_bytes())
+    return root, f"{root.uri}/seeds.jsonl"
+
+
 @pytest.mark.slow
-def test_sigkill_then_resume_matches_an_uninterrupted_run(seed_dir: Path) -> None:
+def test_sigkill_then_resume_matches_an_uninterrupted_run(seed_dir: Path, storage: tuple[Location, str]) -> None:
+    root, seeds_uri = storage
     sim = SimulatedBackend(GraScript(duplicate_every=6), latency_s=0.02, models=POOL)
-    job = manifest(seed_dir, sim.start_in_thread())
+    job = manifest(seed_dir, sim.start_in_thread(), seeds_uri)
     try:
-        reference = seed_dir / "reference"
+        reference = root / "reference"
         assert synth(job, reference).wait(timeout=300) == 0
         generated_total = sum(1 for r in sim.requests if r.schema_name == prompts.GENERATE)
 
-        interrupted = seed_dir / "interrupted"
+        interrupted = root / "interrupted"
         process = synth(job, interrupted)
         deadline = time.monotonic() + 240
         while journaled(interrupted) < 8 and process.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
+            time.sleep(0.05 if interrupted.is_local else 0.2)
         assert process.poll() is None, "the run finished before it could be killed"
         os.kill(process.pid, signal.SIGKILL)
         process.wait()

@@ -12,8 +12,24 @@ from typing import Any
 import pytest
 
 from e2e.pod_runner import PodRunner, dump_runs
+from quorum.api.resources import EnsembleRouter, SynthesisJob, load_one
 from quorum.handlers.kube import Kube, load_config
 from quorum.handlers.runner import OperatorOptions, run_operator
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+@pytest.fixture
+def sjob() -> SynthesisJob:
+    """examples/synthesisjob.yaml: three served models, one external endpoint with an API key."""
+    return load_one(EXAMPLES / "synthesisjob.yaml", SynthesisJob)
+
+
+@pytest.fixture
+def ensr() -> EnsembleRouter:
+    """examples/ensemblerouter.yaml: four served models, the router token named by the user."""
+    return load_one(EXAMPLES / "ensemblerouter.yaml", EnsembleRouter)
+
 
 MANUAL_PODS = {"quorum.dev/e2e-pod-status": "manual"}
 """kwok leaves pods with this annotation alone, so the test decides their fate (see e2e/pods.py)."""

@@ -12,6 +12,7 @@ from kubernetes.client.exceptions import ApiException
 
 from quorum.api.ensemble import EnsembleRouterSpec
 from quorum.api.synthesis import SynthesisJobSpec
+from quorum.builders.credentials import with_generated_value
 from quorum.builders.meta import Owner
 from quorum.handlers import synthesis
 from quorum.handlers.context import OperatorContext
@@ -104,6 +105,11 @@ class FakeKube:
             error.body = json.dumps({"message": f'{manifest["kind"]} "{key[2]}" already exists'})
             raise error
         return self.apply(manifest)
+
+    def create_once(self, manifest: dict[str, Any]) -> None:
+        """A generated Secret: created with its value when absent, an existing one left alone (never read)."""
+        if (manifest["apiVersion"], manifest["kind"], manifest["metadata"]["name"]) not in self.objects:
+            self.apply(with_generated_value(manifest))
 
     def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         found = self.objects.get((api_version, kind, name))

@@ -7,29 +7,19 @@ from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
-import pytest
 import yaml
 
-from quorum.api.resources import EnsembleRouter, SynthesisJob, load_one
+from quorum.api.resources import EnsembleRouter, SynthesisJob
 from quorum.api.synthesis import SynthesisJobSpec, output_fingerprint
 from quorum.builders import ensemble, synthesis
 from quorum.builders.backends import api_key_env, backend_name
+from quorum.builders.credentials import model_key_ref
 from quorum.builders.meta import Owner
 from quorum.builders.rbac import OPERATOR_RULES
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 OWNER = Owner(kind="SynthesisJob", name="math-code", namespace="research", uid="uid-1")
 ROUTER_OWNER = Owner(kind="EnsembleRouter", name="team-ensemble", namespace="research", uid="uid-2")
-
-
-@pytest.fixture
-def sjob() -> SynthesisJob:
-    return load_one(EXAMPLES / "synthesisjob.yaml", SynthesisJob)
-
-
-@pytest.fixture
-def ensr() -> EnsembleRouter:
-    return load_one(EXAMPLES / "ensemblerouter.yaml", EnsembleRouter)
 
 
 def all_synthesis_manifests(job: SynthesisJob) -> list[dict[str, Any]]:
@@ -58,7 +48,12 @@ def test_synthesis_children_are_named_deterministically_and_only_for_served_mode
         ("Role", synthesis.worker_account(OWNER)),
         ("RoleBinding", synthesis.worker_account(OWNER)),
         ("ConfigMap", synthesis.config_map_name(OWNER)),
-        *{(kind, backend_name(OWNER, m)) for m in ("qwen", "llama", "mistral") for kind in ("Deployment", "Service")},
+        ("Secret", model_key_ref(OWNER).name),
+        *{
+            (kind, backend_name(OWNER, m))
+            for m in ("qwen", "llama", "mistral")
+            for kind in ("Deployment", "Service", "NetworkPolicy")
+        },
         ("Job", synthesis.workers_name(OWNER)),
         ("Job", synthesis.merge_name(OWNER)),
     }
@@ -151,7 +146,7 @@ def test_workers_job_is_indexed_with_the_spec_controls(sjob):
     pod = spec["template"]["spec"]
     assert pod["restartPolicy"] == "Never" and pod["serviceAccountName"] == synthesis.worker_account(OWNER)
     [container] = pod["containers"]
-    assert container["args"] == ["worker", "synth", "--config", "/etc/quorum/synthesisjob.yaml"]
+    assert container["args"] == ["worker", "synth", "/etc/quorum/synthesisjob.yaml"]
     [config_volume] = [v for v in pod["volumes"] if v["name"] == "config"]
     assert config_volume["configMap"]["name"] == synthesis.config_map_name(OWNER)
 
@@ -263,7 +258,8 @@ def test_worker_role_may_only_patch_the_status_of_its_own_job(sjob):
     ]
 
 
-def test_operator_rules_never_grant_wildcards_or_secrets():
+def test_operator_rules_never_grant_wildcards_or_reading_secrets():
     for rule in OPERATOR_RULES:
         assert "*" not in rule["verbs"] and "*" not in rule["resources"]
-        assert "secrets" not in rule["resources"]
+        if "secrets" in rule["resources"]:
+            assert rule["verbs"] == ["create"]  # the generated keys: created once, never read back

@@ -96,6 +96,7 @@ def test_ensemble_router_calibrates_in_a_pod_and_its_router_pod_answers_the_open
 
     assert {c["type"]: c["status"] for c in ready["conditions"]} == {
         "Ready": "True", "BackendsReady": "True", "Calibrated": "True", "RouterReady": "True", "Degraded": "False",
+        "Reconciling": "False", "Stalled": "False",
     }  # fmt: skip
     assert ready["backendsReady"] == "2/2"
     assert calibration["checksum"] == json.loads(artifact["data"]["artifact.json"])["checksum"] == summary["checksum"]

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from quorum.api.model import ModelReplicas, ModelSpec
 from quorum.api.synthesis import SynthesisJobSpec
 from quorum.builders.backends import backend_name
-from quorum.builders.model import model_owner, model_url
+from quorum.builders.model import model_key, model_owner, model_url
 from quorum.handlers import model as model_handler
 from quorum.handlers.register import reconcile_object
 from quorum.handlers.scaling import desired_replicas, split_budget, waiting_requests
@@ -118,8 +118,17 @@ def view(body: dict[str, Any], now: datetime.datetime = NOW) -> model_handler.Mo
 def test_model_plan_scales_up_for_consumers_and_splits_their_budget():
     consumers = [model_handler.Consumer("EnsembleRouter", "er", 200), model_handler.Consumer("SynthesisJob", "sj", 56)]
     plan = model_handler.plan(view(model_body(maxConcurrency=128)), model_handler.Observed(consumers=consumers))
-    deployment = plan.applies[0]
-    assert deployment["kind"] == "Deployment" and deployment["spec"]["replicas"] == 1
+    kinds = {m["kind"]: m for m in plan.applies}
+    assert sorted(kinds) == ["Deployment", "NetworkPolicy", "Secret", "Service"]
+    deployment = kinds["Deployment"]
+    assert deployment["spec"]["replicas"] == 1
+    # Only the consumers' model-calling pods (and the operator's scraper) reach the server, with the Model's key.
+    peers = kinds["NetworkPolicy"]["spec"]["ingress"][0]["from"]
+    assert [p["podSelector"]["matchLabels"] for p in peers[:2]] == [
+        {"quorum.dev/ensemblerouter": "er"},
+        {"quorum.dev/synthesisjob": "sj"},
+    ]
+    assert kinds["Secret"]["metadata"]["annotations"]["quorum.dev/create-only"] == "true"
     assert deployment["metadata"]["ownerReferences"][0]["kind"] == "Model"
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     assert (
@@ -139,12 +148,15 @@ def test_model_plan_keeps_replicas_through_idle_seconds_then_scales_to_zero():
     }
     children = {("apps/v1", "Deployment", backend_name(owner, "qwen")): deployment}
     fresh = model_handler.plan(view(model_body()), model_handler.Observed(children=children))
-    assert fresh.applies[0]["spec"]["replicas"] == 1 and fresh.status["idleSince"] == "2026-01-01T12:00:00Z"
+    assert (
+        next(m for m in fresh.applies if m["kind"] == "Deployment")["spec"]["replicas"] == 1
+        and fresh.status["idleSince"] == "2026-01-01T12:00:00Z"
+    )
     assert conditions(fresh)["Ready"][0] is True and 59 <= fresh.outcome.delay <= 60
     later = model_handler.plan(
         view(model_body(status={"idleSince": "2026-01-01T11:58:00Z"})), model_handler.Observed(children=children)
     )
-    assert later.applies[0]["spec"]["replicas"] == 0
+    assert next(m for m in later.applies if m["kind"] == "Deployment")["spec"]["replicas"] == 0
     assert conditions(later)["Ready"][:2] == (False, "ScaledToZero") and later.status["phase"] == "ScaledToZero"
     assert ("Normal", "Scaled", "replicas 1 -> 0 (0 consumers)") in later.events
 
@@ -186,6 +198,7 @@ def test_a_consumer_waits_for_its_model_then_runs_on_it_without_a_deployment_of_
     config = [m for m in kube.applied if m["kind"] == "ConfigMap"][-1]
     text = next(iter(config["data"].values()))
     assert model_url("ns", "qwen") in text and "maxConcurrency: 10" in text  # 20 granted over 2 worker pods
+    assert model_key("ns", "qwen").name in text  # the workers send the Model's generated key
 
 
 def test_model_consumers_are_the_unfinished_resources_that_reference_it():

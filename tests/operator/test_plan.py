@@ -110,7 +110,7 @@ SYNTHESIS_CASES = [
         children=READY,
         applies={WORKERS, CONFIG},
         not_applied={MERGE},
-        status={"image": NEW_IMAGE},
+        status={"image": NEW_IMAGE, "phase": "Running", "progress": "0/2 shards"},
         check=lambda p: p.status["fingerprint"] and p.status["startTime"],
     ),
     Case(

@@ -18,6 +18,7 @@ from quorum.gra.testing import GraScript
 from quorum.handlers.synthesis import COUNT_KEYS
 from quorum.llm import ModelEndpoint
 from quorum.llm.simulated import SimulatedBackend
+from quorum.locations import as_location
 from tests.operator.names import MERGE_JOB
 from tests.operator.test_synthesis_lifecycle import condition, status_of
 
@@ -107,6 +108,45 @@ def test_synthesis_job_pods_write_a_real_dataset_and_status_has_the_manifest_cou
     assert condition(done, "Ready")["status"] == "True"
     table = kube.kubectl("get", "sjob", "sj").stdout.split("\n")
     assert table[1].split()[:7] == ["sj", "True", "Succeeded", "2/2", "shards,", str(len(records)), "records"]
+
+
+def test_synthesis_job_reads_s3_seeds_and_writes_every_output_to_s3_with_the_secrets_credentials(
+    kube, api, namespace, start_operator, pod_runner, s3_server, s3_uri, simulated_model
+):
+    """Seeds and output in a real S3 server; the worker and merge pods get the credentials only from the
+    Secret named by `output.credentialsSecretRef` (the pod runner passes no host environment)."""
+    root = as_location(s3_uri)
+    (root / "seeds.jsonl").write_bytes("".join(json.dumps(s) + "\n" for s in SEEDS).encode())
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s3-credentials"}}
+    kube.apply({**secret, "stringData": s3_server.env()})
+    spec = job_spec(simulated_model, f"{s3_uri}/seeds.jsonl", f"{s3_uri}/run")
+    spec["output"]["credentialsSecretRef"] = {"name": "s3-credentials"}
+    done = run_to_the_end(kube, api, namespace, start_operator, spec, timeout=180)
+    assert done["phase"] == "Succeeded", done.get("lastError")
+
+    out = root / "run"
+    manifest = json.loads((out / "manifest.json").read_text())
+    records = (out / manifest["files"]["dataset"]).read_text().splitlines()
+    assert manifest["counts"]["accepted"] == len(records) > 0
+    assert done["output"] == {
+        "uri": f"{s3_uri}/run",
+        "records": len(records),
+        "manifest": f"{s3_uri}/run/manifest.json",
+    }
+    for name in ("rejected.jsonl", "README.md", "dataset_info.json", "report/index.md", "report/funnel.png"):
+        assert (out / name).exists(), name
+    for shard in ("shard-0000", "shard-0001"):
+        assert (out / "shards" / shard / "done.json").exists()
+        assert (out / "shards" / shard / "round-01" / "commit.json").exists()
+    assert [r.exit_code for r in pod_runner.runs.values()] == [0, 0, 0]
+
+    # status.stages: the operator's own steps, then the GRA stages the workers reported, summed over shards.
+    stages = {s["name"]: s for s in done["stages"]}
+    assert {"backends", "workers", "merge", "round", "generate", "review-instruction"} <= set(stages)
+    assert stages["generate"]["done"] == stages["generate"]["total"] == manifest["counts"]["generated"]
+    assert stages["generate"]["rate"] > 0
+    header = kube.kubectl("get", "sjob", "sj").stdout.split("\n")[0].split()
+    assert header[-3:] == ["STARTED", "COMPLETED", "AGE"]
 
 
 @pytest.fixture

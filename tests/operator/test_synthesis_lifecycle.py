@@ -110,10 +110,10 @@ def test_workers_driven_to_completion_reach_succeeded_with_counts(kube, api, nam
     assert done["output"]["records"] == 6 and done["output"]["uri"] == "pvc://results/run"
     assert {c["type"]: c["status"] for c in done["conditions"]} == {
         "Ready": "True", "BackendsReady": "True", "Progressing": "False",
-        "Succeeded": "True", "Failed": "False", "Suspended": "False",
+        "Succeeded": "True", "Failed": "False", "Suspended": "False", "Reconciling": "False", "Stalled": "False",
     }  # fmt: skip
     table = kube.kubectl("get", "sjob", "sj").stdout.split("\n")
-    assert table[0].split() == ["NAME", "READY", "STAGE", "PROGRESS", "ACCEPTED", "AGE"]
+    assert table[0].split() == ["NAME", "READY", "STAGE", "PROGRESS", "ACCEPTED", "STARTED", "COMPLETED", "AGE"]
     assert table[1].split()[:7] == ["sj", "True", "Succeeded", "2/2", "shards,", "6", "records"]
     events = kube.get("events", None, "--field-selector=involvedObject.name=sj")["items"]
     assert any(e["reason"] == "Succeeded" for e in events)

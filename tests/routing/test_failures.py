@@ -37,7 +37,7 @@ async def test_a_hanging_backend_delays_the_answer_by_at_most_its_timeout():
     ):
         client = openai.AsyncOpenAI(base_url=router.base_url, api_key="x", max_retries=0)
         started = time.perf_counter()
-        completion = await client.chat.completions.create(model="e", messages=[{"role": "user", "content": "q"}])
+        completion = await client.chat.completions.create(model="ensemble", messages=[{"role": "user", "content": "q"}])
         elapsed = time.perf_counter() - started
         await client.close()
     assert completion.model_extra["quorum"]["models"] == ["works"]
@@ -52,7 +52,7 @@ async def test_a_dead_backend_is_skipped_and_then_left_alone_by_its_circuit_brea
         serving(_spec({"dead": dead, "works": healthy.base_url})) as router,
         httpx.AsyncClient(base_url=router.base_url, timeout=10) as http,
     ):
-        body = {"model": "e", "messages": [{"role": "user", "content": "q"}]}
+        body = {"model": "ensemble", "messages": [{"role": "user", "content": "q"}]}
         first = await http.post("/chat/completions", json=body)
         second = await http.post("/chat/completions", json=body)
         ready = await http.get(router.base_url.removesuffix("/v1") + "/readyz")
@@ -71,7 +71,7 @@ async def test_all_backends_dead_gives_503_and_not_ready():
         client = openai.AsyncOpenAI(base_url=router.base_url, api_key="x", max_retries=0)
         for _ in range(3):
             with pytest.raises(openai.APIStatusError) as error:
-                await client.chat.completions.create(model="e", messages=[{"role": "user", "content": "q"}])
+                await client.chat.completions.create(model="ensemble", messages=[{"role": "user", "content": "q"}])
             assert error.value.status_code == 503
             assert error.value.body["type"] == "service_unavailable"
         await client.close()
@@ -90,7 +90,7 @@ async def test_quorum_vote_survives_some_failed_samples():
         serving(_spec({"flaky": sim.base_url})) as router,
         httpx.AsyncClient(timeout=10) as http,
     ):
-        body = {"model": "e", "messages": [{"role": "user", "content": "2+2"}], "quorum": {"task": "arithmetic"}}
+        body = {"model": "ensemble", "messages": [{"role": "user", "content": "2+2"}], "quorum": {"task": "arithmetic"}}
         response = await http.post(router.base_url + "/chat/completions", json=body)
     audit = response.json()["quorum"]
     assert response.status_code == 200
@@ -104,11 +104,11 @@ async def test_quorum_vote_survives_some_failed_samples():
         b"not json",
         b"[1, 2]",
         json.dumps({"messages": [{"role": "user", "content": "q"}]}).encode(),
-        json.dumps({"model": "e", "messages": "hello"}).encode(),
-        json.dumps({"model": "e", "messages": [{"role": "wizard", "content": "q"}]}).encode(),
-        json.dumps({"model": "e", "messages": [{"role": "user", "content": "q"}], "n": 0}).encode(),
-        json.dumps({"model": "e", "messages": [{"role": "user", "content": "q"}], "max_tokens": -1}).encode(),
-        json.dumps({"model": "e", "messages": [{"role": "user", "content": "q"}], "stop": ["a"] * 5}).encode(),
+        json.dumps({"model": "ensemble", "messages": "hello"}).encode(),
+        json.dumps({"model": "ensemble", "messages": [{"role": "wizard", "content": "q"}]}).encode(),
+        json.dumps({"model": "ensemble", "messages": [{"role": "user", "content": "q"}], "n": 0}).encode(),
+        json.dumps({"model": "ensemble", "messages": [{"role": "user", "content": "q"}], "max_tokens": -1}).encode(),
+        json.dumps({"model": "ensemble", "messages": [{"role": "user", "content": "q"}], "stop": ["a"] * 5}).encode(),
     ],
 )
 async def test_malformed_requests_get_400_in_openai_shape(body):
@@ -133,7 +133,7 @@ async def test_many_concurrent_requests_with_one_hanging_backend_all_complete():
         spec = _spec({"hangs": hanging.base_url, "works": healthy.base_url}, voting={"samples": 1})
         # aiohttp as the load generator: httpx's own pool would be the bottleneck at 300 concurrent requests
         async with serving(spec) as router, aiohttp.ClientSession() as http:
-            body = {"model": "e", "messages": [{"role": "user", "content": "q"}]}
+            body = {"model": "ensemble", "messages": [{"role": "user", "content": "q"}]}
 
             async def call() -> tuple[int, str]:
                 async with http.post(router.base_url + "/chat/completions", json=body) as response:

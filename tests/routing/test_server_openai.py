@@ -117,3 +117,59 @@ async def test_strategy_single_streams_the_backend_tokens():
             await client.close()
     assert len(pieces) == 3 and "".join(pieces) == "one two three"
     assert sim.requests[0].body["stream"] is True
+
+
+async def test_completions_are_routed_on_the_prompt_text_and_voted(pool_router):
+    client, sims, _ = pool_router
+    completion = await client.completions.create(model="ensemble", prompt=CAPITAL_QUESTION["question"], max_tokens=24)
+    audit = completion.model_extra["quorum"]
+    assert completion.object == "text_completion" and completion.choices[0].text.startswith("[beta]")
+    assert audit["models"][0] == "beta" and audit["task"] == "trivia" and audit["rule"] == "majority"
+    assert sum(audit["votes"].values()) == 3 and completion.usage.completion_tokens > 0
+    assert len(sims["beta"].requests) == 3 and not sims["alpha"].requests
+    assert all(
+        r.endpoint == "completions" and r.body["prompt"] == CAPITAL_QUESTION["question"] for r in sims["beta"].requests
+    )
+    assert all(r.body["max_tokens"] == 24 and "messages" not in r.body for r in sims["beta"].requests)
+
+
+async def test_completions_pass_through_and_stream_with_usage():
+    async with SimulatedBackend(lambda _: SimReply(text="once upon a time")) as sim:
+        spec = router_spec({"solo": sim.base_url}, voting={"strategy": "single", "samples": 1})
+        async with serving(spec) as router:
+            client = openai.AsyncOpenAI(base_url=router.base_url, api_key="none", max_retries=0)
+            whole = await client.completions.create(model="ensemble", prompt="Tell me a story", echo=False, suffix="!")
+            stream = await client.completions.create(
+                model="solo", prompt="Tell me a story", stream=True, stream_options={"include_usage": True}
+            )
+            chunks = [chunk async for chunk in stream]
+            await client.close()
+    assert whole.choices[0].text == "once upon a time"
+    assert sim.requests[0].body == {"model": "solo", "prompt": "Tell me a story", "echo": False, "suffix": "!"}
+    assert "".join(c.choices[0].text for c in chunks if c.choices) == "once upon a time"
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 4
+
+
+async def test_unknown_models_get_an_openai_shaped_404_and_members_can_be_retrieved(pool_router):
+    client, sims, _ = pool_router
+    with pytest.raises(openai.NotFoundError) as chat:
+        await client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+    with pytest.raises(openai.NotFoundError) as legacy:
+        await client.completions.create(model="gpt-4o", prompt="hi")
+    with pytest.raises(openai.NotFoundError) as card:
+        await client.models.retrieve("gpt-4o")
+    for error in (chat, legacy, card):
+        assert error.value.body["code"] == "model_not_found" and error.value.body["param"] == "model"
+        assert error.value.body["type"] == "invalid_request_error" and "gpt-4o" in error.value.body["message"]
+    assert not any(s.requests for s in sims.values())
+    assert (await client.models.retrieve("ensemble")).id == "ensemble"
+    assert (await client.models.retrieve("beta")).id == "beta"
+
+
+async def test_a_member_model_named_in_the_request_answers_alone(pool_router):
+    client, sims, _ = pool_router
+    completion = await client.chat.completions.create(
+        model="gamma", messages=[{"role": "user", "content": CAPITAL_QUESTION["question"]}]
+    )
+    assert completion.model_extra["quorum"]["models"] == ["gamma"]
+    assert sims["gamma"].requests and not sims["alpha"].requests and not sims["beta"].requests

@@ -51,3 +51,22 @@ async def test_a_final_report_that_never_lands_fails_the_worker():
     reporter = ShardReporter(down, 0, interval=60, final_retries=1)
     with pytest.raises(ConnectionError):
         await reporter.finish(StageState.SUCCEEDED)
+
+
+async def test_the_shard_report_carries_every_started_stage_with_its_rate_and_the_round_apart():
+    sent: list[dict[str, Any]] = []
+    reporter = ShardReporter(sent.append, 0, interval=60)
+    async with reporter:
+        reporter("round", 2, 5, SynthesisCounts())
+        reporter("generate", 0, 4, SynthesisCounts())
+        await asyncio.sleep(0.05)
+        reporter("generate", 4, 4, SynthesisCounts(generated=4))
+        reporter("review-instruction", 1, 4, SynthesisCounts(generated=4))
+        await reporter.finish(StageState.SUCCEEDED)
+    final = sent[-1]["shards"]["0"]
+    stages = {s["name"]: s for s in final["stages"]}
+    assert list(stages) == ["round", "generate", "review-instruction"]
+    assert stages["round"]["done"] == 2 and stages["round"]["total"] == 5
+    assert stages["generate"]["state"] == "Succeeded" and stages["generate"]["rate"] > 0
+    assert stages["review-instruction"]["state"] == "Running"
+    assert final["stage"] == "review-instruction"  # `round` never replaces the stage in progress

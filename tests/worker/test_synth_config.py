@@ -50,7 +50,7 @@ def test_the_mounted_config_becomes_the_engine_config_with_paths_under_the_pod_r
     job = PodJob.load(path)
     assert (job.name, job.namespace, job.fingerprint) == ("sj", "team", output_fingerprint(spec))
     assert job.output_uri == "pvc://results/run-1"
-    assert job.out_dir == tmp_path / "data/pvc/results/run-1"
+    assert job.out_dir.local_path() == tmp_path / "data/pvc/results/run-1"
     assert job.config.resolve_uri(job.config.spec.seeds.uri) == tmp_path / "data/configmap/seeds/seeds.jsonl"
     # Another pod's stand-in root gives the same engine fingerprint: shards and the merge agree.
     other = tmp_path / "other"

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 from quorum.api.base import ApiModel, CrossFieldRule, FieldRule
+from quorum.locations import PARENT_SEGMENT_CEL, VOLUME_URI
 
 DNS_LABEL = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 URI = r"^(pvc|s3|file|configmap|https?)://.+$"
@@ -23,6 +24,8 @@ LABEL_KEY = rf"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*
 LABEL_VALUE = rf"^({_LABEL_NAME})?$"
 IMAGE = r"^[^\s@:/]+(:[0-9]+)?(/[^\s@:/]+)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[a-f0-9]{64})$"
 """An image pinned by tag or digest (a registry port is allowed); `:latest` is refused separately."""
+URL_CREDENTIALS = r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^/?#]*@"
+"""`scheme://user:password@host`: credentials in a URL end up in the spec, ConfigMaps, logs and status."""
 
 
 def cel_string(text: str) -> str:
@@ -60,6 +63,22 @@ LabelSelector = Annotated[
     _keys_match(LABEL_KEY, "label key ([prefix/]name, name at most 63 characters)"),
 ]
 
+DataUri = Annotated[
+    str,
+    Field(pattern=URI, max_length=2048),
+    FieldRule(
+        cel=f"!self.matches({cel_string(PARENT_SEGMENT_CEL)})",
+        message="'..' segments are not allowed (a location stays inside its volume or bucket)",
+        holds=lambda value: re.match(PARENT_SEGMENT_CEL, value) is None,
+    ),
+    FieldRule(
+        cel=f"!self.matches('^(pvc|configmap)://') || self.matches({cel_string(VOLUME_URI)})",
+        message="the claim or ConfigMap name must be a lowercase DNS subdomain",
+        holds=lambda value: not re.match("^(pvc|configmap)://", value) or re.match(VOLUME_URI, value) is not None,
+    ),
+]
+"""A data location. The API server and pydantic refuse the same escapes; the engines confine the path again
+when they resolve it (`quorum.locations`)."""
 ModelName = Annotated[str, Field(pattern=DNS_LABEL, min_length=1, max_length=24)]
 """Model names become parts of child object names (`<resource>-<model>`), hence the DNS label and length."""
 
@@ -83,8 +102,16 @@ class SecretRef(ApiModel):
 class Endpoint(ApiModel):
     """An OpenAI-compatible server that already exists; Quorum deploys nothing for it."""
 
-    url: str = Field(pattern=r"^https?://.+$")
-    """Base URL including the API prefix, e.g. `http://llama.inference.svc:8000/v1`."""
+    url: Annotated[
+        str,
+        Field(pattern=r"^https?://.+$", max_length=2048),
+        FieldRule(
+            cel=f"!self.matches({cel_string(URL_CREDENTIALS)})",
+            message="must not embed credentials (user:password@); put the key in a Secret and use apiKeySecretRef",
+            holds=lambda url: re.match(URL_CREDENTIALS, url) is None,
+        ),
+    ]
+    """Base URL including the API prefix, e.g. `http://llama.inference.svc:8000/v1`; no `user:password@`."""
     model: str = Field(min_length=1, max_length=512)
     """Model name to send in requests to this endpoint."""
     api_key_secret_ref: SecretKeyRef | None = None

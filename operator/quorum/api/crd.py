@@ -30,6 +30,8 @@ PRINTER_COLUMNS: dict[str, list[dict[str, Any]]] = {
         },
         {"name": "Progress", "type": "string", "jsonPath": ".status.progress"},
         {"name": "Accepted", "type": "integer", "jsonPath": ".status.counts.accepted"},
+        {"name": "Started", "type": "date", "jsonPath": ".status.startTime"},
+        {"name": "Completed", "type": "date", "jsonPath": ".status.completionTime"},
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     ],
     "EnsembleRouter": [

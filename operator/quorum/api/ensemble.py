@@ -11,11 +11,11 @@ from pydantic import Field, field_validator
 
 from quorum.api.base import ApiModel, CrossFieldRule
 from quorum.api.common import (
-    URI,
     BackendStatus,
     CallPolicy,
     Condition,
     DataFormat,
+    DataUri,
     ImageRef,
     LastError,
     ModelCache,
@@ -72,7 +72,7 @@ class CalibrationFields(ApiModel):
 class CalibrationDataset(ApiModel):
     """The labelled questions that build the task map."""
 
-    uri: str = Field(pattern=URI)
+    uri: DataUri
     """Location of the dataset."""
     format: DataFormat = DataFormat.JSONL
     """Encoding of the dataset."""
@@ -194,7 +194,8 @@ class RouterSettings(ApiModel):
     port: int = Field(default=8000, ge=1024, le=65535)
     """Port of the router's Service and container."""
     auth_secret_ref: SecretKeyRef | None = None
-    """Secret key holding the bearer token clients must send; no auth when unset."""
+    """Secret key holding the bearer token clients must send; when unset the operator generates Secret
+    `<name>-router-token-…` (key `token`): the router always requires a token."""
     backend_timeout_seconds: float = Field(default=60.0, gt=0, le=3600)
     """Per-backend request time-out; a hanging backend never delays an answer beyond it."""
     max_concurrency: int = Field(default=1024, ge=1, le=100000)

@@ -14,11 +14,11 @@ from pydantic import Field, field_validator
 
 from quorum.api.base import ApiModel, CrossFieldRule
 from quorum.api.common import (
-    URI,
     BackendStatus,
     CallPolicy,
     Condition,
     DataFormat,
+    DataUri,
     ImageRef,
     LastError,
     ModelCache,
@@ -64,7 +64,7 @@ class SeedSource(ApiModel):
     """Where the seed data lives. `pvc://<claim>/<path>` and `file://` are read directly; `s3://` uses
     `output.credentialsSecretRef`; `configmap://<name>/<key>` suits small seed sets."""
 
-    uri: str = Field(pattern=URI)
+    uri: DataUri
     """Location of the seed file."""
     format: DataFormat = DataFormat.JSONL
     """Encoding of the seed file."""
@@ -211,7 +211,7 @@ class Dedup(ApiModel):
         default_factory=lambda: [DedupScope.SEEDS, DedupScope.ACCEPTED], min_length=1, max_length=3
     )
     """What a sample is compared with."""
-    decontamination_uri: str | None = Field(default=None, pattern=URI)
+    decontamination_uri: DataUri | None = None
     """JSONL of benchmark prompts (`instruction` key) that no kept sample may resemble."""
     embedding_model: str = "sentence-transformers/all-MiniLM-L6-v2"
     """sentence-transformers model; the packaged all-MiniLM-L6-v2 is used offline by default."""
@@ -239,19 +239,26 @@ class Postprocess(ApiModel):
     """Semantic deduplication settings."""
     fill_digests: bool = True
     """Complete missing keywords/summaries of kept samples."""
-    format: RecordFormat = RecordFormat.ALPACA
-    """Record layout of `dataset.jsonl`: Alpaca, ShareGPT or OpenAI messages."""
+    format: RecordFormat = RecordFormat.OPENAI
+    """Record layout of `dataset.*`: OpenAI `messages` (the default; what TRL's SFTTrainer and LLaMA-Factory read
+    as is), ShareGPT `conversations` or Alpaca `instruction`/`input`/`output`. Every layout carries the same
+    `provenance` struct."""
 
 
 class Output(ApiModel):
-    """Where the dataset, `rejected.jsonl`, `manifest.json` and the report are written."""
+    """Where the dataset, `rejected.jsonl`, `manifest.json`, the report, the dataset card and the shard journals
+    (for resume) are written."""
 
-    uri: str = Field(pattern=URI)
-    """Directory URI, e.g. `pvc://datasets/runs/math-code/` or `s3://bucket/quorum/math-code/`."""
+    uri: DataUri
+    """Directory URI, e.g. `pvc://datasets/runs/math-code/` or `s3://bucket/quorum/math-code/` (any
+    S3-compatible store; set `AWS_ENDPOINT_URL_S3` in the credentials Secret for one other than AWS)."""
     format: DataFormat = DataFormat.JSONL
     """Encoding of `dataset.*`."""
     credentials_secret_ref: SecretRef | None = None
-    """Secret with object-store credentials (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, ...)."""
+    """Secret with object-store credentials for every `s3://` location of the job (seeds, decontamination set,
+    output): its keys become the workers' environment (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, optional
+    `AWS_SESSION_TOKEN`, `AWS_REGION`, `AWS_ENDPOINT_URL_S3`). In local mode the same variables are read from
+    the environment."""
 
 
 class Workers(ApiModel):
@@ -407,13 +414,16 @@ class StageStatus(ApiModel):
     """Progress of one pipeline stage across all shards."""
 
     name: str
-    """Stage name: digest, generate, review-instruction, review-response, adjudicate, dedup, write."""
+    """Stage name: the job's backends, workers and merge, then the GRA stages the workers report (round,
+    domains, digest, generate, review-instruction, review-response, adjudicate, dedup, write)."""
     state: StageState = StageState.PENDING
     """Where the stage stands."""
     done: int = 0
     """Units finished."""
     total: int = 0
     """Units planned."""
+    rate: float = 0.0
+    """Units finished per second since the stage started (summed over shards for the job)."""
 
 
 class SynthesisCounts(ApiModel):
@@ -453,6 +463,8 @@ class ShardStatus(ApiModel):
     """Units of the current stage planned."""
     counts: SynthesisCounts = Field(default_factory=SynthesisCounts)
     """The shard's funnel."""
+    stages: list[StageStatus] = Field(default_factory=list)
+    """The shard's GRA stages (done, total, rate), what the job's `status.stages` sums."""
     attempt: int = 0
     """Worker attempt (pod restarts of this index)."""
     fingerprint: str = ""

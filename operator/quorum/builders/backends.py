@@ -7,8 +7,10 @@ import math
 import re
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from quorum.api.common import ModelCache, ModelEntry, SecretKeyRef, VLLMSettings
+from quorum.builders.credentials import model_key_ref
 from quorum.builders.meta import (
     CONTAINER_SECURITY_CONTEXT,
     POD_SECURITY_CONTEXT,
@@ -19,6 +21,7 @@ from quorum.builders.meta import (
 )
 
 VLLM_PORT = 8000
+VLLM_API_KEY_ENV = "VLLM_API_KEY"
 BACKEND_COMPONENT = "model-server"
 STARTUP_PROBE_PERIOD = 10
 
@@ -48,6 +51,19 @@ class ResolvedEndpoint:
     def api_key_env(self) -> str:
         return api_key_env(self.name)
 
+    @property
+    def display_url(self) -> str:
+        """The URL as status shows it: any `user:password@` (refused by the CRD, but an object stored before
+        that rule may carry one) removed."""
+        return without_credentials(self.url)
+
+
+def without_credentials(url: str) -> str:
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
 
 def api_key_env(model_name: str) -> str:
     """The environment variable holding a model's API key inside worker and router pods."""
@@ -55,7 +71,8 @@ def api_key_env(model_name: str) -> str:
 
 
 def resolve_endpoints(owner: Owner, models: list[Any]) -> list[ResolvedEndpoint]:
-    """Service DNS names for served models, the given URL for external ones."""
+    """Service DNS names for served models (which require the generated model key), the given URL for
+    external ones."""
     resolved = []
     for entry in models:
         if entry.endpoint is None and getattr(entry, "model_ref", None) is not None:
@@ -64,7 +81,9 @@ def resolve_endpoints(owner: Owner, models: list[Any]) -> list[ResolvedEndpoint]
             endpoint = entry.endpoint
             resolved.append(ResolvedEndpoint(entry.name, endpoint.url, endpoint.model, endpoint.api_key_secret_ref))
         else:
-            resolved.append(ResolvedEndpoint(entry.name, backend_url(owner, entry.name), entry.model))
+            resolved.append(
+                ResolvedEndpoint(entry.name, backend_url(owner, entry.name), entry.model, model_key_ref(owner))
+            )
     return resolved
 
 
@@ -90,6 +109,7 @@ def vllm_args(entry: ModelEntry, settings: VLLMSettings) -> list[str]:
         f"--tensor-parallel-size={settings.tensor_parallel_size}",
         f"--max-model-len={settings.max_model_len}",
         f"--gpu-memory-utilization={settings.gpu_memory_utilization}",
+        f"--api-key=$({VLLM_API_KEY_ENV})",  # expanded by the kubelet from the Secret-backed env var
         *settings.args,
     ]
 
@@ -131,6 +151,7 @@ def backend_deployment(owner: Owner, entry: ModelEntry, cache: ModelCache | None
             {"name": "HOME", "value": "/tmp"},
             {"name": "XDG_CACHE_HOME", "value": "/tmp/.cache"},
             {"name": "VLLM_NO_USAGE_STATS", "value": "1"},
+            {"name": VLLM_API_KEY_ENV, "valueFrom": {"secretKeyRef": model_key_ref(owner).model_dump()}},
         ],
         "resources": _resources(entry),
         "volumeMounts": mounts,

@@ -9,7 +9,9 @@ from typing import Any
 from quorum.api.ensemble import EnsembleRouterSpec
 from quorum.api.resources import API_VERSION
 from quorum.builders.backends import api_key_env_vars, backend_manifests, resolve_endpoints
+from quorum.builders.credentials import generated_secret, model_key_ref, router_token_ref
 from quorum.builders.meta import DEFAULT_IMAGE, Owner, child_name, short_hash
+from quorum.builders.network import backend_policies, egress_only_to_backends
 from quorum.builders.pods import CONFIG_DIR, config_map, quorum_pod_spec
 from quorum.builders.rbac import calibrator_rules, role_with_binding, service_account
 from quorum.builders.storage import PodStorage
@@ -112,7 +114,7 @@ def calibrate_job(owner: Owner, spec: EnsembleRouterSpec) -> dict[str, Any]:
     router_manifest(owner, spec, storage)
     pod_spec = quorum_pod_spec(
         image=spec.router.image or DEFAULT_IMAGE,
-        args=["worker", "calibrate", "--config", CONFIG_PATH, "--artifact-configmap", artifact_name(owner, spec)],
+        args=["worker", "calibrate", CONFIG_PATH, "--artifact-configmap", artifact_name(owner, spec)],
         config_map=config_map_name(owner),
         storage=storage,
         env=api_key_env_vars(resolve_endpoints(owner, spec.models)),
@@ -136,9 +138,8 @@ def router_deployment(owner: Owner, spec: EnsembleRouterSpec, artifact: str, che
     recalibration never takes the router down); it has no Kubernetes token at all."""
     settings = spec.router
     env = api_key_env_vars(resolve_endpoints(owner, spec.models))
-    if settings.auth_secret_ref is not None:
-        ref = settings.auth_secret_ref
-        env.append({"name": ROUTER_TOKEN_ENV, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}})
+    ref = router_token_ref(owner, settings.auth_secret_ref)  # a token always: the user's or a generated one
+    env.append({"name": ROUTER_TOKEN_ENV, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}})
     # The router's own endpoints: /healthz (the process serves) and /readyz (a backend can answer and the
     # artifact is loaded), so traffic only reaches a router that can route.
     alive = {"httpGet": {"path": "/healthz", "port": "http"}}
@@ -148,7 +149,6 @@ def router_deployment(owner: Owner, spec: EnsembleRouterSpec, artifact: str, che
         args=[
             "router",
             "serve",
-            "--config",
             CONFIG_PATH,
             "--artifact",
             ARTIFACT_DIR,
@@ -232,11 +232,30 @@ def router_hpa(owner: Owner, spec: EnsembleRouterSpec) -> dict[str, Any]:
     }
 
 
+def router_credentials(owner: Owner, spec: EnsembleRouterSpec) -> list[dict[str, Any]]:
+    """The generated Secrets: the backends' model key (when Quorum serves a model) and the router token
+    (unless `router.authSecretRef` names the user's own)."""
+    secrets = [generated_secret(owner, model_key_ref(owner))] if any(m.deployed for m in spec.models) else []
+    if spec.router.auth_secret_ref is None:
+        secrets.append(generated_secret(owner, router_token_ref(owner, None)))
+    return secrets
+
+
+def router_network_policies(owner: Owner, spec: EnsembleRouterSpec) -> list[dict[str, Any]]:
+    """Backends answer only this resource's calibration and router; the calibration pod (which runs graded
+    code) may connect only to its backends, DNS and the API server."""
+    clients = [CALIBRATE_COMPONENT, ROUTER_COMPONENT]
+    calibration = egress_only_to_backends(owner, calibrator_account(owner), CALIBRATE_COMPONENT, spec.models)
+    return [*backend_policies(owner, spec.models, clients), calibration]
+
+
 def router_children(owner: Owner, spec: EnsembleRouterSpec) -> list[dict[str, Any]]:
-    """What exists from the start: backends, config, calibration RBAC, the artifact holder, and the router's
-    ServiceAccount (no Role: the router needs no Kubernetes access). The calibration Job follows once every
-    backend is ready (it calls them all)."""
+    """What exists from the start: credentials, network policies, backends, config, calibration RBAC, the
+    artifact holder, and the router's ServiceAccount (no Role: the router needs no Kubernetes access). The
+    calibration Job follows once every backend is ready (it calls them all)."""
     return [
+        *router_credentials(owner, spec),
+        *router_network_policies(owner, spec),
         service_account(owner, router_name(owner), ROUTER_COMPONENT, automount=False),
         *calibrator_rbac(owner, spec),
         router_config_map(owner, spec),

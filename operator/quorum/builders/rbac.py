@@ -14,7 +14,9 @@ from typing import Any
 from quorum.api.resources import GROUP
 from quorum.builders.meta import Owner
 
-CHILD_VERBS = ["get", "list", "watch", "create", "update", "patch", "delete"]
+APPLY = ["create", "patch"]
+"""Server-side apply: `patch`, plus `create` when the object does not exist yet. Never `update` (a PUT would
+replace fields other managers own)."""
 
 OPERATOR_RULES: list[dict[str, Any]] = [
     # The custom resources: read and watch them, patch metadata (finalizer, kopf's progress annotations). A
@@ -22,26 +24,40 @@ OPERATOR_RULES: list[dict[str, Any]] = [
     {
         "apiGroups": [GROUP],
         "resources": ["synthesisjobs", "ensemblerouters", "models"],
-        "verbs": ["get", "list", "watch", "patch", "update"],
+        "verbs": ["get", "list", "watch", "patch"],
     },
     {
         "apiGroups": [GROUP],
         "resources": ["synthesisjobs/status", "ensemblerouters/status", "models/status"],
-        "verbs": ["get", "patch", "update"],
+        "verbs": ["get", "patch"],
     },
-    # The children, applied server-side and garbage-collected through owner references.
-    {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": CHILD_VERBS},
-    {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": CHILD_VERBS},
-    {"apiGroups": [""], "resources": ["services", "configmaps", "serviceaccounts"], "verbs": CHILD_VERBS},
-    {"apiGroups": ["autoscaling"], "resources": ["horizontalpodautoscalers"], "verbs": CHILD_VERBS},
+    # Children the operator watches (kopf `on.event`), reads back and deletes: model Deployments when a job
+    # ends (`backends.deleteOnCompletion`), worker and stale calibration Jobs.
+    {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "list", "watch", *APPLY, "delete"]},
+    {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get", "list", "watch", *APPLY, "delete"]},
+    # Model Services go with their Deployments; artifact ConfigMaps are read (the summary) and replaced.
+    {"apiGroups": [""], "resources": ["services", "configmaps"], "verbs": ["get", "list", *APPLY, "delete"]},
+    # Children only observed (one LIST per kind) and applied; they go with their owner (garbage collection),
+    # never deleted by the operator.
+    {"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["list", *APPLY]},
+    {"apiGroups": ["autoscaling"], "resources": ["horizontalpodautoscalers"], "verbs": ["list", *APPLY]},
+    {"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"], "verbs": ["list", *APPLY]},
     # Per-resource Roles for workers and calibration; the operator holds every permission it grants, so it
     # needs neither `escalate` nor `bind`.
-    {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles", "rolebindings"], "verbs": CHILD_VERBS},
+    {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles", "rolebindings"], "verbs": ["list", *APPLY]},
+    # The generated model keys and router tokens: created once, never listed, read, updated or deleted.
+    {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]},
     # Worker pods are only read: failure reasons and termination messages (the merge and calibration results).
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
     # One-line events on every transition.
     {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
 ]
+"""What stays broad, and why: RBAC cannot name objects by owner or label, and child names are derived from the
+users' resource names, so `resourceNames` cannot list them in advance. `patch` therefore covers every
+Deployment, Job, Service, ConfigMap, ServiceAccount, HPA, NetworkPolicy, Role and RoleBinding of a watched
+namespace, and `delete` every Deployment, Job, Service and ConfigMap. What RBAC can express is narrowed: no
+`update` anywhere, no `delete` on kinds the operator never deletes, no `deletecollection`, Secrets
+`create`-only (so the operator can read none), pods read-only."""
 
 OPERATOR_CLUSTER_RULES: list[dict[str, Any]] = [
     # kopf's own observation, read-only and cluster-scoped even when the operator watches a few namespaces:
@@ -98,6 +114,6 @@ def calibrator_rules(artifact_configmap: str) -> list[dict[str, Any]]:
             "apiGroups": [""],
             "resources": ["configmaps"],
             "resourceNames": [artifact_configmap],
-            "verbs": ["get", "patch", "update"],
+            "verbs": ["get", "patch"],
         }
     ]

@@ -8,7 +8,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-DATA_ROOT = "/data"
+from quorum.locations import POD_DATA_ROOT, split_volume_uri
+
+DATA_ROOT = POD_DATA_ROOT
 
 
 def volume_name(prefix: str, source: str) -> str:
@@ -29,16 +31,17 @@ class PodStorage:
 
     def localize(self, uri: str, *, writable: bool = False, field: str = "") -> str:
         """The URI the engine reads inside the pod; mounts the claim or ConfigMap it lives in. A location that
-        cannot be one raises `ValueError` naming `field`, the spec field it came from."""
+        cannot be one, or escapes its volume (`quorum.locations.split_volume_uri`), raises `ValueError` naming
+        `field`, the spec field it came from."""
         try:
             return self._localize(uri, writable)
         except ValueError as error:
             raise ValueError(f"{field}: {error}" if field else str(error)) from error
 
     def _localize(self, uri: str, writable: bool) -> str:
-        scheme, _, rest = uri.partition("://")
+        scheme = uri.partition("://")[0]
         if scheme == "pvc":
-            claim, _, path = rest.partition("/")
+            claim, path = split_volume_uri(uri)
             volume = volume_name("pvc", claim)
             mount_path = f"{DATA_ROOT}/pvc/{claim}"
             read_only = not writable and self.mounts.get(volume, {}).get("readOnly", True)
@@ -48,7 +51,7 @@ class PodStorage:
         if scheme == "configmap":
             if writable:
                 raise ValueError(f"{uri}: a ConfigMap cannot be an output location")
-            name, _, key = rest.partition("/")
+            name, key = split_volume_uri(uri)
             volume = volume_name("cm", name)
             mount_path = f"{DATA_ROOT}/configmap/{name}"
             self.volumes[volume] = {"name": volume, "configMap": {"name": name}}

@@ -8,7 +8,9 @@ from typing import Any
 from quorum.api.resources import API_VERSION
 from quorum.api.synthesis import SynthesisJobSpec, output_fingerprint
 from quorum.builders.backends import api_key_env_vars, backend_manifests, resolve_endpoints
+from quorum.builders.credentials import generated_secret, model_key_ref
 from quorum.builders.meta import DEFAULT_IMAGE, Owner, child_name
+from quorum.builders.network import backend_policies
 from quorum.builders.pods import CONFIG_DIR, config_map, quorum_pod_spec
 from quorum.builders.rbac import role_with_binding, service_account, worker_rules
 from quorum.builders.storage import PodStorage
@@ -126,7 +128,7 @@ def workers_job(owner: Owner, spec: SynthesisJobSpec) -> dict[str, Any]:
         "parallelism": spec.workers.parallelism,
         "backoffLimitPerIndex": spec.workers.backoff_limit_per_index,
         "suspend": spec.suspend,
-        "template": _pod_template(owner, spec, WORKER_COMPONENT, ["worker", "synth", "--config", CONFIG_PATH]),
+        "template": _pod_template(owner, spec, WORKER_COMPONENT, ["worker", "synth", CONFIG_PATH]),
     }
     if spec.active_deadline_seconds is not None:
         job_spec["activeDeadlineSeconds"] = spec.active_deadline_seconds
@@ -140,7 +142,7 @@ def workers_job(owner: Owner, spec: SynthesisJobSpec) -> dict[str, Any]:
 
 def merge_job(owner: Owner, spec: SynthesisJobSpec) -> dict[str, Any]:
     """One pod that merges the committed shards: cross-shard dedup, the dataset, manifest and report."""
-    args = ["worker", "synth", "--config", CONFIG_PATH, "--merge"]
+    args = ["worker", "synth", CONFIG_PATH, "--merge"]
     template = _pod_template(owner, spec, MERGE_COMPONENT, args)
     template["spec"]["containers"][0]["env"] = [
         e for e in template["spec"]["containers"][0]["env"] if e["name"] != "QUORUM_ATTEMPT"
@@ -163,8 +165,12 @@ def worker_rbac(owner: Owner) -> list[dict[str, Any]]:
 
 def synthesis_children(owner: Owner, spec: SynthesisJobSpec, *, backends: bool = True) -> list[dict[str, Any]]:
     """Everything a SynthesisJob needs before its workers start, in apply order. `backends=False` leaves the
-    model Deployments out (after completion with `backends.deleteOnCompletion`)."""
-    children = [*worker_rbac(owner), worker_config_map(owner, spec)]
+    model Deployments out (after completion with `backends.deleteOnCompletion`). Served models come with the
+    generated key they require and a NetworkPolicy admitting only this job's workers and merge."""
+    served = any(m.deployed for m in spec.models)
+    children = [generated_secret(owner, model_key_ref(owner))] if served else []
+    children += [*backend_policies(owner, spec.models, [WORKER_COMPONENT, MERGE_COMPONENT]), *worker_rbac(owner)]
+    children.append(worker_config_map(owner, spec))
     if backends:
         children += backend_manifests(owner, spec.models, spec.model_cache)
     return children

@@ -35,6 +35,14 @@ def manifest_path(file: Path | None, config: Path | None) -> Path:
     return path
 
 
+def manifest_argument(help_text: str) -> object:
+    """A positional FILE checked by the command itself (pod paths resolve under `QUORUM_FS_ROOT` first)."""
+    return typer.Argument(None, metavar="FILE", dir_okay=False, help=help_text, show_default=False)
+
+
+PodConfigAlias = typer.Option(None, "--config", hidden=True, dir_okay=False, help="Old spelling of FILE.")
+
+
 def fail(message: str, code: int = 1) -> NoReturn:
     console.print(f"[red]error:[/red] {message}", soft_wrap=True)  # never wrapped: one error, one line
     raise typer.Exit(code)

@@ -177,15 +177,19 @@ def serve(
         "--local",
         help="Serve on this machine against the manifest's endpoints or the packaged tiny model.",
     ),
+    no_auth: bool = typer.Option(
+        False, "--no-auth", help="Serve without a token on a non-loopback --host (refused otherwise)."
+    ),
 ) -> None:
     """Serve the OpenAI-compatible routing and voting API."""
     from aiohttp import web
 
+    from quorum.llm.service import LISTEN_BACKLOG
     from quorum.routing.artifact import ArtifactError, load_artifact
     from quorum.routing.config import TokenSource
     from quorum.routing.embedding import EmbeddingBatcher, limit_torch_threads, shared_embedder
     from quorum.routing.engine import RouterEngine
-    from quorum.routing.server import build_app
+    from quorum.routing.server import build_app, freeze_after_start, new_event_loop
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per backend call otherwise
@@ -203,6 +207,7 @@ def serve(
         console.print("[yellow]no --artifact: routing falls back to spec order and /readyz stays 503[/yellow]")
     try:
         token = TokenSource.from_environment(token_file)
+        token.require_beyond_loopback(host, allow_none=no_auth)
     except ValueError as error:
         fail(str(error))
     batcher = None
@@ -214,4 +219,12 @@ def serve(
         listen = port or spec.router.port
         auth = "bearer token required" if token.enabled else "no auth"
         console.print(f"router {resource.metadata.name} on http://{host}:{listen}/v1 ({auth})")
-        web.run_app(build_app(engine, token), host=host, port=listen, access_log=None, print=None)
+        web.run_app(
+            freeze_after_start(build_app(engine, token)),
+            host=host,
+            port=listen,
+            access_log=None,
+            print=None,
+            backlog=LISTEN_BACKLOG,
+            loop=new_event_loop(),
+        )

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.live import Live
-from rich.table import Table
 
 from quorum.api.resources import SynthesisJob
 from quorum.api.synthesis import SynthesisCounts
@@ -16,43 +16,116 @@ from quorum.locations import UnsupportedUri
 
 if TYPE_CHECKING:
     from quorum.gra.config import GraConfig
+    from quorum.locations import Location
 
 app = typer.Typer(help="Run GRA data synthesis from a SynthesisJob manifest.", no_args_is_help=True)
 
 
 class StageBoard:
-    """A live table of stages (done/total) and the funnel, refreshed by the engine's progress callback."""
+    """What a person watching a local run sees, fed by the engine's progress callback through one `StageBook`.
 
-    def __init__(self) -> None:
+    On a terminal: a rich progress bar per stage (done/total, elapsed, rate, ETA) under a line with the round
+    and the accepted count toward the target. Off a terminal (CI, pod logs, a pipe): one log line per stage
+    transition and a summary line at least every `heartbeat` seconds.
+    """
+
+    def __init__(self, target: int, *, terminal: bool | None = None, heartbeat: float = 30.0) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
         from quorum.gra import STAGES
+        from quorum.gra.progress import StageBook
 
-        self.stages = {s: {} for s in STAGES}
+        self.book = StageBook(STAGES)
+        self.target = target
         self.counts: dict[int, SynthesisCounts] = {}
-        self.live = Live(self._table(), console=console, refresh_per_second=4, transient=False)
+        self.terminal = console.is_terminal if terminal is None else terminal
+        self.heartbeat = heartbeat
+        self._last_line = time.monotonic()
+        self.progress = Progress(
+            TextColumn("{task.description:<20}"),
+            BarColumn(bar_width=24),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[rate]:>8}"),
+            TimeRemainingColumn(),
+            console=console,
+            disable=not self.terminal,
+            refresh_per_second=4,
+        )
+        self.headline = self.progress.add_task("accepted", total=target, rate="")
+        self.tasks: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._ticker = threading.Thread(target=self._tick, name="synth-progress", daemon=True)
+
+    def __enter__(self) -> StageBoard:
+        self.progress.__enter__()
+        if not self.terminal:  # a stage can go quiet for minutes (slow calls); the log still hears from us
+            self._ticker.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stopped.set()
+        if self._ticker.is_alive():
+            self._ticker.join()
+        self.progress.__exit__(*exc_info)
+        if not self.terminal:
+            self._log("finished")
+
+    def _tick(self) -> None:
+        while not self._stopped.wait(self.heartbeat / 4):
+            if time.monotonic() - self._last_line >= self.heartbeat:
+                self._log("progress")
 
     def __call__(self, shard: int, stage: str, done: int, total: int, counts: SynthesisCounts) -> None:
-        self.stages[stage][shard] = (done, total)
-        self.counts[shard] = counts
-        self.live.update(self._table())
+        from quorum.gra.progress import ROUND
 
-    def _table(self) -> Table:
-        table = Table(title="GRA synthesis", show_edge=False)
-        table.add_column("stage")
-        table.add_column("done/total", justify="right")
-        for stage, shards in self.stages.items():
-            done, total = sum(d for d, _ in shards.values()), sum(t for _, t in shards.values())
-            table.add_row(stage, f"{done}/{total}" if total else "-")
-        funnel = {k: sum(getattr(c, k) for c in self.counts.values()) for k in SynthesisCounts.model_fields}
-        table.caption = " · ".join(f"{k} {v}" for k, v in funnel.items() if k != "seeds")
-        return table
+        with self._lock:
+            transition = self.book.update(shard, stage, done, total)
+            self.counts[shard] = counts
+        current, rounds = self.book.current_round()
+        accepted = min(sum(c.accepted for c in self.counts.values()), self.target)
+        self.progress.update(self.headline, completed=accepted, description=f"round {current}/{rounds} accepted")
+        if stage != ROUND:
+            meter = self.book.meters[stage]
+            if stage not in self.tasks:
+                self.tasks[stage] = self.progress.add_task(stage, total=None, rate="")
+            rate = f"{self.book.rate(stage):.1f}/s"
+            self.progress.update(self.tasks[stage], completed=meter.done, total=meter.total or None, rate=rate)
+        if not self.terminal and (transition or time.monotonic() - self._last_line >= self.heartbeat):
+            self._log(f"{stage} {self.book.state(stage).lower()}" if transition else "progress")
+
+    def _log(self, event: str) -> None:
+        """One plain line: the event, the round, accepted toward the target, and every started stage."""
+        from quorum.gra.progress import ROUND
+
+        with self._lock:
+            self._last_line = time.monotonic()
+            accepted = sum(c.accepted for c in self.counts.values())
+            stages = ", ".join(
+                f"{s.name} {s.done}/{s.total} {s.rate:.1f}/s" for s in self.book.snapshot() if s.name != ROUND
+            )
+            current, rounds = self.book.current_round()
+        console.print(
+            f"synth: {event}; round {current}/{rounds}, accepted {accepted}/{self.target}; {stages}",
+            soft_wrap=True,
+            highlight=False,
+        )
 
 
 @app.command()
 def run(
     manifest: Path = ManifestArg,
     local: bool = typer.Option(False, "--local", help="Run on this machine instead of a cluster."),
-    out: Path | None = typer.Option(
-        None, "--out", help="Output directory (local mode); default spec.output.uri (file:// or pvc://)."
+    out: str | None = typer.Option(
+        None, "--out", help="Output directory or s3://bucket/prefix (local mode); default spec.output.uri."
     ),
     on_bad_seed: str = typer.Option("fail", "--on-bad-seed", help="skip|fail: what a malformed seed line does."),
     restart: bool = typer.Option(False, "--restart", help="Discard earlier work in the output directory."),
@@ -70,6 +143,7 @@ def run(
     )
     from quorum.gra.local import BackendUnavailable, pool_warnings
     from quorum.gra.roles import PoolTooSmall
+    from quorum.locations import StorageAccessError, as_location
 
     try:
         policy = OnBadSeed(on_bad_seed)
@@ -77,14 +151,21 @@ def run(
         fail(f"--on-bad-seed must be skip or fail, not {on_bad_seed!r}")
     job = read_resource(manifest, SynthesisJob)
     config = GraConfig.from_spec(job.spec, name=job.metadata.name, base_dir=manifest.resolve().parent)
-    out_dir = out or _output_dir(config)
+    out_dir = as_location(out) if out else _output_dir(config)
     for warning in pool_warnings(config):
         console.print(f"[yellow]warning:[/yellow] {warning}")
-    board = StageBoard()
+    board = StageBoard(job.spec.generation.target)
     try:
-        with board.live:
+        with board:
             result = run_local(config, out_dir, on_bad_seed=policy, restart=restart, progress=board)
-    except (BadSeedData, FingerprintMismatch, UnsupportedUri, PoolTooSmall, FileNotFoundError) as error:
+    except (
+        BadSeedData,
+        FingerprintMismatch,
+        UnsupportedUri,
+        PoolTooSmall,
+        FileNotFoundError,
+        StorageAccessError,
+    ) as error:
         fail(str(error))
     except BackendUnavailable as error:
         fail(f"backend check failed before starting: {error}")
@@ -99,16 +180,18 @@ def run(
         )
 
 
-def _output_dir(config: GraConfig) -> Path:
-    """Local mode writes where `spec.output.uri` says when that is a local location; else it says why not."""
+def _output_dir(config: GraConfig) -> Location:
+    """Local mode writes where `spec.output.uri` says (file://, pvc:// or s3://); else it says why not."""
     uri = config.spec.output.uri
+    if uri.startswith("configmap://"):
+        fail(f"spec.output.uri {uri}: a ConfigMap is read-only; write to file://, pvc:// or s3://, or pass --out")
     try:
-        return config.resolve_uri(uri)
+        return config.location(uri)
     except UnsupportedUri as error:
-        fail(f"spec.output.uri {uri}: local mode writes to file:// or pvc:// locations ({error}); pass --out DIR")
+        fail(f"spec.output.uri {uri}: local mode writes to file://, pvc:// or s3:// locations ({error}); pass --out")
 
 
-def _summary(manifest: dict, out_dir: Path) -> None:
+def _summary(manifest: dict, out_dir: Any) -> None:
     counts, rates = manifest["counts"], manifest["rates"]
     typer.echo(
         f"{manifest['name']}: {counts['accepted']} accepted of {counts['generated']} generated "

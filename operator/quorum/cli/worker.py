@@ -13,6 +13,8 @@ from pathlib import Path
 
 import typer
 
+from quorum.cli.common import PodConfigAlias, manifest_argument, manifest_path
+
 app = typer.Typer(help="Pod entrypoints run by the operator (synthesis shards, calibration).", no_args_is_help=True)
 
 
@@ -33,28 +35,40 @@ def _run_in_pod(work: Callable[[], str]) -> None:
     typer.echo(message)
 
 
+def _pod_manifest(file: Path | None, config: Path | None) -> Path:
+    """The manifest as the pod names it, found under `QUORUM_FS_ROOT` when one stands in for `/`."""
+    from quorum.worker.podfs import pod_path
+
+    path = pod_path(manifest_path(file, config))
+    if not path.is_file():
+        raise typer.BadParameter(f"{path} does not exist or is not a file", param_hint="FILE")
+    return path
+
+
 @app.command()
 def synth(
-    config: Path = typer.Option(..., "--config", help="Mounted SynthesisJob (the operator's worker config)."),
+    file: Path | None = manifest_argument("Mounted SynthesisJob (the operator's worker config)."),
+    config: Path | None = PodConfigAlias,
     merge: bool = typer.Option(False, "--merge", help="Merge the committed shards instead of running one."),
 ) -> None:
     """Run the GRA stages over one shard ($JOB_COMPLETION_INDEX), reporting status.shards.<index>; with
     --merge, write the dataset, manifest and report from all shards."""
-    from quorum.worker.podfs import pod_path
     from quorum.worker.synth import run_synth
 
-    _run_in_pod(lambda: run_synth(pod_path(config), merge=merge))
+    path = _pod_manifest(file, config)
+    _run_in_pod(lambda: run_synth(path, merge=merge))
 
 
 @app.command()
 def calibrate(
-    config: Path = typer.Option(..., "--config", help="Mounted EnsembleRouter (the operator's router config)."),
+    file: Path | None = manifest_argument("Mounted EnsembleRouter (the operator's router config)."),
+    config: Path | None = PodConfigAlias,
     artifact_configmap: str = typer.Option(
         ..., "--artifact-configmap", help="ConfigMap (created by the operator) that receives the artifact."
     ),
 ) -> None:
     """Run Avengers calibration and publish the artifact bundle and `summary.json` into the ConfigMap."""
     from quorum.worker.calibrate import run_calibrate
-    from quorum.worker.podfs import pod_path
 
-    _run_in_pod(lambda: run_calibrate(pod_path(config), artifact_configmap))
+    path = _pod_manifest(file, config)
+    _run_in_pod(lambda: run_calibrate(path, artifact_configmap))

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from quorum.api.synthesis import SynthesisJobSpec, SynthesisMode, output_fingerprint
-from quorum.locations import default_pvc_root, resolve_uri
+from quorum.locations import Location, default_pvc_root, location, resolve_uri
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,8 @@ class GraConfig:
     """Directory that relative `file://` URIs resolve against (the manifest's directory)."""
     pvc_root: Path = field(default_factory=default_pvc_root)
     """`pvc://<claim>/<path>` reads `<pvc_root>/<claim>/<path>`: claims are mounted there in worker pods."""
+    file_root: Path | None = None
+    """Cluster mode: `file://` locations must lie under it (the pod's mounted volumes); None on a laptop."""
 
     @classmethod
     def from_spec(
@@ -34,17 +36,23 @@ class GraConfig:
         name: str = "synthesis",
         base_dir: str | Path | None = None,
         pvc_root: str | Path | None = None,
+        file_root: str | Path | None = None,
     ) -> GraConfig:
         return cls(
             spec=spec,
             name=name,
             base_dir=Path(base_dir) if base_dir is not None else Path.cwd(),
             pvc_root=Path(pvc_root) if pvc_root is not None else default_pvc_root(),
+            file_root=Path(file_root) if file_root is not None else None,
         )
 
     def resolve_uri(self, uri: str) -> Path:
         """A local path for a data location (see `quorum.locations`)."""
-        return resolve_uri(uri, base_dir=self.base_dir, pvc_root=self.pvc_root)
+        return resolve_uri(uri, base_dir=self.base_dir, pvc_root=self.pvc_root, file_root=self.file_root)
+
+    def location(self, uri: str) -> Location:
+        """Where a data URI lives, `s3://` included: what the engine reads seeds from and writes output to."""
+        return location(uri, base_dir=self.base_dir, pvc_root=self.pvc_root, file_root=self.file_root)
 
     @property
     def is_refine(self) -> bool:
@@ -61,6 +69,7 @@ class GraConfig:
                 "name": self.name,
                 "baseDir": str(self.base_dir),
                 "pvcRoot": str(self.pvc_root),
+                **({"fileRoot": str(self.file_root)} if self.file_root is not None else {}),
                 "spec": self.spec.to_wire(),
             },
             indent=2,
@@ -74,6 +83,7 @@ class GraConfig:
             name=data.get("name", "synthesis"),
             base_dir=Path(data.get("baseDir", ".")),
             pvc_root=Path(data["pvcRoot"]) if data.get("pvcRoot") else default_pvc_root(),
+            file_root=Path(data["fileRoot"]) if data.get("fileRoot") else None,
         )
 
     @classmethod

@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import re
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -29,6 +28,7 @@ from quorum.gra.seeds import OnBadSeed
 from quorum.gra.shard import load_seed_set, run_shard
 from quorum.gra.store import claim_output, shards_root
 from quorum.llm import ClientPool, ModelEndpoint, RetryPolicy
+from quorum.locations import Location, as_location
 
 log = logging.getLogger(__name__)
 
@@ -56,22 +56,25 @@ def check_backends(endpoints: list[ModelEndpoint], timeout: float = 10.0) -> Non
             raise BackendUnavailable(f"model {endpoint.name}: {url} answered HTTP {answer.status_code}")
 
 
-def reopen_failed_shards(out_dir: Path) -> list[int]:
+def reopen_failed_shards(out_dir: Path | Location) -> list[int]:
     """Shards that finished with nothing accepted and failed calls are run again on a rerun (a fixed URL
     must not resume into "already done"); a shard that accepted samples keeps its committed work."""
     reopened = []
-    for done_file in sorted(shards_root(out_dir).glob("shard-*/done.json")):
-        counts = json.loads(done_file.read_text(encoding="utf-8")).get("counts") or {}
+    for shard in shards_root(out_dir).children("shard-*"):
+        done_file = shard / "done.json"
+        if not done_file.exists():
+            continue
+        counts = json.loads(done_file.read_text()).get("counts") or {}
         if int(counts.get("failed") or 0) > 0 and int(counts.get("accepted") or 0) == 0:
-            shutil.rmtree(done_file.parent)
-            reopened.append(int(done_file.parent.name.removeprefix("shard-")))
+            shard.delete_tree()
+            reopened.append(int(shard.name.removeprefix("shard-")))
     return reopened
 
 
 @dataclass(frozen=True)
 class LocalRun:
     manifest: dict[str, Any]
-    out_dir: Path
+    out_dir: Location
     warnings: list[str]
 
 
@@ -126,7 +129,7 @@ def pool_warnings(config: GraConfig) -> list[str]:
 
 def run_local(
     config: GraConfig,
-    out_dir: Path,
+    out_dir: Path | Location,
     *,
     on_bad_seed: OnBadSeed = OnBadSeed.FAIL,
     restart: bool = False,
@@ -136,7 +139,7 @@ def run_local(
     """Run every shard (resuming committed work), then merge. `endpoints` overrides model serving (tests)."""
     started = time.perf_counter()
     spec = config.spec
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = as_location(out_dir)
     claim_output(out_dir, config.fingerprint(), spec.to_wire(), restart=restart)
     seed_set = load_seed_set(config, on_bad_seed)
     warnings = pool_warnings(config)
@@ -161,7 +164,7 @@ def _given(endpoints: list[ModelEndpoint]) -> Iterator[list[ModelEndpoint]]:
 
 async def _run_shards(
     config: GraConfig,
-    out_dir: Path,
+    out_dir: Location,
     endpoints: list[ModelEndpoint],
     seed_set: Any,
     progress: ShardProgressCallback | None,

@@ -7,9 +7,11 @@ how many shards ran or which finished first.
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
 import statistics
+import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -21,10 +23,12 @@ from quorum.api.synthesis import DedupScope
 from quorum.gra import funnel
 from quorum.gra.config import GraConfig
 from quorum.gra.dedup import DedupIndex, Embedder, shared_embedder
-from quorum.gra.records import is_kept, jsonl_bytes, write_atomic, write_dataset
+from quorum.gra.output import dataset_card, llama_factory_info, write_dataset
+from quorum.gra.records import is_kept, jsonl_bytes
 from quorum.gra.report import write_report
 from quorum.gra.seeds import OnBadSeed
-from quorum.gra.store import FingerprintMismatch, ShardStore, shards_root
+from quorum.gra.store import FingerprintMismatch, ShardStore, run_fingerprint
+from quorum.locations import Location, as_location
 
 
 class ShardsIncomplete(RuntimeError):
@@ -33,7 +37,7 @@ class ShardsIncomplete(RuntimeError):
 
 def merge_shards(
     config: GraConfig,
-    out_dir: Path,
+    out_dir: Path | Location,
     *,
     shard_count: int | None = None,
     extra: dict[str, Any] | None = None,
@@ -43,12 +47,12 @@ def merge_shards(
     wall-clock timings and the token usage measured by the caller's client pool."""
     started = time.perf_counter()
     spec = config.spec
+    out = as_location(out_dir)
     shard_count = shard_count or spec.workers.shards
-    run_file = shards_root(out_dir) / "run.json"
     fingerprint = config.fingerprint()
-    if not run_file.exists() or json.loads(run_file.read_text())["fingerprint"] != fingerprint:
-        raise FingerprintMismatch(f"{out_dir} holds no committed work for fingerprint {fingerprint}")
-    stores = [ShardStore(out_dir, i) for i in range(shard_count)]
+    if run_fingerprint(out) != fingerprint:
+        raise FingerprintMismatch(f"{out} holds no committed work for fingerprint {fingerprint}")
+    stores = [ShardStore(out, i) for i in range(shard_count)]
     missing = [i for i, store in enumerate(stores) if store.done() is None]
     if missing:
         raise ShardsIncomplete(f"shards not finished: {', '.join(map(str, missing))}")
@@ -61,11 +65,17 @@ def merge_shards(
     seed_set = load_seed_set(config, OnBadSeed.SKIP)
     kept = [r for r in records if is_kept(r)]
     rejected = [r for r in records if not is_kept(r)]
-    dataset_path = write_dataset(out_dir, kept, spec.postprocess.format, spec.output.format)
-    write_atomic(out_dir / "rejected.jsonl", jsonl_bytes([*rejected, *failures]))
+    dataset_path = write_dataset(out, kept, spec.postprocess.format, spec.output.format)
+    (out / "rejected.jsonl").write_bytes(jsonl_bytes([*rejected, *failures]))
 
     manifest = _manifest(config, records, failures, seed_set, shard_info, round_seconds)
-    manifest["files"] = {"dataset": dataset_path.name, "rejected": "rejected.jsonl", "report": "report/index.md"}
+    manifest["files"] = {
+        "dataset": dataset_path.name,
+        "rejected": "rejected.jsonl",
+        "report": "report/index.md",
+        "card": "README.md",
+        "llamaFactory": "dataset_info.json",
+    }
     manifest.update(extra or {})
     seed_vectors = None
     if kept_vectors is not None:
@@ -73,13 +83,20 @@ def merge_shards(
             [s.prompt_text() for s in seed_set.seeds]
         )
     manifest.setdefault("timings", {})["mergeSeconds"] = round(time.perf_counter() - started, 3)
-    manifest["report"] = write_report(out_dir / "report", manifest, records, seed_vectors, kept_vectors)
-    write_manifest(out_dir, manifest)
+    with tempfile.TemporaryDirectory(prefix="quorum-report-") as drawn:
+        manifest["report"] = write_report(Path(drawn), manifest, records, seed_vectors, kept_vectors)
+        (out / "report").delete_tree()
+        (out / "report").upload_tree(Path(drawn))
+    layout = spec.postprocess.format
+    info = llama_factory_info(config.name, dataset_path.name, layout)
+    (out / "dataset_info.json").write_bytes(json.dumps(info, indent=2).encode())
+    (out / "README.md").write_bytes(dataset_card(manifest, dataset_path.name, layout).encode())
+    write_manifest(out, manifest)
     return manifest
 
 
-def write_manifest(out_dir: Path, manifest: dict[str, Any]) -> None:
-    write_atomic(out_dir / "manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False).encode())
+def write_manifest(out_dir: Path | Location, manifest: dict[str, Any]) -> None:
+    (as_location(out_dir) / "manifest.json").write_bytes(json.dumps(manifest, indent=2, ensure_ascii=False).encode())
 
 
 def _collect(
@@ -99,7 +116,7 @@ def _collect(
             records.extend(rejected)
             path = store.round_dir(round_number) / "embeddings.npy"
             if path.exists():
-                for record, vector in zip(accepted, np.load(path), strict=True):
+                for record, vector in zip(accepted, np.load(io.BytesIO(path.read_bytes())), strict=True):
                     vectors[record["id"]] = vector
     records.sort(key=lambda r: (r["round"], r["slot"], r["id"]))
     return records, vectors, shard_info, dict(seconds)
@@ -131,13 +148,7 @@ def _call_failures(stores: list[ShardStore]) -> list[dict[str, Any]]:
     """Failed digest/classification calls, so nothing that failed is silent."""
     failures = []
     for store in stores:
-        if not store.digests_path.exists():
-            continue
-        for line in store.digests_path.read_text(encoding="utf-8").splitlines():
-            try:
-                entry = json.loads(line)
-            except json.JSONDecodeError:
-                continue
+        for entry in store.read_digests():
             if entry.get("error"):
                 failures.append(
                     {"id": entry["key"], "status": "failed", "seedId": entry["seedId"], "error": entry["error"]}

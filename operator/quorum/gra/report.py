@@ -8,8 +8,6 @@ from typing import Any
 
 import numpy as np
 
-from quorum.gra.records import write_atomic
-
 FUNNEL = (
     ("generated", "generated"),
     ("round1Passed", "round-1 pass"),
@@ -26,7 +24,8 @@ def write_report(
     seed_vectors: np.ndarray | None,
     kept_vectors: np.ndarray | None,
 ) -> list[str]:
-    """Write the plots and `index.md`; returns the files written (relative to `report_dir`)."""
+    """Write the plots and `index.md` into a local folder (the merge publishes it to the output location);
+    returns the files written (relative to `report_dir`)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -34,7 +33,7 @@ def write_report(
     written = [_funnel_plot(report_dir, manifest), _score_histograms(report_dir, records, manifest)]
     if seed_vectors is not None and kept_vectors is not None and len(seed_vectors) + len(kept_vectors) >= 3:
         written.append(_embedding_map(report_dir, seed_vectors, kept_vectors))
-    write_atomic(report_dir / "index.md", _summary(manifest, written).encode())
+    (report_dir / "index.md").write_text(_summary(manifest, written), encoding="utf-8")
     return [*written, "index.md"]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 from dataclasses import dataclass, field
@@ -11,6 +12,7 @@ from typing import Any
 
 from quorum.api.common import DataFormat
 from quorum.api.synthesis import SeedFields
+from quorum.locations import Location, as_location
 
 log = logging.getLogger(__name__)
 
@@ -52,13 +54,14 @@ class SeedSet:
 
 
 def read_seeds(
-    path: Path,
+    path: Path | Location,
     fmt: DataFormat,
     fields: SeedFields,
     on_bad: OnBadSeed = OnBadSeed.FAIL,
 ) -> SeedSet:
     """Every good seed in file order. A bad record (not JSON, not an object, no instruction) is reported with
     its 1-based line (JSONL) or row (Parquet) number; `fail` raises on the first one, `skip` keeps going."""
+    path = as_location(path)
     if not path.exists():
         raise FileNotFoundError(f"seed file {path} does not exist")
     rows = _parquet_rows(path) if fmt == DataFormat.PARQUET else _jsonl_rows(path)
@@ -77,10 +80,10 @@ def read_seeds(
     return result
 
 
-def read_instruction_file(path: Path) -> list[str]:
+def read_instruction_file(path: Path | Location) -> list[str]:
     """Benchmark prompts for decontamination: one JSON object with `instruction` (or `prompt`) per line."""
     texts = []
-    for _number, row, error in _jsonl_rows(path):
+    for _number, row, error in _jsonl_rows(as_location(path)):
         if error is None and isinstance(row, dict):
             text = row.get("instruction") or row.get("prompt")
             if isinstance(text, str) and text.strip():
@@ -88,23 +91,22 @@ def read_instruction_file(path: Path) -> list[str]:
     return texts
 
 
-def _jsonl_rows(path: Path) -> list[tuple[int, Any, str | None]]:
+def _jsonl_rows(path: Location) -> list[tuple[int, Any, str | None]]:
     rows = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                rows.append((number, json.loads(line), None))
-            except json.JSONDecodeError as error:
-                rows.append((number, None, f"not valid JSON ({error.msg} at column {error.colno})"))
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rows.append((number, json.loads(line), None))
+        except json.JSONDecodeError as error:
+            rows.append((number, None, f"not valid JSON ({error.msg} at column {error.colno})"))
     return rows
 
 
-def _parquet_rows(path: Path) -> list[tuple[int, Any, str | None]]:
+def _parquet_rows(path: Location) -> list[tuple[int, Any, str | None]]:
     import pyarrow.parquet as pq
 
-    table = pq.read_table(path)
+    table = pq.read_table(io.BytesIO(path.read_bytes()))
     return [(number, row, None) for number, row in enumerate(table.to_pylist(), start=1)]
 
 

@@ -8,7 +8,7 @@ and the generation slots with `slot % n == i`, so shards never need to talk to e
 from __future__ import annotations
 
 import asyncio
-import json
+import io
 import math
 import time
 from collections.abc import Callable
@@ -26,8 +26,9 @@ from quorum.gra.pipeline import SampleRunner, Slot
 from quorum.gra.records import is_kept, jsonl_bytes
 from quorum.gra.roles import rng_for, with_role
 from quorum.gra.seeds import OnBadSeed, Seed, SeedSet, read_instruction_file, read_seeds, shard_of
-from quorum.gra.store import ShardStore, claim_output
+from quorum.gra.store import JournalWriter, ShardStore, claim_output
 from quorum.llm import CallFailed, ClientPool, ModelEndpoint, RetryPolicy
+from quorum.locations import Location
 
 ProgressCallback = Callable[[str, int, int, SynthesisCounts], None]
 """(stage, done, total, counts): called as work advances; stage names match `StageStatus.name`."""
@@ -59,6 +60,11 @@ class _Progress:
             done_total[1] += delta or 1
         self.emit(stage)
 
+    def round(self, number: int, rounds: int) -> None:
+        """`round` on the progress channel: done is the round in progress, total the rounds planned."""
+        if self.callback is not None:
+            self.callback("round", number, rounds, self.counts)
+
     def emit(self, stage: str) -> None:
         if self.callback is not None:
             done, total = self.stages[stage]
@@ -67,14 +73,14 @@ class _Progress:
 
 def load_seed_set(config: GraConfig, on_bad_seed: OnBadSeed) -> SeedSet:
     source = config.spec.seeds
-    return read_seeds(config.resolve_uri(source.uri), source.format, source.fields, on_bad_seed)
+    return read_seeds(config.location(source.uri), source.format, source.fields, on_bad_seed)
 
 
 async def run_shard(
     config: GraConfig,
     shard_index: int,
     endpoints: list[ModelEndpoint],
-    out_dir: Path,
+    out_dir: Path | Location,
     *,
     shard_count: int | None = None,
     progress: ProgressCallback | None = None,
@@ -134,8 +140,9 @@ class _ShardWorker:
         self.progress = _Progress(progress, SynthesisCounts(seeds=len(mine)))
         self.embedder = embedder
         self.cache: dict[str, dict[str, Any]] = {}
-        for entry in _read_lines(store.digests_path):
+        for entry in store.read_digests():
             self.cache.setdefault(entry["key"], entry)
+        self.digest_journal = JournalWriter(store.digests_journal)
 
     # --- the round loop ------------------------------------------------------------------------------------
 
@@ -149,8 +156,10 @@ class _ShardWorker:
         quota = math.ceil(spec.generation.target / self.shard_count)
         kept_total, rounds_run, reason = 0, 0, "rounds exhausted"
         for round_number in range(1, rounds + 1):
+            self.progress.round(round_number, rounds)
             marker = self.store.committed(round_number)
             if marker is None:
+                self.digest_journal.flush()
                 marker = await self._run_round(round_number, runner, domains, index)
             else:
                 self._restore_round(round_number, index)
@@ -163,6 +172,7 @@ class _ShardWorker:
                 reason = f"target share {quota} reached"
                 break
         self.progress.emit("write")
+        self.digest_journal.close()
         self.store.mark_done({"counts": self.progress.counts.to_wire(), "rounds": rounds_run, "reason": reason})
         return ShardResult(self.shard_index, self.progress.counts, rounds_run, reason)
 
@@ -175,15 +185,14 @@ class _ShardWorker:
         live = funnel.count(done.values())
         self.progress.counts = funnel.merged([self.progress.counts, live])
         todo = [s for s in slots if s.id not in done]
-        journal = self.store.journal_path(round_number).open("a", encoding="utf-8")
+        journal = JournalWriter(self.store.journal(round_number))
         limit = asyncio.Semaphore(max(4, 2 * sum(c.endpoint.max_concurrency for c in self.pool)))
 
         async def one(slot: Slot) -> None:
             async with limit:
                 record = await runner.run(slot)
             record["shard"] = self.shard_index
-            journal.write(json.dumps(record, ensure_ascii=False) + "\n")
-            journal.flush()
+            journal.write(record)
             done[record["id"]] = record
             funnel.add(self.progress.counts, record)
 
@@ -195,6 +204,7 @@ class _ShardWorker:
         records = sorted(done.values(), key=lambda r: r["slot"])
         vectors = await self._dedup(records, index)
         await self._fill_digests(records)
+        self.digest_journal.flush()
         counts = funnel.count(records)
         kept = [r for r in records if is_kept(r)]
         files = {
@@ -306,8 +316,7 @@ class _ShardWorker:
         except CallFailed as failure:
             entry.update(value=None, error={"stage": stage, **failure.as_record()})
         self.cache[key] = entry
-        with self.store.digests_path.open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
+        self.digest_journal.write(entry)
         return entry
 
     def _helper_model(self, key: str) -> str:
@@ -336,7 +345,7 @@ class _ShardWorker:
             vectors = await asyncio.to_thread(self._seed_vectors)
             index.add(vectors, [f"seed:{s.id}" for s in self.seed_set.seeds])
         if DedupScope.DECONTAMINATION in dedup.against and dedup.decontamination_uri:
-            texts = read_instruction_file(self.config.resolve_uri(dedup.decontamination_uri))
+            texts = read_instruction_file(self.config.location(dedup.decontamination_uri))
             vectors = await asyncio.to_thread(embedder.encode, texts)
             index.add(vectors, [f"decontamination:{i + 1}" for i in range(len(texts))])
         return index
@@ -347,7 +356,7 @@ class _ShardWorker:
         if index is None or DedupScope.ACCEPTED not in self.spec.postprocess.dedup.against or not path.exists():
             return
         kept, _ = self.store.round_records(round_number)
-        index.add(np.load(path), [f"sample:{r['id']}" for r in kept])
+        index.add(np.load(io.BytesIO(path.read_bytes())), [f"sample:{r['id']}" for r in kept])
 
     async def _dedup(self, records: list[dict[str, Any]], index: DedupIndex | None) -> np.ndarray | None:
         if index is None:
@@ -401,20 +410,6 @@ def _negate(counts: SynthesisCounts) -> SynthesisCounts:
 
 
 def _npy_bytes(vectors: np.ndarray) -> bytes:
-    import io
-
     buffer = io.BytesIO()
     np.save(buffer, vectors)
     return buffer.getvalue()
-
-
-def _read_lines(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    entries = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            entries.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return entries

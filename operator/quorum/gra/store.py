@@ -1,92 +1,153 @@
-"""The on-disk layout of a run and its commit protocol.
+"""The layout of a run's output location and its commit protocol, the same on a disk and in an object store.
 
-    <out>/shards/run.json                        fingerprint of the output-relevant spec (guards resumes)
-    <out>/shards/shard-0003/digests.jsonl        seed digests (and domain labels), appended as they arrive
-    <out>/shards/shard-0003/round-01.journal.jsonl  finished samples of an uncommitted round, one per line
-    <out>/shards/shard-0003/round-01/            committed round: accepted.jsonl, rejected.jsonl,
-                                                 embeddings.npy, commit.json (written last)
-    <out>/shards/shard-0003/done.json            the shard stopped (target share reached or rounds spent)
+    <out>/shards/run.json                          fingerprint of the output-relevant spec (guards resumes)
+    <out>/shards/shard-0003/digests.journal/       seed digests (and domain labels), journal parts
+    <out>/shards/shard-0003/round-01.journal/      finished samples of an uncommitted round, journal parts
+    <out>/shards/shard-0003/round-01/              committed round: accepted.jsonl, rejected.jsonl,
+                                                   embeddings.npy, commit.json (written last)
+    <out>/shards/shard-0003/done.json              the shard stopped (target share reached or rounds spent)
 
-A round directory is built under a temporary name and renamed into place; `commit.json` inside it is written
-last, so a directory without it is an interrupted commit and is redone from the journal.
+Object stores have no rename and no append, so the protocol uses neither: a round's files are written in place
+and `commit.json` last (a round directory without it is an interrupted commit, redone from the journal), and a
+journal is a folder of part files that readers concatenate, deduplicating by sample id.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
+import os
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
-from quorum.gra.records import read_jsonl, write_atomic
+from quorum.gra.records import jsonl_bytes, read_jsonl
+from quorum.locations import Location, as_location
+
+JOURNAL_FLUSH_SECONDS = 1.0
+"""Object stores: how often buffered journal lines become a new part (the most finished work a kill loses)."""
 
 
 class FingerprintMismatch(RuntimeError):
-    """The output directory holds work from a spec that differs in parts that change the output."""
+    """The output location holds work from a spec that differs in parts that change the output."""
+
+
+class JournalWriter:
+    """Appends finished work so a killed run can resume it.
+
+    On a local disk each process writes one part file and flushes every line: a SIGKILL loses nothing that
+    finished. An object store cannot append, so lines are buffered and written as a new part object every
+    `flush_seconds` and on close; a kill loses at most that much finished work, which the resume asks again.
+    """
+
+    def __init__(self, folder: Location, flush_seconds: float = JOURNAL_FLUSH_SECONDS) -> None:
+        self.folder = folder
+        self.flush_seconds = flush_seconds
+        self._prefix = f"{time.time_ns():020d}-{os.getpid()}"
+        self._parts = 0
+        self._buffer: list[dict[str, Any]] = []
+        self._last_flush = time.monotonic()
+        self._handle: TextIO | None = None
+        if folder.is_local:
+            path = folder.local_path() / f"{self._prefix}.jsonl"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._handle = path.open("a", encoding="utf-8")
+
+    def write(self, record: dict[str, Any]) -> None:
+        if self._handle is not None:
+            self._handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+            self._handle.flush()
+            return
+        self._buffer.append(record)
+        if time.monotonic() - self._last_flush >= self.flush_seconds:
+            self.flush()
+
+    def flush(self) -> None:
+        self._last_flush = time.monotonic()
+        if not self._buffer:
+            return
+        part = self.folder / f"{self._prefix}-{self._parts:05d}.jsonl"
+        part.write_bytes(jsonl_bytes(self._buffer))
+        self._parts += 1
+        self._buffer = []
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+        else:
+            self.flush()
+
+    def __enter__(self) -> JournalWriter:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+def read_journal(folder: Location) -> list[dict[str, Any]]:
+    """Every entry of every part, in write order; a line cut short by a crash is skipped (its work is redone)."""
+    entries = []
+    for part in folder.children("*.jsonl"):
+        for line in part.read_text().splitlines():
+            try:
+                entries.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return entries
 
 
 class ShardStore:
-    def __init__(self, out_dir: Path, shard_index: int) -> None:
+    def __init__(self, out_dir: Path | Location, shard_index: int) -> None:
         self.root = shards_root(out_dir) / f"shard-{shard_index:04d}"
-        self.root.mkdir(parents=True, exist_ok=True)
 
     @property
-    def digests_path(self) -> Path:
-        return self.root / "digests.jsonl"
+    def digests_journal(self) -> Location:
+        return self.root / "digests.journal"
 
-    def journal_path(self, round_number: int) -> Path:
-        return self.root / f"round-{round_number:02d}.journal.jsonl"
+    def read_digests(self) -> list[dict[str, Any]]:
+        return read_journal(self.digests_journal)
 
-    def round_dir(self, round_number: int) -> Path:
+    def journal(self, round_number: int) -> Location:
+        return self.root / f"round-{round_number:02d}.journal"
+
+    def round_dir(self, round_number: int) -> Location:
         return self.root / f"round-{round_number:02d}"
 
     def committed(self, round_number: int) -> dict[str, Any] | None:
         marker = self.round_dir(round_number) / "commit.json"
-        return json.loads(marker.read_text(encoding="utf-8")) if marker.exists() else None
+        return json.loads(marker.read_text()) if marker.exists() else None
 
     def read_journal(self, round_number: int) -> dict[str, dict[str, Any]]:
-        """Finished samples by id; a line cut short by a crash is ignored (that sample is redone)."""
-        path = self.journal_path(round_number)
+        """Finished samples by id (the first entry wins: a sample journaled twice is one sample)."""
         found: dict[str, dict[str, Any]] = {}
-        if not path.exists():
-            return found
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue
+        for record in read_journal(self.journal(round_number)):
             found.setdefault(record["id"], record)
         return found
 
     def commit_round(self, round_number: int, files: dict[str, bytes], marker: dict[str, Any]) -> None:
         final = self.round_dir(round_number)
-        temp = self.root / f".round-{round_number:02d}.tmp"
-        for stale in (temp, final):
-            if stale.exists():
-                shutil.rmtree(stale)
-        temp.mkdir()
+        final.delete_tree()  # an interrupted commit: redone from the journal
         for name, data in files.items():
-            write_atomic(temp / name, data)
-        temp.rename(final)
-        write_atomic(final / "commit.json", json.dumps(marker, indent=2).encode())
-        self.journal_path(round_number).unlink(missing_ok=True)
+            (final / name).write_bytes(data)
+        (final / "commit.json").write_bytes(json.dumps(marker, indent=2).encode())
+        self.journal(round_number).delete_tree()
 
     @property
-    def done_path(self) -> Path:
+    def done_path(self) -> Location:
         return self.root / "done.json"
 
     def done(self) -> dict[str, Any] | None:
-        return json.loads(self.done_path.read_text(encoding="utf-8")) if self.done_path.exists() else None
+        return json.loads(self.done_path.read_text()) if self.done_path.exists() else None
 
     def mark_done(self, summary: dict[str, Any]) -> None:
-        write_atomic(self.done_path, json.dumps(summary, indent=2).encode())
+        self.done_path.write_bytes(json.dumps(summary, indent=2).encode())
 
     def committed_rounds(self) -> list[tuple[int, dict[str, Any]]]:
         rounds = []
-        for path in sorted(self.root.glob("round-??")):
-            marker = self.committed(int(path.name[-2:]))
+        for folder in self.root.children("round-??"):
+            marker = self.committed(int(folder.name[-2:]))
             if marker is not None:
-                rounds.append((int(path.name[-2:]), marker))
+                rounds.append((int(folder.name[-2:]), marker))
         return rounds
 
     def round_records(self, round_number: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -94,31 +155,47 @@ class ShardStore:
         return read_jsonl(folder / "accepted.jsonl"), read_jsonl(folder / "rejected.jsonl")
 
 
-def shards_root(out_dir: Path) -> Path:
-    return out_dir / "shards"
+def shards_root(out_dir: Path | Location) -> Location:
+    return as_location(out_dir) / "shards"
 
 
-def claim_output(out_dir: Path, fingerprint: str, spec_wire: dict[str, Any], *, restart: bool = False) -> None:
-    """Bind the output directory to one fingerprint. A different one is refused unless `restart`, which
+def run_fingerprint(out_dir: Path | Location) -> str | None:
+    run_file = shards_root(out_dir) / "run.json"
+    return json.loads(run_file.read_text()).get("fingerprint") if run_file.exists() else None
+
+
+def claim_output(
+    out_dir: Path | Location, fingerprint: str, spec_wire: dict[str, Any], *, restart: bool = False
+) -> None:
+    """Bind the output location to one fingerprint. A different one is refused unless `restart`, which
     deletes all earlier work (shards and final files) first."""
-    root = shards_root(out_dir)
-    run_file = root / "run.json"
+    out = as_location(out_dir)
+    out.check_access()
     if restart:
-        reset_output(out_dir)
-    if run_file.exists():
-        existing = json.loads(run_file.read_text(encoding="utf-8"))
-        if existing.get("fingerprint") != fingerprint:
+        reset_output(out)
+    existing = run_fingerprint(out)
+    if existing is not None:
+        if existing != fingerprint:
             raise FingerprintMismatch(
-                f"{out_dir} holds work of a different spec (fingerprint {existing.get('fingerprint')}, now "
+                f"{out} holds work of a different spec (fingerprint {existing}, now "
                 f"{fingerprint}); use another output directory or start over with --restart"
             )
         return
-    root.mkdir(parents=True, exist_ok=True)
-    write_atomic(run_file, json.dumps({"fingerprint": fingerprint, "spec": spec_wire}, indent=2).encode())
+    (shards_root(out) / "run.json").write_bytes(
+        json.dumps({"fingerprint": fingerprint, "spec": spec_wire}, indent=2).encode()
+    )
 
 
-def reset_output(out_dir: Path) -> None:
-    shutil.rmtree(shards_root(out_dir), ignore_errors=True)
-    shutil.rmtree(out_dir / "report", ignore_errors=True)
-    for name in ("dataset.jsonl", "dataset.parquet", "rejected.jsonl", "manifest.json"):
-        (out_dir / name).unlink(missing_ok=True)
+def reset_output(out_dir: Path | Location) -> None:
+    out = as_location(out_dir)
+    shards_root(out).delete_tree()
+    (out / "report").delete_tree()
+    for name in (
+        "dataset.jsonl",
+        "dataset.parquet",
+        "rejected.jsonl",
+        "manifest.json",
+        "README.md",
+        "dataset_info.json",
+    ):
+        (out / name).delete()

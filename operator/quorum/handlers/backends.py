@@ -19,7 +19,7 @@ def backend_statuses(
     """One `BackendStatus` per model: ready replicas of served models; external endpoints count as ready
     (the operator never calls them; workers and the router retry and report their failures); a shared Model
     when it is ready and counts this consumer."""
-    endpoints = {e.name: e.url for e in resolve_endpoints(owner, models)}
+    endpoints = {e.name: e.display_url for e in resolve_endpoints(owner, models)}
     backends = []
     for entry in models:
         ready = 0

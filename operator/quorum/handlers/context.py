@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from quorum.builders.credentials import is_create_only
 from quorum.builders.meta import APPLIED_HASH_ANNOTATION, DEFAULT_IMAGE, short_hash, with_pod_annotations
 from quorum.handlers.kube import Kube
 
@@ -35,7 +36,9 @@ class OperatorContext:
         """Create a child that does not exist (refused when another object holds the name); server-side
         apply one that does, unless it already carries exactly this manifest."""
         final, digest = self.prepared(manifest)
-        if existing is None:
+        if is_create_only(final):
+            self.kube.create_once(final)
+        elif existing is None:
             self.kube.create(final)
         elif ((existing.get("metadata") or {}).get("annotations") or {}).get(APPLIED_HASH_ANNOTATION) != digest:
             self.kube.apply(final)

@@ -3,13 +3,15 @@ patches of a status subresource. A thin layer over the official client's Dynamic
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from typing import Any
 
 from kubernetes import client, config
 from kubernetes.dynamic import DynamicClient
-from kubernetes.dynamic.exceptions import NotFoundError
+from kubernetes.dynamic.exceptions import ConflictError, NotFoundError
 
+from quorum.builders.credentials import with_generated_value
 from quorum.builders.meta import FIELD_MANAGER
 
 
@@ -61,6 +63,12 @@ class Kube:
             body=manifest, namespace=manifest["metadata"].get("namespace"), field_manager=FIELD_MANAGER
         )
         return created.to_dict()
+
+    def create_once(self, manifest: dict[str, Any]) -> None:
+        """Create a generated Secret with its random value unless one of that name exists, which is left as it
+        is: the operator may create Secrets but never read, list or update them (builders/credentials.py)."""
+        with contextlib.suppress(ConflictError):
+            self.create(with_generated_value(manifest))
 
     def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         try:

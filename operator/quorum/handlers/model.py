@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from quorum.api.ensemble import EnsembleRouterSpec
 from quorum.api.model import ModelSpec
 from quorum.api.synthesis import SynthesisJobSpec
-from quorum.builders.backends import VLLM_PORT
+from quorum.builders.backends import VLLM_PORT, backend_name
 from quorum.builders.meta import Owner
 from quorum.builders.model import model_manifests, model_url
 from quorum.handlers.conditions import Cond, parse_time
@@ -27,7 +27,6 @@ from quorum.handlers.plan import (
     Key,
     Plan,
     execute,
-    key_of,
     kstatus,
     name_conflicts,
     observe_children,
@@ -129,14 +128,14 @@ def stalled(reason: str, message: str, stage: str = "spec") -> Plan:
 def plan(model: ModelView, observed: Observed) -> Plan:
     """Replicas, children, consumers' shares and status, from the spec, what exists and the clock; no I/O."""
     owner, spec, previous = model.owner, model.spec, model.previous
-    deployment_key = key_of(model_manifests(owner, spec, 0)[0])
+    deployment_key = ("apps/v1", "Deployment", backend_name(owner, owner.name))
     deployment = observed.children.get(deployment_key)
     current = int(((deployment or {}).get("spec") or {}).get("replicas") or 0)
     consumers = observed.consumers
     idle_since = None if consumers else (parse_time(previous.get("idleSince")) or model.now)
     idle_for = (model.now - idle_since).total_seconds() if idle_since else None
     replicas = desired_replicas(spec.replicas, current, observed.waiting, len(consumers), idle_for)
-    manifests = model_manifests(owner, spec, replicas)
+    manifests = model_manifests(owner, spec, replicas, [(c.kind, c.name) for c in consumers])
     conflict = name_conflicts(owner, manifests, observed.children)
     if conflict:
         return stalled("NameConflict", conflict, "children")

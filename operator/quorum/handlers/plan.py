@@ -23,6 +23,7 @@ from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from quorum.api.base import format_validation_error
+from quorum.builders.credentials import is_create_only
 from quorum.builders.meta import Owner, foreign_controller
 from quorum.handlers.conditions import Cond, now_rfc3339
 from quorum.handlers.context import DONE, OperatorContext, Outcome
@@ -106,7 +107,9 @@ def observe_children(
     """Every object of the kinds of `manifests` (plus `extra`) labelled as `owner`'s, by key: one LIST per
     kind, not one GET per child. An object under a child's name without our label is found by `execute`
     instead: children are created with a plain create, which the API server refuses when the name is taken."""
-    kinds = dict.fromkeys([(m["apiVersion"], m["kind"]) for m in manifests] + list(extra))
+    # Generated Secrets are never observed: the operator may not list Secrets (handlers/context.py).
+    observed = [(m["apiVersion"], m["kind"]) for m in manifests if not is_create_only(m)]
+    kinds = dict.fromkeys(observed + list(extra))
     selector = {owner.parent_label: owner.name}
     return {
         (api_version, kind, item["metadata"]["name"]): item

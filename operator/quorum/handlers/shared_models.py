@@ -12,7 +12,7 @@ from quorum.api.ensemble import EnsembleRouterSpec
 from quorum.api.model import ModelSpec
 from quorum.api.resources import API_VERSION
 from quorum.api.synthesis import SynthesisJobSpec
-from quorum.builders.model import model_url
+from quorum.builders.model import model_key, model_url
 from quorum.handlers.conditions import Cond, condition_true
 from quorum.handlers.context import OperatorContext
 from quorum.handlers.scaling import per_pod
@@ -90,7 +90,9 @@ def resolve(
             continue
         body = models.get(ref.name)
         if body is None and not needed:
-            endpoint = Endpoint(url=model_url(namespace, ref.name), model=ref.name)
+            endpoint = Endpoint(
+                url=model_url(namespace, ref.name), model=ref.name, api_key_secret_ref=model_key(namespace, ref.name)
+            )
             entries.append(entry.model_copy(update={"endpoint": endpoint}))
             continue
         if body is None:
@@ -106,7 +108,9 @@ def resolve(
             waiting.append(ref.name)
         served = ModelSpec.model_validate(body.get("spec") or {}).model
         granted = int((grant or {}).get("granted") or 1)
-        endpoint = Endpoint(url=model_url(namespace, ref.name), model=served)
+        endpoint = Endpoint(
+            url=model_url(namespace, ref.name), model=served, api_key_secret_ref=model_key(namespace, ref.name)
+        )
         update = {"endpoint": endpoint, "max_concurrency": per_pod(granted, consumer_pods(spec))}
         entries.append(entry.model_copy(update=update))
     resolved = spec.model_copy(update={"models": entries}) if not missing else spec

@@ -32,6 +32,7 @@ from quorum.builders.synthesis import (
     synthesis_children,
     workers_job,
 )
+from quorum.gra.progress import combine_stages
 from quorum.handlers.backends import backend_objects, backend_statuses, backends_condition, backends_summary
 from quorum.handlers.conditions import Cond, condition_true, job_condition, parse_time
 from quorum.handlers.context import OperatorContext, Outcome, last_line, termination_message
@@ -179,6 +180,7 @@ def plan(job: Job, observed: Observed) -> Plan:
     if workers is None and all(b["ready"] for b in backends):
         result.applies.append(workers_manifest)
         result.status["startTime"] = job.now.strftime("%Y-%m-%dT%H:%M:%SZ")
+        workers = workers_manifest  # created by this very plan: the status says Running, not Pending
     elif workers is None:
         result.dry_runs += [workers_manifest, merge_manifest]
     elif workers is not None:
@@ -186,6 +188,7 @@ def plan(job: Job, observed: Observed) -> Plan:
         result.status["startTime"] = previous.get("startTime")
     if merge is None and job_condition(workers, "Complete"):
         result.applies.append(merge_manifest)
+        merge = merge_manifest
     elif merge is not None:
         result.patches += control_patches(merge, merge_manifest, ("suspend",))
     status_of_run(result, job, observed, backends, workers, merge)
@@ -239,10 +242,15 @@ def _merge_result(pods: list[dict[str, Any]]) -> dict[str, Any]:
     return {}
 
 
-def _counts(previous: dict[str, Any], fp: str) -> dict[str, int]:
-    """The funnel summed over the workers' reports of the current configuration (older ones are stale)."""
+def _reports(previous: dict[str, Any], fp: str) -> list[dict[str, Any]]:
+    """The workers' reports of the current configuration (older ones are stale)."""
     shards = previous.get("shards") or {}
-    reports = [v for v in shards.values() if isinstance(v, dict) and v.get("fingerprint", fp) in (fp, "")]
+    return [v for v in shards.values() if isinstance(v, dict) and v.get("fingerprint", fp) in (fp, "")]
+
+
+def _counts(previous: dict[str, Any], fp: str) -> dict[str, int]:
+    """The funnel summed over the workers' reports."""
+    reports = _reports(previous, fp)
     return {key: sum(int((r.get("counts") or {}).get(key) or 0) for r in reports) for key in COUNT_KEYS}
 
 
@@ -276,6 +284,7 @@ def status_of_run(
         phase, progress, conds = _running(result, job, workers, backends, shards_done)
     result.conditions = [conds[0], backends_cond, *conds[1:]]
     stages = _stages(backends_cond.status, workers, failure, merge, shards_done, spec.workers.shards)
+    stages += combine_stages(r.get("stages") or [] for r in _reports(previous, result.status["fingerprint"]))
     result.status.update(
         {"backends": backends, "phase": phase, "progress": progress, "counts": counts, "stages": stages}
     )

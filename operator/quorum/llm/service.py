@@ -9,6 +9,9 @@ from typing import Self
 
 from aiohttp import web
 
+LISTEN_BACKLOG = 4096
+"""aiohttp's default of 128 overflows when a thousand clients connect at once (the kernel caps it at somaxconn)."""
+
 
 class AppService:
     """Subclasses provide `application()`; `async with` (or start/stop) serves it and fills in `port`."""
@@ -33,7 +36,7 @@ class AppService:
             self.application(), access_log=None, handle_signals=False, shutdown_timeout=self.shutdown_timeout
         )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, backlog=4096, reuse_address=True)
+        site = web.TCPSite(self._runner, self.host, self.port, backlog=LISTEN_BACKLOG, reuse_address=True)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         return self.base_url

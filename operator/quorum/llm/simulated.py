@@ -41,6 +41,8 @@ class SimRequest:
     body: dict[str, Any]
     index: int
     headers: dict[str, str] = field(default_factory=dict)
+    endpoint: str = "chat/completions"
+    """`chat/completions`, or `completions` (then `messages` holds the prompt as one user message)."""
 
     @property
     def prompt(self) -> str:
@@ -64,6 +66,10 @@ class SimReply:
     delay_s: float | None = None
     hang: bool = False
     headers: dict[str, str] = field(default_factory=dict)
+    tool_calls: list[dict[str, Any]] | None = None
+    """OpenAI `tool_calls` of every choice (the content is then `text`, usually None)."""
+    logprobs: dict[str, Any] | None = None
+    """The `logprobs` object of every choice, as the caller wants it echoed."""
 
     def choices(self, n: int) -> list[str]:
         texts = self.texts if self.texts is not None else [self.text or ""]
@@ -120,6 +126,7 @@ class SimulatedBackend(AppService):
     def application(self) -> web.Application:
         app = web.Application(client_max_size=32 * 1024 * 1024)
         app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_post("/v1/completions", self._completions)
         app.router.add_get("/v1/models", self._models)
         app.router.add_get("/health", self._health)
         app.router.add_get("/metrics", self._metrics)
@@ -180,12 +187,19 @@ class SimulatedBackend(AppService):
         data = [{"id": m, "object": "model", "owned_by": "quorum-simulated"} for m in self.models]
         return web.json_response({"object": "list", "data": data})
 
-    async def _chat(self, http_request: web.Request) -> web.StreamResponse:
+    async def _completions(self, http_request: web.Request) -> web.StreamResponse:
+        return await self._chat(http_request, "completions")
+
+    async def _chat(self, http_request: web.Request, endpoint: str = "chat/completions") -> web.StreamResponse:
         try:
             body = await http_request.json()
+            if endpoint == "completions":
+                messages = [{"role": "user", "content": str(body["prompt"])}]
+            else:
+                messages = list(body["messages"])
             request = SimRequest(
                 model=str(body.get("model", "")),
-                messages=list(body["messages"]),
+                messages=messages,
                 temperature=body.get("temperature"),
                 max_tokens=body.get("max_tokens"),
                 n=int(body.get("n") or 1),
@@ -194,6 +208,7 @@ class SimulatedBackend(AppService):
                 body=body,
                 index=next(self._counter),
                 headers=dict(http_request.headers),
+                endpoint=endpoint,
             )
         except (ValueError, KeyError, TypeError) as error:
             return _error(400, f"invalid request: {error}")
@@ -221,27 +236,41 @@ class SimulatedBackend(AppService):
             return _error(reply.status, reply.text or f"simulated HTTP {reply.status}", reply.headers)
         texts = reply.choices(request.n)
         if body.get("stream"):
-            return await _stream(http_request, request, texts[0])
-        prompt_tokens = _count_tokens(request.prompt)
-        completion_tokens = sum(_count_tokens(t) for t in texts)
+            return await _stream(http_request, request, reply, texts[0])
         return web.json_response(
             {
                 "id": f"chatcmpl-sim-{request.index}",
-                "object": "chat.completion",
+                "object": "chat.completion" if endpoint != "completions" else "text_completion",
                 "created": int(time.time()),
                 "model": request.model,
-                "choices": [
-                    {"index": i, "message": {"role": "assistant", "content": t}, "finish_reason": "stop"}
-                    for i, t in enumerate(texts)
-                ],
-                "usage": {
-                    "prompt_tokens": prompt_tokens,
-                    "completion_tokens": completion_tokens,
-                    "total_tokens": prompt_tokens + completion_tokens,
-                },
+                "choices": [_choice(request, reply, i, t) for i, t in enumerate(texts)],
+                "usage": _usage(request, texts),
             },
             headers=reply.headers,
         )
+
+
+def _usage(request: SimRequest, texts: list[str]) -> dict[str, int]:
+    prompt_tokens = _count_tokens(request.prompt)
+    completion_tokens = sum(_count_tokens(t) for t in texts)
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+
+
+def _choice(request: SimRequest, reply: SimReply, index: int, text: str) -> dict[str, Any]:
+    finish = "tool_calls" if reply.tool_calls else "stop"
+    choice: dict[str, Any] = {"index": index, "finish_reason": finish, "logprobs": reply.logprobs}
+    if request.endpoint == "completions":
+        choice["text"] = text
+    else:
+        message: dict[str, Any] = {"role": "assistant", "content": None if reply.tool_calls else text}
+        if reply.tool_calls:
+            message["tool_calls"] = reply.tool_calls
+        choice["message"] = message
+    return choice
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
@@ -249,26 +278,31 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
     return web.json_response(body, status=status, headers=headers or {})
 
 
-async def _stream(http_request: web.Request, request: SimRequest, text: str) -> web.StreamResponse:
+async def _stream(http_request: web.Request, request: SimRequest, reply: SimReply, text: str) -> web.StreamResponse:
+    """Word by word; a final usage chunk when `stream_options.include_usage` asks for it, as OpenAI does."""
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
     await response.prepare(http_request)
+    chat = request.endpoint != "completions"
+    with_usage = (request.body.get("stream_options") or {}).get("include_usage") is True
+    base = {
+        "id": f"chatcmpl-sim-{request.index}",
+        "object": "chat.completion.chunk" if chat else "text_completion",
+        "model": request.model,
+        **({"usage": None} if with_usage else {}),
+    }
     words = text.split(" ")
     for i, word in enumerate(words):
         piece = word if i == 0 else " " + word
-        chunk = {
-            "id": f"chatcmpl-sim-{request.index}",
-            "object": "chat.completion.chunk",
-            "model": request.model,
-            "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}],
-        }
+        choice = {"index": 0, "delta": {"content": piece}} if chat else {"index": 0, "text": piece}
+        chunk = {**base, "choices": [{**choice, "finish_reason": None}]}
         await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
-    last = {
-        "id": f"chatcmpl-sim-{request.index}",
-        "object": "chat.completion.chunk",
-        "model": request.model,
-        "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
-    }
-    await response.write(f"data: {json.dumps(last)}\n\ndata: [DONE]\n\n".encode())
+    finish = {"index": 0, "delta": {}} if chat else {"index": 0, "text": ""}
+    last = {**base, "choices": [{**finish, "finish_reason": "stop"}]}
+    await response.write(f"data: {json.dumps(last)}\n\n".encode())
+    if with_usage:
+        usage = {**base, "choices": [], "usage": _usage(request, [text])}
+        await response.write(f"data: {json.dumps(usage)}\n\n".encode())
+    await response.write(b"data: [DONE]\n\n")
     await response.write_eof()
     return response
 

@@ -22,6 +22,7 @@ import numpy as np
 from quorum.api.ensemble import EnsembleRouterSpec, VotingStrategy
 from quorum.llm import CallFailed, ChatClient, ClientPool, ModelEndpoint, RetryPolicy
 from quorum.routing.artifact import Artifact
+from quorum.routing.backend import choice_text
 from quorum.routing.dataset import CalibrationItem, fingerprint, split
 from quorum.routing.embedding import Embedder, EmbeddingBatcher
 from quorum.routing.engine import BackendRejected, ChatRequest, NoBackendAvailable, RouterEngine
@@ -146,17 +147,17 @@ async def served_correctness(
     gate = asyncio.Semaphore(EVALUATION_CONCURRENCY)
 
     async def one(position: int, item: CalibrationItem) -> float | None:
+        messages = [{"role": "user", "content": item.question}]
+        seed = evaluation_seed(spec.calibration.seed, position)
         request = ChatRequest(
-            messages=[{"role": "user", "content": item.question}],
-            max_tokens=spec.calibration.max_tokens,
-            seed=evaluation_seed(spec.calibration.seed, position),
+            messages=messages, body={"messages": messages, "max_tokens": spec.calibration.max_tokens, "seed": seed}
         )
         async with gate:
             try:
                 answer = await engine.answer(request, vector=vectors[position])
             except (NoBackendAvailable, BackendRejected):
                 return None
-        return float(await rule_for(rules, item.task).grade(answer.choices[0][0], item.answer, item.tests))
+        return float(await rule_for(rules, item.task).grade(choice_text(answer.choices[0]), item.answer, item.tests))
 
     try:
         return list(await asyncio.gather(*(one(p, item) for p, item in enumerate(items))))

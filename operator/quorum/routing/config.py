@@ -10,6 +10,7 @@ How a pod learns what the spec cannot say (the operator sets these; local mode p
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -77,6 +78,15 @@ class TokenSource:
     def enabled(self) -> bool:
         return self.path is not None or self.value is not None
 
+    def require_beyond_loopback(self, host: str, *, allow_none: bool = False) -> None:
+        """A router reachable from other machines requires a token unless `allow_none` (`--no-auth`)."""
+        if self.enabled or allow_none or _is_loopback(host):
+            return
+        raise ValueError(
+            f"--host {host} exposes the router beyond this machine without a token: give one "
+            f"(--token-file, ${TOKEN_FILE_ENV} or ${TOKEN_ENV}) or pass --no-auth"
+        )
+
     def current(self) -> str | None:
         if self.path is None:
             return self.value
@@ -88,3 +98,10 @@ class TokenSource:
         except OSError:
             pass  # keep the last good token while a Secret update swaps the file
         return self.value
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"

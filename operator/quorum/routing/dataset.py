@@ -46,9 +46,12 @@ def _records(path: Path, data_format: DataFormat) -> list[dict]:
     return records
 
 
-def load_dataset(source: CalibrationDataset, *, base_dir: Path, pvc_root: Path | None = None) -> list[CalibrationItem]:
-    """Read and check every record; refuses the whole file on the first bad record (nothing half-loaded)."""
-    path = resolve_uri(source.uri, base_dir=base_dir, pvc_root=pvc_root)
+def load_dataset(
+    source: CalibrationDataset, *, base_dir: Path, pvc_root: Path | None = None, file_root: Path | None = None
+) -> list[CalibrationItem]:
+    """Read and check every record; refuses the whole file on the first bad record (nothing half-loaded).
+    `file_root` confines `file://` in cluster mode (see `quorum.locations.resolve_uri`)."""
+    path = resolve_uri(source.uri, base_dir=base_dir, pvc_root=pvc_root, file_root=file_root)
     fields = source.fields
     items = []
     for number, record in enumerate(_records(path, source.format), start=1):

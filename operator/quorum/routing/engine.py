@@ -18,24 +18,29 @@ import asyncio
 import hashlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 import numpy as np
 
 from quorum.api.ensemble import EnsembleRouterSpec, VotingStrategy
-from quorum.llm import CallFailed, ChatClient, Completion, ModelEndpoint, RetryPolicy
-from quorum.llm.client import new_http_client
+from quorum.llm import CallFailed, ModelEndpoint
 from quorum.routing.artifact import Artifact
+from quorum.routing.backend import Backend, BackendAnswer, Slots, new_session
 from quorum.routing.breaker import CircuitBreaker
 from quorum.routing.embedding import EmbeddingBatcher, conversation_text
 from quorum.routing.metrics import RouterMetrics
 from quorum.routing.strategy import decide, make_samples
+from quorum.routing.structured import StructuredRule, structured_rule
 from quorum.routing.tasks import TaskRule
 from quorum.routing.vote import Decision, Sample
 
 CLIENT_ERROR_STATUSES = frozenset(range(400, 500)) - {408, 409, 425, 429}
+ROUTER_FIELDS = frozenset({"quorum", "n", "stream", "stream_options"})
+"""Request fields the router acts on itself; every other field reaches the backend unchanged."""
 
 
 class NoBackendAvailable(Exception):
@@ -48,20 +53,43 @@ class BackendRejected(Exception):
 
 @dataclass(frozen=True)
 class ChatRequest:
-    """The parts of an OpenAI chat request the router acts on (validated by the server)."""
+    """The parts of an OpenAI request the router acts on (checked by `quorum.routing.wire`); every other field
+    (max_tokens, stop, seed, tools, ...) travels in `body` to the backend untouched."""
 
     messages: list[dict[str, Any]]
     model: str | None = None
     temperature: float | None = None
-    max_tokens: int | None = None
-    stop: list[str] | None = None
-    top_p: float | None = None
-    seed: int | None = None
     n: int = 1
     task: str | None = None
     """Task name that selects the answer extractor; by default the routed cluster's dominant task."""
     request_id: str | None = None
     """Derives the per-sample seeds when the client sent no `seed` (a fresh id per request by default)."""
+    body: dict[str, Any] = field(default_factory=dict)
+    """The client's request as sent (validated); forwarded to the backend with the model name replaced."""
+    endpoint: str = "chat/completions"
+    """`chat/completions` or `completions` (then `messages` holds the prompt as one user turn, for routing)."""
+
+    @property
+    def seed(self) -> int | None:
+        seed = self.body.get("seed")
+        return seed if isinstance(seed, int) and not isinstance(seed, bool) else None
+
+    def backend_body(
+        self, model: str, temperature: float | None, *, seed: int | None = None, stream: bool = False
+    ) -> dict[str, Any]:
+        """The body one backend call sends: the client's fields, this backend's model name, one sample, and
+        that sample's own seed when voting (see `sample_seeds`)."""
+        body = {k: v for k, v in self.body.items() if k not in ROUTER_FIELDS}
+        body["model"] = model
+        if temperature is not None:
+            body["temperature"] = temperature
+        if seed is not None:
+            body["seed"] = seed
+        if stream:
+            body["stream"] = True
+            if "stream_options" in self.body:
+                body["stream_options"] = self.body["stream_options"]
+        return body
 
 
 SEED_RANGE = 2**31
@@ -89,8 +117,8 @@ def sample_seeds(base: int | str, model: str, count: int) -> list[int]:
 class RoutedAnswer:
     """What the server needs to build the response and its audit trail."""
 
-    choices: list[tuple[str, str | None]]
-    """(text, finish_reason) per returned choice; the first is the vote's chosen sample."""
+    choices: list[dict[str, Any]]
+    """The backends' choices as sent, one per returned choice; the first is the vote's chosen sample."""
     strategy: str
     models: list[str]
     cluster: int | None
@@ -100,12 +128,24 @@ class RoutedAnswer:
     samples_received: int = 0
     fallbacks: list[str] = field(default_factory=list)
     task: str | None = None
+    rule: str = "single"
+    """Which rule chose the answer (see `_rule_applied` and `quorum.routing.structured`)."""
+
+
+@dataclass
+class Forwarded:
+    """A pass-through call: the model that answers, its cluster, and the open backend response to relay."""
+
+    model: str
+    cluster: int | None
+    backend: Backend
+    response: aiohttp.ClientResponse
 
 
 @dataclass
 class _ModelSamples:
     model: str
-    completions: list[Completion]
+    completions: list[BackendAnswer]
     errors: list[CallFailed]
 
 
@@ -131,22 +171,30 @@ class RouterEngine:
         self.require_artifact = require_artifact
         """Readiness waits for a task map when the pool has several models (spec order is a stopgap only)."""
         settings = spec.router
-        self._http = new_http_client(settings.backend_timeout_seconds)
-        policy = RetryPolicy(timeout_seconds=settings.backend_timeout_seconds, max_retries=0, json_repair_attempts=0)
+        self._session: aiohttp.ClientSession | None = None
         self.models = [e.name for e in endpoints]
-        self.clients = {e.name: ChatClient(e, policy, self._http) for e in endpoints}
+        self.backends = {
+            e.name: Backend(e, self._pool, settings.backend_timeout_seconds, self.metrics) for e in endpoints
+        }
         self.breakers = {
             e.name: CircuitBreaker(settings.circuit_breaker.failure_threshold, settings.circuit_breaker.reset_seconds)
             for e in endpoints
         }
-        self._requests = asyncio.Semaphore(settings.max_concurrency)
+        self._requests = Slots(settings.max_concurrency)
         self.rules = {t.name: TaskRule.from_spec(t) for t in spec.calibration.tasks}
         if artifact is not None:
             for task, description in artifact.tasks.items():
                 self.rules.setdefault(task, TaskRule.described(task, description))
 
+    def _pool(self) -> aiohttp.ClientSession:
+        """Created on first use: an aiohttp session belongs to the running event loop."""
+        if self._session is None:
+            self._session = new_session()
+        return self._session
+
     async def aclose(self) -> None:
-        await self._http.aclose()
+        if self._session is not None:
+            await self._session.close()
         if self.batcher is not None:
             await self.batcher.aclose()
 
@@ -154,6 +202,7 @@ class RouterEngine:
         available = [m for m in self.models if self.breakers[m].available()]
         for model in self.models:
             self.metrics.backend_available.labels(model).set(1 if model in available else 0)
+            self.backends[model].stats.healthy = model in available
         return available
 
     def _routes_by_embedding(self, request: ChatRequest, vector: np.ndarray | None) -> bool:
@@ -161,7 +210,7 @@ class RouterEngine:
         which costs one embedding unless the request names its task."""
         if self.artifact is None or (vector is None and self.batcher is None):
             return False
-        if request.model in self.clients:
+        if request.model in self.backends:
             return request.task is None
         return len(self.models) > 1
 
@@ -170,7 +219,7 @@ class RouterEngine:
 
         `vector` is the query's embedding when the caller has it already (calibration's evaluation)."""
         healthy = self.healthy()
-        pinned = request.model in self.clients
+        pinned = request.model in self.backends
         if pinned and request.model not in healthy:
             raise NoBackendAvailable(f"model {request.model!r} is unavailable (circuit open)")
         if not healthy:
@@ -189,17 +238,22 @@ class RouterEngine:
             )
             self.metrics.routing_seconds.observe(time.perf_counter() - started)
             order, cluster = route.models, route.cluster
+        self.metrics.cluster_requests.labels(str(cluster) if cluster is not None else "none").inc()
         return ([request.model] if pinned else order), cluster
 
     def selected_count(self, request: ChatRequest, strategy: VotingStrategy) -> int:
         """How many models vote: `routing.modelsSelected` (at least 2 for model-switch, 1 for a pinned model
         or strategy single). Healthy models ranked below them are fallbacks only."""
-        if request.model in self.clients or strategy is VotingStrategy.SINGLE:
+        if request.model in self.backends or strategy is VotingStrategy.SINGLE:
             return 1
         floor = 2 if strategy is VotingStrategy.MODEL_SWITCH else 1
         return max(self.spec.routing.models_selected, floor)
 
     def rule(self, request: ChatRequest, cluster: int | None) -> TaskRule:
+        """Tool calls and structured outputs vote on their value whatever the task; otherwise the task's rule."""
+        structured = structured_rule(request.body)
+        if structured is not None:
+            return structured
         task = request.task
         if task is None and cluster is not None and self.artifact is not None:
             task = self.artifact.task_map.cluster_tasks[cluster]
@@ -211,6 +265,13 @@ class RouterEngine:
         if strategy is VotingStrategy.SINGLE or request.temperature == 0:
             return max(1, request.n)  # greedy samples are identical: voting is moot
         return max(self.spec.voting.samples, request.n)
+
+    def passes_through(self, request: ChatRequest) -> bool:
+        """One sample from one model and no vote: the body is forwarded and the answer relayed as sent."""
+        strategy = self.spec.voting.strategy
+        if self._sample_count(request, strategy) != 1:
+            return False
+        return strategy is VotingStrategy.SINGLE or self.selected_count(request, strategy) == 1
 
     async def answer(self, request: ChatRequest, *, vector: np.ndarray | None = None) -> RoutedAnswer:
         """The one serving path (the HTTP router and calibration's held-out evaluation both call it)."""
@@ -265,7 +326,7 @@ class RouterEngine:
         return self._finish(request, strategy, rule, cluster, chosen, count, fallbacks)
 
     def _first_stands(self, result: _ModelSamples, rule: TaskRule) -> bool:
-        samples = make_samples(result.model, 0, [c.text for c in result.completions], rule)
+        samples = make_samples(result.model, 0, _vote_texts(result.completions, rule), rule)
         decision = decide(VotingStrategy.SELF_CONSISTENCY, [samples], rule)
         share = decision.counts.get(decision.answer, 0) / len(samples) if decision.answer else 0.0
         return share >= self.spec.voting.switch_threshold or not rule.votes_on_strings
@@ -281,9 +342,9 @@ class RouterEngine:
         fallbacks: list[str],
     ) -> RoutedAnswer:
         per_model = [
-            make_samples(g.model, rank, [c.text for c in g.completions], rule) for rank, g in enumerate(chosen)
+            make_samples(g.model, rank, _vote_texts(g.completions, rule), rule) for rank, g in enumerate(chosen)
         ]
-        finish = {(g.model, i): c.finish_reason for g in chosen for i, c in enumerate(g.completions)}
+        replies = {(g.model, i): c.choice for g in chosen for i, c in enumerate(g.completions)}
         embed = None
         if not rule.votes_on_strings and self.batcher is not None:
             embed = self.batcher.embedder.encode
@@ -293,7 +354,8 @@ class RouterEngine:
             decision = decide(
                 strategy, per_model, rule, switch_threshold=self.spec.voting.switch_threshold, embed=embed
             )
-            self.metrics.agreement.observe(decision.agreement)
+            if decision.answer is not None and decision.voters >= 2:  # one sample, or no voting key: no vote
+                self.metrics.agreement.observe(decision.agreement)
         ordered = _choice_order(decision, [s for samples in per_model for s in samples], request.n)
         models = [g.model for g in chosen]
         self.metrics.decisions.labels(str(cluster) if cluster is not None else "none", models[0]).inc()
@@ -302,7 +364,7 @@ class RouterEngine:
             "completion_tokens": sum(c.completion_tokens for g in chosen for c in g.completions),
         }
         return RoutedAnswer(
-            choices=[(s.text, finish.get((s.model, s.index))) for s in ordered],
+            choices=[replies[(s.model, s.index)] for s in ordered],
             strategy=strategy.value,
             models=models,
             cluster=cluster,
@@ -311,93 +373,121 @@ class RouterEngine:
             samples_requested=count * len(chosen),
             samples_received=sum(len(g.completions) for g in chosen),
             fallbacks=fallbacks,
-            task=rule.name,
+            task=None if isinstance(rule, StructuredRule) else rule.name,
+            rule=_rule_applied(strategy, rule, embed is not None, decision),
         )
 
     async def _sample(
         self, model: str, request: ChatRequest, seeds: list[int], fan_out: asyncio.Semaphore
     ) -> _ModelSamples:
         """One single-sample call per seed, in parallel (a failed sample then costs one vote, not all of them)."""
-        client = self.clients[model]
+        backend = self.backends[model]
         breaker = self.breakers[model]
         temperature = request.temperature if request.temperature is not None else self.spec.voting.temperature
 
-        async def one(seed: int) -> Completion | CallFailed:
+        async def one(seed: int) -> BackendAnswer | CallFailed:
             async with fan_out:
                 if not breaker.acquire():
                     return CallFailed(model, "CircuitOpen", "circuit open", 0)
                 try:
-                    completion = await client.chat(
-                        request.messages,
-                        temperature=temperature,
-                        max_tokens=request.max_tokens,
-                        stop=request.stop,
-                        top_p=request.top_p,
-                        seed=seed,
-                    )
+                    body = request.backend_body(backend.endpoint.model, temperature, seed=seed)
+                    completion = await backend.call(request.endpoint, body)
                 except CallFailed as error:
                     if error.status in CLIENT_ERROR_STATUSES:
                         breaker.release()  # the request's fault, not the backend's
                     else:
                         breaker.record_failure()
-                    self.metrics.backend_errors.labels(model, error.reason).inc()
+                    backend.failed(error)
                     return error
                 except BaseException:
                     breaker.release()
                     raise
                 breaker.record_success()
-                self.metrics.backend_latency.labels(model).observe(completion.latency_s)
                 return completion
 
         results = await asyncio.gather(*(one(seed) for seed in seeds))
         return _ModelSamples(
             model=model,
-            completions=[r for r in results if isinstance(r, Completion)],
+            completions=[r for r in results if isinstance(r, BackendAnswer)],
             errors=[r for r in results if isinstance(r, CallFailed)],
         )
 
-    async def stream(self, request: ChatRequest) -> tuple[str, AsyncIterator[dict[str, Any]]]:
-        """Strategy single with `stream: true`: the first healthy routed model streams; it falls back to the
-        next model only while no chunk has been sent."""
-        order, _ = await self.route(request)
-        temperature = request.temperature if request.temperature is not None else self.spec.voting.temperature
-        for model in order:
-            breaker = self.breakers[model]
-            if not breaker.acquire():
-                continue
-            chunks = self.clients[model].stream(
-                request.messages,
-                temperature=temperature,
-                max_tokens=request.max_tokens,
-                stop=request.stop,
-                top_p=request.top_p,
-                seed=request.seed,
-            )
+    @asynccontextmanager
+    async def forward(
+        self, request: ChatRequest, data: Callable[[ModelEndpoint], bytes], *, stream: bool
+    ) -> AsyncIterator[Forwarded]:
+        """Pass-through: the first healthy routed model that answers 200 is relayed (its body not parsed here).
+
+        Falls back to the next model on a refused connection, a time-out or a 5xx; a 4xx is the request's fault
+        and raises `BackendRejected`. `data(endpoint)` gives the body bytes for that backend."""
+        async with self._requests:
+            self.metrics.in_flight.inc()
             try:
-                first = await chunks.__anext__()
-            except StopAsyncIteration:
-                breaker.record_success()
-                return model, _empty()
-            except CallFailed as error:
-                breaker.record_failure() if error.status not in CLIENT_ERROR_STATUSES else breaker.release()
-                self.metrics.backend_errors.labels(model, error.reason).inc()
-                if error.status in CLIENT_ERROR_STATUSES:
-                    raise BackendRejected(error.message) from None
-                continue
+                order, cluster = await self.route(request)
+                for model in order:
+                    forwarded = await self._open(model, cluster, request.endpoint, data, stream)
+                    if forwarded is None:
+                        continue
+                    try:
+                        yield forwarded
+                        return
+                    finally:
+                        forwarded.backend.close(forwarded.response)
+                raise NoBackendAvailable(f"no backend answered the request (tried {', '.join(order)})")
+            finally:
+                self.metrics.in_flight.dec()
+
+    async def _open(
+        self, model: str, cluster: int | None, path: str, data: Callable[[ModelEndpoint], bytes], stream: bool
+    ) -> Forwarded | None:
+        backend, breaker = self.backends[model], self.breakers[model]
+        if not breaker.acquire():
+            return None
+        try:
+            response = await backend.open(path, data(backend.endpoint), stream=stream)
+        except CallFailed as error:
+            breaker.record_failure()
+            backend.failed(error)
+            self.metrics.fallbacks.labels(model).inc()
+            return None
+        except BaseException:
+            breaker.release()
+            raise
+        if response.status == 200:
             breaker.record_success()
-            return model, _prepend(first, chunks)
-        raise NoBackendAvailable("no backend could stream this request")
+            return Forwarded(model, cluster, backend, response)
+        try:
+            text = (await response.read())[:500].decode("utf-8", "replace")
+        except (aiohttp.ClientError, TimeoutError):
+            text = ""
+        finally:
+            backend.close(response)
+        error = CallFailed(model, f"HTTP{response.status}", text, 1, status=response.status)
+        backend.failed(error)
+        if response.status in CLIENT_ERROR_STATUSES:
+            breaker.release()
+            raise BackendRejected(text)
+        breaker.record_failure()
+        self.metrics.fallbacks.labels(model).inc()
+        return None
 
 
-async def _empty() -> AsyncIterator[dict[str, Any]]:
-    return
-    yield  # pragma: no cover
+def _vote_texts(completions: Sequence[BackendAnswer], rule: TaskRule) -> list[str]:
+    if isinstance(rule, StructuredRule):
+        return [rule.vote_text(c.choice, c.text) for c in completions]
+    return [c.text for c in completions]
 
 
-async def _prepend(first: dict[str, Any], rest: AsyncIterator[dict[str, Any]]) -> AsyncIterator[dict[str, Any]]:
-    yield first
-    async for chunk in rest:
-        yield chunk
+def _rule_applied(strategy: VotingStrategy, rule: TaskRule, embedded: bool, decision: Decision) -> str:
+    """`single` (no vote), `tool-calls` / `json-value` / `majority` (a vote on keys), `most-central` (open
+    answers by embedding), or `first-sample` (nobody gave a voting key: the top model's first sample)."""
+    if strategy is VotingStrategy.SINGLE:
+        return "single"
+    if not rule.votes_on_strings and embedded:
+        return "most-central"
+    if decision.answer is None:
+        return "first-sample"
+    return rule.name if isinstance(rule, StructuredRule) else "majority"
 
 
 def _choice_order(decision: Decision, samples: list[Sample], n: int) -> list[Sample]:

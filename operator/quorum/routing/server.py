@@ -1,90 +1,88 @@
 """The OpenAI-compatible HTTP face of the router (aiohttp).
 
-`/v1/chat/completions`, `/v1/models`, `/healthz` (process alive), `/readyz` (a backend can serve and the
-artifact is loaded when routing needs it), `/metrics` (Prometheus). Errors are OpenAI-shaped
-(`{"error": {"message", "type", "param", "code"}}`): 400 bad request, 401 auth, 404 unknown route, 503 when no
-backend can serve. Every decision is auditable: `x-quorum-*` headers and a `quorum` field in the body carry
-the cluster, models, vote tally and strategy.
+`/v1/chat/completions`, `/v1/completions`, `/v1/models`, `/v1/models/{id}`, `/healthz` (process alive),
+`/readyz` (a backend can serve and the artifact is loaded when routing needs it), `/metrics` (Prometheus).
+Errors are OpenAI-shaped (`{"error": {"message", "type", "param", "code"}}`): 400 bad request, 401 auth, 404
+unknown route or model, 503 when no backend can serve.
+
+Two paths:
+- pass-through (one sample, no vote: strategy `single`, or a greedy request): the body is forwarded with the
+  model name rewritten and the backend's answer is relayed as it comes, streamed or not; `x-quorum-*`
+  headers say which model answered.
+- voting: every sample is drawn first, the vote decides, and the answer carries a `quorum` field (cluster,
+  models, tally, the rule that applied). Streaming such a request starts after the vote: the chosen answer
+  comes as one chunk, then usage when `stream_options.include_usage` asked for it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import hmac
-import json
 import logging
+import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal
+from typing import Any
 
+import aiohttp
+import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from quorum.api.ensemble import VotingStrategy
+from quorum.llm import ModelEndpoint
 from quorum.llm.service import AppService
+from quorum.routing.backend import usage_counts
 from quorum.routing.config import TokenSource
-from quorum.routing.engine import BackendRejected, ChatRequest, NoBackendAvailable, RoutedAnswer, RouterEngine
+from quorum.routing.engine import (
+    BackendRejected,
+    ChatRequest,
+    Forwarded,
+    NoBackendAvailable,
+    RoutedAnswer,
+    RouterEngine,
+)
+from quorum.routing.wire import CHAT, COMPLETIONS, InvalidField, parse_request
 
 log = logging.getLogger("quorum.router")
 ENGINE: web.AppKey[RouterEngine] = web.AppKey("engine", RouterEngine)
 TOKEN: web.AppKey[TokenSource] = web.AppKey("token", TokenSource)
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 HEADER_LIMIT = 1024
+MODEL_FIELD = re.compile(rb'"model"\s*:\s*"((?:[^"\\]|\\.)*)"')
 
 
-class MessageBody(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: str | list[dict[str, Any]] | None = None
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json", headers=headers)
 
 
-class QuorumOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+def with_model(raw: bytes, payload: dict[str, Any], model: str) -> bytes:
+    """The client's body bytes with only the model name replaced; re-serialised only when the bytes hold more
+    than one `"model"` key (a nested one could be matched first) or the router's own `quorum` options."""
+    if "quorum" not in payload and raw.count(b'"model"') == 1:
+        found = MODEL_FIELD.search(raw)
+        if found is not None:
+            return raw[: found.start(1)] + orjson.dumps(model)[1:-1] + raw[found.end(1) :]
+    return orjson.dumps({**{k: v for k, v in payload.items() if k != "quorum"}, "model": model})
 
-    task: str | None = Field(default=None, min_length=1, max_length=128)
 
-
-class ChatBody(BaseModel):
-    """The accepted subset of an OpenAI chat request; unknown fields are tolerated as OpenAI clients send many."""
-
-    model_config = ConfigDict(extra="allow")
-
-    model: str = Field(min_length=1, max_length=256)
-    messages: list[MessageBody] = Field(min_length=1, max_length=4096)
-    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
-    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
-    max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
-    max_completion_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
-    stop: str | list[str] | None = None
-    n: int = Field(default=1, ge=1, le=64)
-    seed: int | None = Field(default=None, ge=-(2**63), le=2**63 - 1)
-    stream: bool = False
-    quorum: QuorumOptions | None = None
-
-    def to_request(self, task_header: str | None) -> ChatRequest:
-        stop = [self.stop] if isinstance(self.stop, str) else self.stop
-        if stop is not None and len(stop) > 4:
-            raise ValueError("stop: at most 4 sequences")
-        return ChatRequest(
-            messages=[m.model_dump(exclude_none=True) for m in self.messages],
-            model=self.model,
-            temperature=self.temperature,
-            max_tokens=self.max_tokens or self.max_completion_tokens,
-            stop=stop or None,
-            top_p=self.top_p,
-            seed=self.seed,
-            n=self.n,
-            task=(self.quorum.task if self.quorum else None) or task_header,
-        )
+def stream_usage(tail: bytes) -> tuple[int, int]:
+    """Token counts from the last server-sent event that carries a usage object."""
+    for line in reversed(tail.split(b"\n")):
+        if line.startswith(b"data: {") and b'"usage"' in line:
+            try:
+                return usage_counts(orjson.loads(line[6:]))
+            except orjson.JSONDecodeError:
+                return 0, 0
+    return 0, 0
 
 
 def error_response(
     status: int, message: str, kind: str, param: str | None = None, code: str | None = None
 ) -> web.Response:
     body = {"error": {"message": message, "type": kind, "param": param, "code": code}}
-    return web.json_response(body, status=status)
+    return json_response(body, status=status)
 
 
 def bad_request(message: str, param: str | None = None) -> web.Response:
@@ -126,6 +124,7 @@ def _audit(engine: RouterEngine, answer: RoutedAnswer) -> dict[str, Any]:
     decision = answer.decision
     return {
         "strategy": answer.strategy,
+        "rule": answer.rule,
         "cluster": answer.cluster,
         "models": answer.models,
         "task": answer.task,
@@ -140,13 +139,42 @@ def _audit(engine: RouterEngine, answer: RoutedAnswer) -> dict[str, Any]:
 
 
 def _headers(audit: dict[str, Any]) -> dict[str, str]:
-    votes = json.dumps(audit["votes"], ensure_ascii=True, separators=(",", ":"))
+    votes = orjson.dumps(audit["votes"]).decode()
     return {
         "x-quorum-strategy": audit["strategy"],
+        "x-quorum-rule": audit["rule"],
         "x-quorum-cluster": "" if audit["cluster"] is None else str(audit["cluster"]),
         "x-quorum-models": ",".join(audit["models"]),
         "x-quorum-votes": votes if len(votes) <= HEADER_LIMIT else votes[: HEADER_LIMIT - 3] + "...",
     }
+
+
+def _choice(endpoint: str, index: int, choice: dict[str, Any]) -> dict[str, Any]:
+    """A backend's choice re-indexed for this response; every field it had (tool_calls, logprobs) is kept."""
+    out = {**choice, "index": index, "finish_reason": choice.get("finish_reason") or "stop"}
+    if endpoint == CHAT:
+        out["message"] = {"role": "assistant", **(choice.get("message") or {})}
+    return out
+
+
+def _delta(endpoint: str, index: int, choice: dict[str, Any]) -> dict[str, Any]:
+    """The whole chosen choice as the first chunk of a stream that starts after the vote."""
+    if endpoint != CHAT:
+        return {
+            "index": index,
+            "text": choice.get("text") or "",
+            "logprobs": choice.get("logprobs"),
+            "finish_reason": None,
+        }
+    message = choice.get("message") or {}
+    delta: dict[str, Any] = {"role": "assistant", "content": message.get("content")}
+    if message.get("tool_calls"):
+        delta["tool_calls"] = [{"index": k, **call} for k, call in enumerate(message["tool_calls"])]
+    return {"index": index, "delta": delta, "logprobs": choice.get("logprobs"), "finish_reason": None}
+
+
+def _event(chunk: dict[str, Any]) -> bytes:
+    return b"data: " + orjson.dumps(chunk) + b"\n\n"
 
 
 class RouterServer:
@@ -154,117 +182,182 @@ class RouterServer:
 
     def __init__(self, engine: RouterEngine) -> None:
         self.engine = engine
+        self.strategy = engine.spec.voting.strategy.value
+        m = engine.metrics
+        self._seconds = {e: m.request_seconds.labels(e) for e in (CHAT, COMPLETIONS)}
+        self._first_token = {e: m.first_token_seconds.labels(e) for e in (CHAT, COMPLETIONS)}
 
     async def chat(self, request: web.Request) -> web.StreamResponse:
-        engine = self.engine
+        return await self._serve(request, CHAT)
+
+    async def completions(self, request: web.Request) -> web.StreamResponse:
+        return await self._serve(request, COMPLETIONS)
+
+    async def _serve(self, http: web.Request, endpoint: str) -> web.StreamResponse:
         started = time.perf_counter()
-        strategy = engine.spec.voting.strategy.value
+        engine = self.engine
         try:
-            payload = await request.json(loads=json.loads)
-        except (ValueError, UnicodeDecodeError):
-            return self._count(bad_request("the body must be a JSON object"), strategy)
+            raw = await http.read()
+            payload = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return self._count(bad_request("the body must be a JSON object"), self.strategy)
         if not isinstance(payload, dict):
-            return self._count(bad_request("the body must be a JSON object"), strategy)
+            return self._count(bad_request("the body must be a JSON object"), self.strategy)
         try:
-            body = ChatBody.model_validate(payload)
-            chat = body.to_request(request.headers.get("x-quorum-task"))
-        except ValidationError as error:
-            first = error.errors()[0]
-            param = ".".join(str(p) for p in first["loc"])
-            return self._count(bad_request(f"{param}: {first['msg']}", param), strategy)
-        except ValueError as error:
-            return self._count(bad_request(str(error)), strategy)
+            chat = parse_request(payload, endpoint, http.headers.get("x-quorum-task"))
+        except InvalidField as error:
+            return self._count(bad_request(str(error), error.param), self.strategy)
+        if chat.model != engine.name and chat.model not in engine.backends:
+            return self._count(self._unknown_model(chat.model), self.strategy)
+        stream = payload.get("stream") is True
         try:
-            if body.stream and engine.spec.voting.strategy is VotingStrategy.SINGLE and chat.n == 1:
-                return await self._stream(request, chat, body.model)
-            answer = await engine.answer(chat)
+            if engine.passes_through(chat):
+                response = await self._pass_through(http, chat, raw, stream, started)
+            else:
+                answer = await engine.answer(chat)
+                response = await self._voted(http, chat, answer, stream, started)
         except BackendRejected as error:
-            return self._count(bad_request(f"the model rejected the request: {error}"), strategy)
+            return self._count(bad_request(f"the model rejected the request: {error}"), self.strategy)
         except NoBackendAvailable as error:
-            return self._count(error_response(503, str(error), "service_unavailable", code="no_backend"), strategy)
-        audit = _audit(engine, answer)
-        completion_id = f"chatcmpl-quorum-{uuid.uuid4().hex[:24]}"
-        usage = {**answer.usage, "total_tokens": answer.usage["prompt_tokens"] + answer.usage["completion_tokens"]}
-        if body.stream:
-            return await self._stream_whole(request, completion_id, body.model, answer, audit)
-        response = {
-            "id": completion_id,
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": body.model,
-            "choices": [
-                {"index": i, "message": {"role": "assistant", "content": text}, "finish_reason": finish or "stop"}
-                for i, (text, finish) in enumerate(answer.choices)
-            ],
-            "usage": usage,
-            "quorum": audit,
-        }
-        log.debug("answered in %.3fs via %s", time.perf_counter() - started, answer.models)
-        return self._count(web.json_response(response, headers=_headers(audit)), answer.strategy)
+            response = error_response(503, str(error), "service_unavailable", code="no_backend")
+            return self._count(response, self.strategy)
+        self._seconds[endpoint].observe(time.perf_counter() - started)
+        return self._count(response, self.strategy)
+
+    def _unknown_model(self, model: str) -> web.Response:
+        message = f"The model `{model}` does not exist; this router serves {self.engine.name!r} and its members."
+        return error_response(404, message, "invalid_request_error", "model", "model_not_found")
 
     def _count(self, response: web.StreamResponse, strategy: str) -> web.StreamResponse:
         self.engine.metrics.requests.labels(strategy, str(response.status)).inc()
         return response
 
-    async def _stream(self, request: web.Request, chat: ChatRequest, model_name: str) -> web.StreamResponse:
-        model, chunks = await self.engine.stream(chat)
-        response = web.StreamResponse(
-            headers={
-                "Content-Type": "text/event-stream",
-                "Cache-Control": "no-cache",
-                "x-quorum-strategy": "single",
-                "x-quorum-models": model,
+    async def _pass_through(
+        self, http: web.Request, chat: ChatRequest, raw: bytes, stream: bool, started: float
+    ) -> web.StreamResponse:
+        payload = chat.body
+
+        def data(endpoint: ModelEndpoint) -> bytes:
+            return with_model(raw, payload, endpoint.model)
+
+        async with self.engine.forward(chat, data, stream=stream) as forwarded:
+            headers = {
+                "x-quorum-strategy": self.strategy,
+                "x-quorum-rule": "pass-through",
+                "x-quorum-cluster": "" if forwarded.cluster is None else str(forwarded.cluster),
+                "x-quorum-models": forwarded.model,
             }
+            if stream:
+                return await self._relay_stream(http, chat, forwarded, headers, started)
+            try:
+                answer = await forwarded.response.read()
+            except (aiohttp.ClientError, TimeoutError) as error:
+                raise NoBackendAvailable(f"{forwarded.model} failed while answering: {error!r}") from None
+            latency = time.perf_counter() - started
+            self._first_token[chat.endpoint].observe(latency)
+            try:
+                prompt_tokens, completion_tokens = usage_counts(orjson.loads(answer))
+            except orjson.JSONDecodeError:
+                prompt_tokens = completion_tokens = 0
+            forwarded.backend.record(latency, prompt_tokens, completion_tokens)
+            return web.Response(body=answer, content_type="application/json", headers=headers)
+
+    async def _relay_stream(
+        self, http: web.Request, chat: ChatRequest, forwarded: Forwarded, headers: dict[str, str], started: float
+    ) -> web.StreamResponse:
+        response = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", **headers}
         )
-        await response.prepare(request)
-        try:
-            async for chunk in chunks:
-                chunk["model"] = model_name
-                await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
-        except Exception as error:  # the stream broke mid-way: tell the client in-band, the status is already sent
-            event = {"error": {"message": f"backend stream failed: {error}", "type": "service_unavailable"}}
-            await response.write(f"data: {json.dumps(event)}\n\n".encode())
-        await response.write(b"data: [DONE]\n\n")
+        await response.prepare(http)
+        tail = b""
+        pieces = forwarded.response.content.iter_any().__aiter__()
+        while True:
+            try:
+                piece = await pieces.__anext__()
+            except StopAsyncIteration:
+                forwarded.backend.record(time.perf_counter() - started, *stream_usage(tail))
+                break
+            except (aiohttp.ClientError, TimeoutError) as error:  # the status is already sent: say it in-band
+                event = {"error": {"message": f"backend stream failed: {error!r}", "type": "service_unavailable"}}
+                piece = _event(event) + b"data: [DONE]\n\n"
+                pieces = None
+            if not tail:
+                self._first_token[chat.endpoint].observe(time.perf_counter() - started)
+            try:
+                await response.write(piece)
+            except ConnectionResetError:  # the client left; the backend response is released by `forward`
+                return response
+            if pieces is None:
+                break
+            tail = (tail + piece)[-8192:]
         await response.write_eof()
-        self.engine.metrics.requests.labels("single", "200").inc()
         return response
 
-    async def _stream_whole(
-        self, request: web.Request, completion_id: str, model_name: str, answer: RoutedAnswer, audit: dict[str, Any]
+    async def _voted(
+        self, http: web.Request, chat: ChatRequest, answer: RoutedAnswer, stream: bool, started: float
     ) -> web.StreamResponse:
-        """Voting strategies decide before answering: the stream carries the whole chosen text in one chunk."""
+        audit = _audit(self.engine, answer)
+        kind = "chatcmpl" if chat.endpoint == CHAT else "cmpl"
+        usage = {**answer.usage, "total_tokens": answer.usage["prompt_tokens"] + answer.usage["completion_tokens"]}
+        base = {
+            "id": f"{kind}-quorum-{uuid.uuid4().hex[:24]}",
+            "object": "chat.completion" if chat.endpoint == CHAT else "text_completion",
+            "created": int(time.time()),
+            "model": chat.model,
+        }
+        self._first_token[chat.endpoint].observe(time.perf_counter() - started)
+        if stream:
+            return await self._stream_whole(http, chat, base, answer, audit, usage)
+        choices = [_choice(chat.endpoint, i, c) for i, c in enumerate(answer.choices)]
+        body = {**base, "choices": choices, "usage": usage, "quorum": audit}
+        return json_response(body, headers=_headers(audit))
+
+    async def _stream_whole(
+        self,
+        http: web.Request,
+        chat: ChatRequest,
+        base: dict[str, Any],
+        answer: RoutedAnswer,
+        audit: dict[str, Any],
+        usage: dict[str, int],
+    ) -> web.StreamResponse:
+        """Voting decides before answering: the stream carries each chosen choice whole, then usage if asked."""
+        options = chat.body.get("stream_options") or {}
+        with_usage = options.get("include_usage") is True
+        base = {**base, "object": "chat.completion.chunk" if chat.endpoint == CHAT else "text_completion"}
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", **_headers(audit)})
-        await response.prepare(request)
-        for index, (text, finish) in enumerate(answer.choices):
-            base = {
-                "id": completion_id,
-                "object": "chat.completion.chunk",
-                "created": int(time.time()),
-                "model": model_name,
-            }
-            first = {
-                **base,
-                "choices": [{"index": index, "delta": {"role": "assistant", "content": text}, "finish_reason": None}],
-            }
-            last = {
-                **base,
-                "choices": [{"index": index, "delta": {}, "finish_reason": finish or "stop"}],
-                "quorum": audit,
-            }
-            await response.write(f"data: {json.dumps(first)}\n\ndata: {json.dumps(last)}\n\n".encode())
-        await response.write(b"data: [DONE]\n\n")
+        await response.prepare(http)
+        events = []
+        for index, choice in enumerate(answer.choices):
+            first = {**base, "choices": [_delta(chat.endpoint, index, choice)]}
+            finish = {"index": index, "finish_reason": choice.get("finish_reason") or "stop"}
+            finish.update({"delta": {}} if chat.endpoint == CHAT else {"text": ""})
+            last = {**base, "choices": [finish], "quorum": audit}
+            if with_usage:
+                first["usage"] = last["usage"] = None
+            events += [_event(first), _event(last)]
+        if with_usage:
+            events.append(_event({**base, "choices": [], "usage": usage}))
+        await response.write(b"".join(events) + b"data: [DONE]\n\n")
         await response.write_eof()
-        self._count(response, answer.strategy)
         return response
+
+    def _model_card(self, model: str, created: int) -> dict[str, Any]:
+        return {"id": model, "object": "model", "created": created, "owned_by": "quorum"}
 
     async def models(self, _: web.Request) -> web.Response:
         created = int(time.time())
         ids = [self.engine.name, *self.engine.models]
-        data = [{"id": i, "object": "model", "created": created, "owned_by": "quorum"} for i in ids]
-        return web.json_response({"object": "list", "data": data})
+        return json_response({"object": "list", "data": [self._model_card(i, created) for i in ids]})
+
+    async def model(self, request: web.Request) -> web.Response:
+        model = request.match_info["model"]
+        if model != self.engine.name and model not in self.engine.backends:
+            return self._unknown_model(model)
+        return json_response(self._model_card(model, int(time.time())))
 
     async def healthz(self, _: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
+        return json_response({"status": "ok"})
 
     async def readyz(self, _: web.Request) -> web.Response:
         engine = self.engine
@@ -280,7 +373,7 @@ class RouterServer:
             "backends": {m: m in healthy for m in engine.models},
             "artifact": engine.artifact.checksum if engine.artifact is not None else None,
         }
-        return web.json_response(body, status=200 if not problems else 503)
+        return json_response(body, status=200 if not problems else 503)
 
     async def metrics(self, _: web.Request) -> web.Response:
         self.engine.healthy()
@@ -295,7 +388,9 @@ def build_app(engine: RouterEngine, token: TokenSource | None = None) -> web.App
     app[TOKEN] = token or TokenSource()
     server = RouterServer(engine)
     app.router.add_post("/v1/chat/completions", server.chat)
+    app.router.add_post("/v1/completions", server.completions)
     app.router.add_get("/v1/models", server.models)
+    app.router.add_get("/v1/models/{model:.+}", server.model)
     app.router.add_get("/healthz", server.healthz)
     app.router.add_get("/readyz", server.readyz)
     app.router.add_get("/metrics", server.metrics)
@@ -305,6 +400,28 @@ def build_app(engine: RouterEngine, token: TokenSource | None = None) -> web.App
 
     app.on_cleanup.append(close)
     return app
+
+
+def freeze_after_start(app: web.Application) -> web.Application:
+    """Move everything alive after start-up (the app, the embedder, imported modules) out of the collector's
+    reach, so full collections stay short: with a few hundred thousand start-up objects in the oldest
+    generation each full pass took 40-107 ms of the event loop."""
+
+    async def freeze(_: web.Application) -> None:
+        gc.collect()
+        gc.freeze()
+
+    app.on_startup.append(freeze)
+    return app
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop where it is installed (Linux and macOS): a cheaper event loop for the forwarding hot path."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
 
 
 class RunningRouter(AppService):

@@ -18,6 +18,7 @@ from typing import Any
 from kubernetes import client
 
 from quorum.api.resources import EnsembleRouter, load_one
+from quorum.locations import POD_DATA_ROOT
 from quorum.routing.artifact import Artifact
 from quorum.routing.taskmap import size_distribution
 from quorum.worker.kube import pod_api_client
@@ -60,7 +61,7 @@ def run_calibrate(config_path: Path, artifact_configmap: str) -> str:
     scheme, _, rest = dataset.uri.partition("://")
     if scheme == "file" and rest.startswith("/"):  # a mounted ConfigMap or claim (builders/storage.py)
         dataset = dataset.model_copy(update={"uri": f"file://{pod_path(rest)}"})
-    items = load_dataset(dataset, base_dir=config_path.parent)
+    items = load_dataset(dataset, base_dir=config_path.parent, file_root=pod_path(POD_DATA_ROOT))
     endpoints = backend_endpoints(resource.metadata.name, spec)
     artifact = asyncio.run(calibrate(spec, endpoints, items, shared_embedder(spec.embedding.model)))
     summary = summary_of(artifact, len(items))

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from quorum.api.synthesis import ShardStatus, StageState, SynthesisCounts
+from quorum.gra.progress import ROUND, StageBook
 
 log = logging.getLogger(__name__)
 
@@ -41,14 +42,19 @@ class ShardReporter:
         self.interval = interval
         self.final_retries = final_retries
         self.status = ShardStatus(state=StageState.RUNNING, attempt=attempt, fingerprint=fingerprint)
+        from quorum.gra.shard import STAGES
+
+        self.book = StageBook(STAGES)
         self.sent = 0
         self._dirty = True
         self._task: asyncio.Task[None] | None = None
 
     def __call__(self, stage: str, done: int, total: int, counts: SynthesisCounts) -> None:
-        self.status = self.status.model_copy(
-            update={"stage": stage, "done": done, "total": total, "counts": counts.model_copy()}
-        )
+        self.book.update(0, stage, done, total)
+        update: dict[str, Any] = {"counts": counts.model_copy()}
+        if stage != ROUND:
+            update |= {"stage": stage, "done": done, "total": total}
+        self.status = self.status.model_copy(update=update)
         self._dirty = True
 
     async def __aenter__(self) -> ShardReporter:
@@ -93,7 +99,7 @@ class ShardReporter:
     def _send(self) -> None:
         self._dirty = False
         now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        report = self.status.model_copy(update={"updated": now}).to_wire()
+        report = self.status.model_copy(update={"updated": now, "stages": self.book.snapshot()}).to_wire()
         try:
             self.publish({"shards": {self.key: report}})
         except Exception:

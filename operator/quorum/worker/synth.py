@@ -1,7 +1,8 @@
 """`quorum worker synth`: one shard of a SynthesisJob (the Indexed Job's completion index), or the merge.
 
 The mounted config is the SynthesisJob as the operator rewrote it for pods (builders/synthesis.py
-`worker_manifest`): every model is an endpoint, every data location a `file://` path of a mounted volume.
+`worker_manifest`): every model is an endpoint, every data location a `file://` path of a mounted volume or an
+`s3://` URI (credentials from `output.credentialsSecretRef`, injected as the standard AWS variables).
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from quorum.builders.backends import api_key_env
 from quorum.builders.synthesis import FINGERPRINT_ANNOTATION, OUTPUT_URI_ANNOTATION
 from quorum.gra import GraConfig, ShardResult, merge_shards, run_shard
 from quorum.llm import ModelEndpoint
+from quorum.locations import POD_DATA_ROOT, Location
 from quorum.worker.kube import StatusPatcher, pod_api_client
-from quorum.worker.podfs import fs_root
+from quorum.worker.podfs import fs_root, pod_path
 from quorum.worker.progress import ShardReporter
 
 SHARD_INDEX_ENV = "JOB_COMPLETION_INDEX"
@@ -50,7 +52,9 @@ class PodJob:
         annotations = job.metadata.annotations or {}
         spec = _rooted(job.spec)
         root = fs_root()
-        config = GraConfig.from_spec(spec, name=job.metadata.name, base_dir=root if root else path.parent)
+        config = GraConfig.from_spec(
+            spec, name=job.metadata.name, base_dir=root if root else path.parent, file_root=pod_path(POD_DATA_ROOT)
+        )
         return cls(
             name=job.metadata.name,
             namespace=job.metadata.namespace or os.environ.get("POD_NAMESPACE", "default"),
@@ -60,8 +64,8 @@ class PodJob:
         )
 
     @property
-    def out_dir(self) -> Path:
-        return self.config.resolve_uri(self.config.spec.output.uri)
+    def out_dir(self) -> Location:
+        return self.config.location(self.config.spec.output.uri)
 
 
 def _rooted(spec: SynthesisJobSpec) -> SynthesisJobSpec:

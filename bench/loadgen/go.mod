@@ -1,0 +1,3 @@
+module quorum.dev/bench/loadgen
+
+go 1.22

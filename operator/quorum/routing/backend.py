@@ -1,0 +1,211 @@
+"""One model backend as the router calls it: aiohttp straight to the OpenAI-compatible server.
+
+Why not `quorum.llm.ChatClient`: the router forwards whatever the client sent (tools, response_format,
+logprobs, ...) and hands back the whole choice, and on its hot path httpx over an aiohttp transport cost 45%
+of the CPU and left a reference cycle per request. Here a call is one aiohttp request over a shared pool, the
+body is serialised once with orjson, and the pass-through path forwards bytes without parsing the answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import orjson
+from yarl import URL
+
+from quorum.llm import CallFailed, ModelEndpoint
+from quorum.routing.metrics import RouterMetrics
+
+
+@dataclass(frozen=True)
+class BackendAnswer:
+    """One sample: the backend's first choice as it sent it, and what the router reads from it."""
+
+    choice: dict[str, Any]
+    text: str
+    finish_reason: str | None
+    prompt_tokens: int
+    completion_tokens: int
+    latency_s: float
+
+
+class Slots:
+    """A first-come first-served counting semaphore whose acquire and release cost O(1).
+
+    Why not `asyncio.Semaphore`: on Python 3.11 its `acquire` calls `locked()`, which scans every waiter, so
+    with 1,000 clients queued on a backend's 256 slots each call walked ~750 futures (quadratic in the queue)."""
+
+    def __init__(self, size: int) -> None:
+        self._free = size
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    async def acquire(self) -> None:
+        if self._free > 0 and not self._waiters:
+            self._free -= 1
+            return
+        future = asyncio.get_running_loop().create_future()
+        self._waiters.append(future)
+        try:
+            await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled():
+                self.release()  # a slot was handed over just as the waiter was cancelled: pass it on
+            raise  # a cancelled future left in the queue is skipped by `release`
+
+    def release(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)  # the slot goes straight to the longest waiter
+                return
+        self._free += 1
+
+    async def __aenter__(self) -> None:
+        await self.acquire()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.release()
+
+
+def new_session() -> aiohttp.ClientSession:
+    """One pool for every backend, unlimited: each backend's own `maxConcurrency` is the cap that matters."""
+    connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=60)
+    # no cookie jar: backends set none worth keeping, and filtering one costs time on every call
+    return aiohttp.ClientSession(
+        connector=connector, skip_auto_headers=("User-Agent",), cookie_jar=aiohttp.DummyCookieJar()
+    )
+
+
+def choice_text(choice: dict[str, Any]) -> str:
+    """The text of one OpenAI choice: a chat message's content, or a completion's `text`."""
+    message = choice.get("message")
+    return (message.get("content") if isinstance(message, dict) else choice.get("text")) or ""
+
+
+def usage_counts(payload: Any) -> tuple[int, int]:
+    usage = payload.get("usage") if isinstance(payload, dict) else None
+    if not isinstance(usage, dict):
+        return 0, 0
+    return int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+
+
+class Backend:
+    """Calls to one model with its concurrency cap, time-out and metrics; the engine owns its circuit breaker."""
+
+    def __init__(
+        self,
+        endpoint: ModelEndpoint,
+        session: Callable[[], aiohttp.ClientSession],
+        timeout_s: float,
+        metrics: RouterMetrics,
+    ) -> None:
+        """`session` gives the shared pool (made on first use, inside the event loop)."""
+        self.endpoint = endpoint
+        self.name = endpoint.name
+        self._session = session
+        self._base = endpoint.base_url.rstrip("/") + "/"
+        self._urls: dict[str, URL] = {}
+        """Parsed once per path: yarl parsing a string URL on every call was a visible share of a forward."""
+        self._headers = {"Content-Type": "application/json"}
+        if endpoint.api_key:
+            self._headers["Authorization"] = f"Bearer {endpoint.api_key}"
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._stream_timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeout_s, sock_read=timeout_s)
+        self._slots = Slots(endpoint.max_concurrency)
+        self.stats = metrics.backend(endpoint.name, endpoint.base_url)
+        self._latency = metrics.backend_latency.labels(self.name)
+        self._requests = metrics.model_requests.labels(self.name)
+        self._prompt_tokens = metrics.prompt_tokens.labels(self.name)
+        self._completion_tokens = metrics.completion_tokens.labels(self.name)
+        self._metrics = metrics
+
+    def failed(self, error: CallFailed) -> None:
+        self._metrics.backend_errors.labels(self.name, error.reason).inc()
+
+    def record(self, latency_s: float, prompt_tokens: int, completion_tokens: int) -> None:
+        """A successful call: latency, tokens, and the production-stack window."""
+        self._latency.observe(latency_s)
+        self._requests.inc()
+        if prompt_tokens:
+            self._prompt_tokens.inc(prompt_tokens)
+        if completion_tokens:
+            self._completion_tokens.inc(completion_tokens)
+        self.stats.finished(latency_s, completion_tokens)
+
+    async def open(self, path: str, data: bytes, *, stream: bool) -> aiohttp.ClientResponse:
+        """POST `data` and return the response with its headers read; `close` it (that frees the slot).
+
+        Raises `CallFailed` when no response came (time-out, refused connection)."""
+        self.stats.waiting += 1
+        try:
+            await self._slots.acquire()
+        finally:
+            self.stats.waiting -= 1
+        self.stats.running += 1
+        try:
+            url = self._urls.get(path)
+            if url is None:
+                url = self._urls[path] = URL(self._base + path)
+            return await self._session().post(
+                url,
+                data=data,
+                headers=self._headers,
+                timeout=self._stream_timeout if stream else self._timeout,
+            )
+        except TimeoutError as error:
+            self._free()
+            raise CallFailed(self.name, "Timeout", repr(error), 1) from None
+        except aiohttp.ClientError as error:
+            self._free()
+            raise CallFailed(self.name, "ConnectionError", repr(error), 1) from None
+        except BaseException:
+            self._free()
+            raise
+
+    def close(self, response: aiohttp.ClientResponse) -> None:
+        response.release()
+        self._free()
+
+    def _free(self) -> None:
+        self.stats.running -= 1
+        self._slots.release()
+
+    async def call(self, path: str, body: dict[str, Any]) -> BackendAnswer:
+        """One non-streamed sample; raises `CallFailed` on a time-out, a refused connection, a non-200 status
+        or a body that is not an OpenAI answer."""
+        started = time.perf_counter()
+        response = await self.open(path, orjson.dumps(body), stream=False)
+        try:
+            raw = await response.read()
+        except TimeoutError as error:
+            raise CallFailed(self.name, "Timeout", repr(error), 1) from None
+        except aiohttp.ClientError as error:
+            raise CallFailed(self.name, "ConnectionError", repr(error), 1) from None
+        finally:
+            self.close(response)
+        status = response.status
+        if status != 200:
+            raise CallFailed(self.name, f"HTTP{status}", raw[:500].decode("utf-8", "replace"), 1, status=status)
+        try:
+            payload = orjson.loads(raw)
+            choice = min(payload["choices"], key=lambda c: c.get("index", 0))
+            text = choice_text(choice)
+            prompt_tokens, completion_tokens = usage_counts(payload)
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as error:
+            raise CallFailed(self.name, "MalformedResponse", repr(error), 1, 200) from None
+        latency = time.perf_counter() - started
+        self.record(latency, prompt_tokens, completion_tokens)
+        return BackendAnswer(
+            choice=choice,
+            text=text if isinstance(text, str) else str(text),
+            finish_reason=choice.get("finish_reason"),
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            latency_s=latency,
+        )
