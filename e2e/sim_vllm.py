@@ -1,7 +1,10 @@
 """`vllm serve` for the pod runner: the simulated OpenAI-compatible server (quorum.llm.simulated) behind the
 command line a Quorum model Deployment runs, so a GPU Deployment's pod really serves on the plane.
 
-    python -m e2e.sim_vllm --responder package.module:function -- serve MODEL --host=0.0.0.0 --port=8000 ...
+    python -m e2e.sim_vllm --responder package.module:factory -- serve MODEL --host=0.0.0.0 --port=8000 ...
+
+`factory(served_model_name)` returns the responder, so one script serves every Model as itself (a router
+may forward a client's body whose `model` is not the served name).
 
 The vLLM flags that only concern GPUs (tensor parallelism, memory, context length) are accepted and ignored;
 `--served-model-name` names the model the server answers for, as vLLM's does.
@@ -33,9 +36,10 @@ def parse(argv: Sequence[str]) -> tuple[argparse.Namespace, argparse.Namespace]:
 
 def main(argv: Sequence[str] | None = None) -> None:
     own, vllm = parse(sys.argv[1:] if argv is None else argv)
+    served = vllm.served_model_name or vllm.model
     backend = SimulatedBackend(
-        load_responder(own.responder),
-        models=[vllm.served_model_name or vllm.model],
+        load_responder(own.responder)(served),
+        models=[served],
         host=vllm.host,
         port=vllm.port,
         record=False,

@@ -4,6 +4,8 @@ pool's models of known per-topic accuracy, by served model name (alpha, beta, ga
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from quorum.gra.testing import GraScript
 from quorum.llm.simulated import SimReply, SimRequest
 from tests.routing.pool import responder_for
@@ -11,7 +13,11 @@ from tests.routing.pool import responder_for
 GRA = GraScript()
 
 
-def respond(request: SimRequest) -> SimReply:
-    if request.response_format:
-        return GRA(request)
-    return responder_for(request.model)(request)
+def responder(served: str) -> Callable[[SimRequest], SimReply]:
+    """The responder of the server of model `served` (e2e/sim_vllm.py calls this once per server)."""
+    routed = responder_for(served)
+
+    def respond(request: SimRequest) -> SimReply:
+        return GRA(request) if request.response_format else routed(request)
+
+    return respond

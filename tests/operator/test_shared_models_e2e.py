@@ -71,7 +71,7 @@ def vllm_runner(
     wrapper = tmp_path / "vllm"
     wrapper.write_text(
         f'#!/bin/sh\nPYTHONPATH="{REPO}:$PYTHONPATH" exec {sys.executable} -m e2e.sim_vllm '
-        '--responder tests.operator.shared_pool:respond "$@"\n'
+        '--responder tests.operator.shared_pool:responder "$@"\n'
     )
     wrapper.chmod(0o755)
     runner = PodRunner(
