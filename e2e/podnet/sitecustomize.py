@@ -37,3 +37,27 @@ def _getaddrinfo(host, port, family=0, type=0, proto=0, flags=0):
 
 
 socket.getaddrinfo = _getaddrinfo
+
+
+def _patch_aiohttp() -> None:
+    """uvloop (the router's loop) resolves names in libuv, past `socket.getaddrinfo`: resolve Service names in
+    aiohttp's resolver too, before it asks the loop."""
+    try:
+        from aiohttp import resolver
+    except ImportError:
+        return
+    original = resolver.ThreadedResolver.resolve
+
+    async def resolve(self, host, port=0, family=socket.AF_INET):
+        found = _service_address(host, port)
+        if found is None:
+            return await original(self, host, port, family)
+        flags = socket.AI_NUMERICHOST | socket.AI_NUMERICSERV
+        return [
+            {"hostname": host, "host": found[0], "port": found[1], "family": socket.AF_INET, "proto": 0, "flags": flags}
+        ]
+
+    resolver.ThreadedResolver.resolve = resolve
+
+
+_patch_aiohttp()
