@@ -20,6 +20,7 @@ python-env: $(VENV)/.synced
 $(VENV)/.synced: pyproject.toml uv.lock scripts/bootstrap-uv.sh
 	@bash scripts/bootstrap-uv.sh
 	$(UV) sync --frozen --python $(PYTHON_VERSION)
+	$(QUORUM) embedder export  # the ONNX embedder, once, from the packaged weights (cached)
 	@touch $@
 
 loadgen: .cache/bin/loadgen ## the router benchmark's backend and load generator (Go, standard library only)
@@ -64,6 +65,8 @@ cluster-down: python-env ## stop it and remove .cache/cluster
 bench: python-env
 	$(PY) bench/synth_throughput.py
 	$(PY) bench/router_overhead.py
+	$(PY) bench/dedup.py
+	$(PY) bench/embedding.py
 
 clean: ## stops a `make cluster-up` plane before deleting its state under .cache
 	@if [ -x $(PY) ]; then $(PY) -m e2e.cluster down; fi

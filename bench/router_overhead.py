@@ -124,6 +124,7 @@ def build_artifact(directory: Path, models: list[str]) -> Path:
     tasks = ["math" if i < 20 else "trivia" for i in range(len(QUESTIONS))]
     task_map, _ = build_task_map(vectors, scores, models, tasks, clusters=8, seed=42, shrinkage=5.0)
     artifact = Artifact(task_map, embedder.model_id, embedder.dimension, 42, 8, 5.0, "bench", "bench")
+    artifact.embedder_engine = embedder.engine
     out = directory / "artifact"
     save_artifact(artifact, out)
     return out

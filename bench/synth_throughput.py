@@ -4,9 +4,9 @@
    latency), in the steady middle of the run, and the pipeline's CPU time per sample.
 2. The real tiny model (xllamacpp): the pipeline's completion tokens/s ÷ the same server's tokens/s under a
    plain load generator at the same concurrency.
-3. Dedup of 200k 384-d vectors (incremental, exact inner product) ÷ one all-against-all faiss search.
+Dedup at scale is measured by `bench/dedup.py`.
 
-Usage: python bench/synth_throughput.py [--quick] [--skip-model] [--dedup-n 200000]
+Usage: python bench/synth_throughput.py [--quick] [--skip-model]
 """
 
 from __future__ import annotations
@@ -20,11 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 from quorum.api.synthesis import SynthesisJobSpec
 from quorum.gra import GraConfig, run_shard
-from quorum.gra.dedup import EXACT_LIMIT, DedupIndex
 from quorum.llm import ClientPool, ModelEndpoint, RetryPolicy
 
 SEEDS = "\n".join(
@@ -157,52 +154,15 @@ def real_model(concurrency: int, samples: int) -> None:
     )
 
 
-def _planted(n: int) -> tuple[np.ndarray, set[int]]:
-    """Random unit vectors (nearly orthogonal in 384-d) with 2% exact duplicates planted: the ground truth."""
-    rng = np.random.default_rng(0)
-    vectors = rng.standard_normal((n, 384)).astype(np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    copies = np.arange(1, n, 50)
-    vectors[copies] = vectors[copies - 1]
-    return vectors, set(copies.tolist())
-
-
-def _dedup_run(vectors: np.ndarray, exact_limit: int) -> tuple[float, set[int]]:
-    started = time.perf_counter()
-    index = DedupIndex(384, 0.9, exact_limit=exact_limit)
-    decisions = index.admit(vectors, [str(i) for i in range(len(vectors))])
-    return time.perf_counter() - started, {i for i, (kept, _) in enumerate(decisions) if not kept}
-
-
-def dedup(n: int, exact_n: int = 50_000) -> None:
-    """Our index at `n` (exact up to EXACT_LIMIT, HNSW beyond) next to the same search at `exact_n`, which shows
-    how the cost grows with the set; recall and false drops against the planted duplicates."""
-    vectors, planted = _planted(n)
-    exact_n = min(exact_n, n)
-    exact_time, _ = _dedup_run(vectors[:exact_n], exact_limit=exact_n)
-    ours_time, dropped = _dedup_run(vectors, exact_limit=EXACT_LIMIT)
-    recall = len(dropped & planted) / len(planted)
-    ours_rate, exact_rate = n / ours_time, exact_n / exact_time
-    print(
-        f"dedup: {n} x 384-d in {ours_time:.1f}s ({ours_rate:.0f} vectors/s), recall of planted duplicates "
-        f"{recall:.4f}, false drops {len(dropped - planted)}; exact flat search on {exact_n}: {exact_time:.1f}s "
-        f"({exact_rate:.0f} vectors/s) -> throughput ratio {ours_rate / exact_rate:.2f}"
-    )
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smaller runs")
     parser.add_argument("--skip-model", action="store_true")
-    parser.add_argument("--skip-dedup", action="store_true")
-    parser.add_argument("--dedup-n", type=int, default=200_000)
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
     simulated(models=3, concurrency=64, latency=2.0, samples=300 if args.quick else 900)
     if not args.skip_model:
         real_model(concurrency=4, samples=4 if args.quick else 8)
-    if not args.skip_dedup:
-        dedup(20_000 if args.quick else args.dedup_n)
 
 
 if __name__ == "__main__":

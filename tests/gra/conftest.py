@@ -48,6 +48,22 @@ async def run_one(spec: SynthesisJobSpec, index: int = 0) -> dict[str, Any]:
         return await runner.run(Slot(round=1, index=index, domain="math", demos=(demo,)))
 
 
+def run_simulated(folder: Path, script: Any, models: list[str], **sections: Any) -> tuple[dict[str, Any], Any]:
+    """A whole local run (`run_local`) of a spec whose models all live on one simulated backend."""
+    from quorum.gra import GraConfig, run_local
+    from quorum.llm.simulated import SimulatedBackend
+
+    sim = SimulatedBackend(script, models=models)
+    url = sim.start_in_thread()
+    out = folder / str(sections.pop("out", "out"))
+    try:
+        spec = make_spec(url, models, **sections)
+        result = run_local(GraConfig.from_spec(spec, base_dir=folder), out, endpoints=endpoints_for(spec))
+    finally:
+        sim.stop_thread()
+    return result.manifest, sim
+
+
 @pytest.fixture
 def seed_dir(tmp_path: Path) -> Path:
     (tmp_path / "seeds.jsonl").write_text("".join(json.dumps(s) + "\n" for s in SEEDS))

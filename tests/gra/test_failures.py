@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from quorum.cli.main import app
 from quorum.gra import prompts
-from quorum.gra.testing import GraScript
+from quorum.gra.testing import GraScript, varied_high
 from quorum.llm.simulated import SimReply, SimRequest, SimulatedBackend
 from tests.gra.conftest import make_spec, run_one
 
@@ -92,7 +92,7 @@ def one_sample_always(reply: SimReply):
 
 
 def test_invalid_json_forever_lands_in_rejected_jsonl(seed_dir: Path) -> None:
-    sim = SimulatedBackend(GraScript(score=lambda r, n: 9, fail=one_sample_always(SimReply(text="not json"))))
+    sim = SimulatedBackend(GraScript(score=varied_high, fail=one_sample_always(SimReply(text="not json"))))
     url = sim.start_in_thread()
     try:
         manifest = write_manifest(seed_dir, url, calls={"jsonRepairAttempts": 2, "backoffSeconds": 0.01})

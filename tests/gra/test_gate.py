@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+from fractions import Fraction
+
 import pytest
 
 from quorum.api.synthesis import Review
-from quorum.gra import prompts
+from quorum.gra import GraConfig, prompts, run_local
 from quorum.gra.gate import Verdict, gate
+from quorum.gra.records import read_jsonl
 from quorum.gra.testing import GraScript
-from quorum.llm.simulated import SimRequest, SimulatedBackend
-from tests.gra.conftest import make_spec, run_one
+from quorum.llm.simulated import SimReply, SimRequest, SimulatedBackend
+from tests.gra.conftest import endpoints_for, make_spec, run_one
 
 REVIEW = Review(accept_at_least=7.0, reject_below=5.0, max_std=1.5, grey_zone="reject")
 
@@ -27,6 +32,10 @@ REVIEW = Review(accept_at_least=7.0, reject_below=5.0, max_std=1.5, grey_zone="r
         ([5, 5, 5], "reject", Verdict.REJECT),  # μ exactly at rejectBelow is grey, not rejected outright
         ([5, 5, 5], "adjudicate", Verdict.ADJUDICATE),
         ([8.5, 5.5], "reject", Verdict.ACCEPT),  # σ exactly at maxStd (1.5) still agrees
+        ([Fraction(19, 3), Fraction(22, 3), Fraction(22, 3)], "reject", Verdict.ACCEPT),  # μ = 7 exactly
+        ([Fraction(14, 3), Fraction(16, 3)], "reject", Verdict.REJECT),  # μ = 5 exactly: grey zone
+        ([Fraction(14, 3), Fraction(16, 3)], "adjudicate", Verdict.ADJUDICATE),
+        ([Fraction(19, 3), Fraction(28, 3)], "reject", Verdict.ACCEPT),  # σ = 1.5 exactly from thirds
     ],
 )
 def test_gate_decision_table(scores: list[float], grey_zone: str, verdict: Verdict) -> None:
@@ -144,3 +153,126 @@ async def test_single_model_pool_plays_every_role_when_allowed() -> None:
     for outcome in record["review"].values():
         if outcome["adjudication"]:
             assert outcome["adjudication"]["fallback"] is True
+
+
+# --- exact thresholds, end to end: run_local over HTTP, four scripted reviewers, three rubric dimensions ---
+
+PANEL = ("r1", "r2", "r3", "r4")
+EXACT_CASES: dict[str, tuple[list[int], ...]] = {
+    # per reviewer r1..r4, its three dimension scores; a reviewer's score is their exact mean
+    "mu-exactly-accept": ([6, 6, 7], [7, 7, 8], [7, 7, 8], [7, 7, 7]),  # 19/3 + 22/3 + 22/3 + 7 → μ = 7
+    "mu-just-below-accept": ([6, 6, 7], [7, 7, 8], [7, 7, 8], [7, 7, 6]),  # μ = 83/12 (grey)
+    "mu-exactly-reject-below": ([4, 5, 5], [5, 5, 6], [5, 5, 5], [5, 5, 5]),  # μ = 5 (grey, not rejected)
+    "mu-just-below-reject": ([4, 5, 5], [5, 5, 5], [5, 5, 5], [5, 5, 5]),  # μ = 59/12 → reject
+    "sigma-exactly-max": ([6, 6, 7], [6, 6, 7], [9, 9, 10], [9, 9, 10]),  # 19/3, 19/3, 28/3, 28/3 → σ = 1.5
+    "sigma-just-above-max": ([6, 6, 7], [6, 6, 7], [9, 9, 10], [9, 10, 10]),  # σ > 1.5 → adjudicate
+    "low-mean-disagreeing": ([1, 1, 1], [1, 1, 2], [9, 9, 9], [3, 3, 3]),  # μ < 5 rejects before σ counts
+    "high": ([8, 8, 8], [8, 9, 8], [9, 8, 8], [8, 8, 9]),
+}
+PAIRS = [
+    *((name, "high") for name in EXACT_CASES if name != "high"),
+    ("high", "mu-exactly-accept"),
+    ("high", "mu-exactly-reject-below"),
+    ("high", "sigma-exactly-max"),
+]
+GREY_AD, DISAGREE_AD = "adjudicated-accept", "adjudicated-accept"
+# Hand-written from gra.md §6 (not computed by the code under test): (greyZone, adjudication) → status.
+EXPECTED = {
+    ("mu-exactly-accept", "high"): {"reject": "accepted", "adjudicate": "accepted", "off": "accepted"},
+    ("mu-just-below-accept", "high"): {"reject": "rejected-round-1", "adjudicate": GREY_AD, "off": "rejected-round-1"},
+    ("mu-exactly-reject-below", "high"): {
+        "reject": "rejected-round-1",
+        "adjudicate": GREY_AD,
+        "off": "rejected-round-1",
+    },
+    ("mu-just-below-reject", "high"): {k: "rejected-round-1" for k in ("reject", "adjudicate", "off")},
+    ("sigma-exactly-max", "high"): {k: "accepted" for k in ("reject", "adjudicate", "off")},
+    ("sigma-just-above-max", "high"): {
+        "reject": DISAGREE_AD,
+        "adjudicate": DISAGREE_AD,
+        "off": "rejected-round-1",
+    },
+    ("low-mean-disagreeing", "high"): {k: "rejected-round-1" for k in ("reject", "adjudicate", "off")},
+    ("high", "mu-exactly-accept"): {k: "accepted" for k in ("reject", "adjudicate", "off")},
+    ("high", "mu-exactly-reject-below"): {
+        "reject": "rejected-round-2",
+        "adjudicate": GREY_AD,
+        "off": "rejected-round-2",
+    },
+    ("high", "sigma-exactly-max"): {k: "accepted" for k in ("reject", "adjudicate", "off")},
+}
+
+
+class CasePanel(GraScript):
+    """The generator writes one case per candidate (in the order asked); reviewers read the case back from
+    the instruction and answer its dimension scores. Calibration items (no case) get honest varied answers."""
+
+    def __init__(self) -> None:
+        super().__init__(adjudicate=lambda request: "accept")
+        self.asked = 0
+
+    def __call__(self, request: SimRequest) -> SimReply:
+        if request.schema_name == prompts.GENERATE:
+            instruction_case, response_case = PAIRS[self.asked % len(PAIRS)]
+            self.asked += 1
+            value = {
+                "instruction": f"CASE {instruction_case} / {response_case} number {self.asked}: add two numbers.",
+                "input": "",
+                "output": "The sum, worked out step by step.",
+                "keywords": ["sum", "numbers", "addition"],
+                "summary": "Add two numbers.",
+            }
+            return SimReply(text=json.dumps(value))
+        return super().__call__(request)
+
+
+def case_scores(request: SimRequest, round_name: str) -> int | list[int]:
+    marker = request.prompt.split("CASE ", 1)
+    if len(marker) == 1:
+        return 3 + int(hashlib.sha256(request.prompt.encode() + request.model.encode()).hexdigest(), 16) % 7
+    instruction_case, response_case = marker[1].split(" number", 1)[0].split(" / ")
+    case = instruction_case if round_name == "instruction" else response_case
+    return EXACT_CASES[case][PANEL.index(request.model)]
+
+
+@pytest.mark.parametrize("policy", ["reject", "adjudicate", "off"])
+def test_every_gate_decision_follows_the_spec_at_exact_thresholds(seed_dir, policy: str) -> None:
+    script = CasePanel()
+    script.score = case_scores
+    sim = SimulatedBackend(script, models=["gen", *PANEL, "adj"])
+    url = sim.start_in_thread()
+    try:
+        spec = make_spec(
+            url,
+            [
+                {"name": "gen", "endpoint": {"url": url, "model": "gen"}, "roles": ["generator"]},
+                *({"name": r, "endpoint": {"url": url, "model": r}, "roles": ["reviewer"]} for r in PANEL),
+                {"name": "adj", "endpoint": {"url": url, "model": "adj"}, "roles": ["adjudicator"]},
+            ],
+            review={
+                "reviewers": 4,
+                "acceptAtLeast": 7.0,
+                "rejectBelow": 5.0,
+                "maxStd": 1.5,
+                "greyZone": "reject" if policy == "reject" else "adjudicate",
+                "instructionRubric": ["clarity", "answerability", "domain relevance"],
+                "responseRubric": ["correctness", "completeness", "coherence"],
+            },
+            adjudication={"enabled": policy != "off"},
+            generation={"target": 100, "rounds": 1, "samplesPerRound": len(PAIRS)},
+        )
+        run = run_local(GraConfig.from_spec(spec, base_dir=seed_dir), seed_dir / "out", endpoints=endpoints_for(spec))
+    finally:
+        sim.stop_thread()
+    records = read_jsonl(seed_dir / "out" / "rejected.jsonl") + read_jsonl(seed_dir / "out" / "dataset.jsonl")
+    decided = {}
+    for record in records:
+        if record.get("kind") == "call":
+            continue
+        kept = "messages" in record  # dataset.jsonl in the default OpenAI layout; rejected.jsonl as the engine wrote
+        instruction = next(m["content"] for m in record["messages"] if m["role"] == "user") if kept else None
+        instruction = instruction or record["sample"]["instruction"]
+        pair = tuple(instruction.removeprefix("CASE ").split(" number", 1)[0].split(" / "))
+        decided[pair] = record.get("provenance", record)["status"]
+    assert run.manifest["reviewers"]["excluded"] == []  # honest calibration answers: nothing excluded
+    assert decided == {pair: EXPECTED[pair][policy] for pair in PAIRS}

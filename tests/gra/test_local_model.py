@@ -30,7 +30,10 @@ def test_official_client_gets_schema_valid_reviews(server: LocalModelServer) -> 
     schema = prompts.review_schema(RUBRIC, 10, 64)
     reply = client.chat.completions.create(
         model=server.alias,
-        messages=prompts.review_instruction_messages("math", {"instruction": "What is 7 times 6?"}, RUBRIC, 10),
+        messages=prompts.PromptBook.built_in().messages(
+            prompts.REVIEW_INSTRUCTION,
+            **prompts.review_variables("math", {"instruction": "What is 7 times 6?"}, RUBRIC, 10),
+        ),
         response_format={"type": "json_schema", "json_schema": {"name": prompts.REVIEW_INSTRUCTION, "schema": schema}},
         max_tokens=96,
         temperature=0.1,

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from quorum.cli.main import app
 from quorum.gra import prompts
-from quorum.gra.testing import GraScript
+from quorum.gra.testing import GraScript, varied_high
 from quorum.llm.local import free_port
 from quorum.llm.simulated import SimReply, SimRequest, SimulatedBackend
 from tests.gra.test_failures import write_manifest
@@ -28,8 +28,8 @@ def _run(manifest: Path, *args: str):
 
 def test_a_run_with_every_call_failed_exits_non_zero_and_a_rerun_after_the_fix_retries(seed_dir: Path) -> None:
     broken, fixed = (
-        SimulatedBackend(GraScript(score=lambda r, n: 9, fail=_generation_fails)),
-        SimulatedBackend(GraScript(score=lambda r, n: 9)),
+        SimulatedBackend(GraScript(score=varied_high, fail=_generation_fails)),
+        SimulatedBackend(GraScript(score=varied_high)),
     )
     broken_url, fixed_url = broken.start_in_thread(), fixed.start_in_thread()
     try:

@@ -132,3 +132,4 @@ def test_the_dataset_card_has_counts_pool_roles_gate_and_leaves_the_licence(two_
     assert "generator, reviewer, adjudicator" in card
     assert "accept when μ ≥ 7.0 and σ ≤ 1.5" in card
     assert "## Licence" in card and "license:" not in card.split("---")[1]
+    assert "## Reviewer reliability" in card and "Krippendorff" in card  # the report's per-reviewer table

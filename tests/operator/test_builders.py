@@ -263,3 +263,14 @@ def test_operator_rules_never_grant_wildcards_or_reading_secrets():
         assert "*" not in rule["verbs"] and "*" not in rule["resources"]
         if "secrets" in rule["resources"]:
             assert rule["verbs"] == ["create"]  # the generated keys: created once, never read back
+
+
+def test_a_prompt_template_in_a_configmap_is_mounted_for_the_workers(sjob):
+    wire = sjob.spec.to_wire()
+    wire["prompts"] = {"reviewResponse": {"templateUri": "configmap://house-prompts/review-response.j2"}}
+    spec = SynthesisJobSpec.model_validate(wire)
+    manifest = yaml.safe_load(synthesis.worker_config_map(OWNER, spec)["data"]["synthesisjob.yaml"])
+    uri = manifest["spec"]["prompts"]["reviewResponse"]["templateUri"]
+    assert uri == "file:///data/configmap/house-prompts/review-response.j2"
+    pod = synthesis.workers_job(OWNER, spec)["spec"]["template"]["spec"]
+    assert {v["name"]: v for v in pod["volumes"]}["cm-house-prompts"]["configMap"] == {"name": "house-prompts"}

@@ -16,6 +16,7 @@ from quorum.api.common import (
     Condition,
     DataFormat,
     DataUri,
+    Endpoint,
     ImageRef,
     LastError,
     ModelCache,
@@ -26,13 +27,25 @@ from quorum.api.common import (
 )
 
 
+class EmbeddingEngine(StrEnum):
+    ONNXRUNTIME = "onnxruntime"
+    SENTENCE_TRANSFORMERS = "sentence-transformers"
+
+
 class Embedding(ApiModel):
-    """The sentence-transformers model that embeds queries, offline and online alike."""
+    """The embedder of queries, the same for calibration and serving (the artifact records which one)."""
 
     model: str = "sentence-transformers/all-MiniLM-L6-v2"
-    """Model id or path; the packaged all-MiniLM-L6-v2 is used offline by default."""
+    """Local model id or path; the packaged all-MiniLM-L6-v2 is used offline by default."""
+    engine: EmbeddingEngine = EmbeddingEngine.ONNXRUNTIME
+    """How the local model runs: ONNX Runtime (no torch, faster on CPUs) or sentence-transformers (torch)."""
+    endpoint: Endpoint | None = None
+    """An OpenAI-compatible `/v1/embeddings` server (vLLM, TEI, a Quorum Model) instead of the local model:
+    `url` with `/v1`, the served `model`, and `apiKeySecretRef` for its bearer token."""
+    timeout_seconds: float = Field(default=10.0, gt=0, le=600)
+    """Time-out of one request to `endpoint`; failures count towards `router.circuitBreaker`."""
     batch_size: int = Field(default=64, ge=1, le=4096)
-    """Sentences per encoding batch during calibration."""
+    """Texts per encoding batch (calibration) and the largest batch of concurrent queries (serving)."""
 
 
 class TaskKind(StrEnum):

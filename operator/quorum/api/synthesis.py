@@ -78,6 +78,11 @@ class DomainMode(StrEnum):
     CLUSTER = "cluster"
 
 
+class DomainAllocation(StrEnum):
+    PROPORTIONAL = "proportional"
+    EQUAL = "equal"
+
+
 class Domains(ApiModel):
     """How seeds are split into domains (stage 1). Generation, few-shot demos and reports are per domain."""
 
@@ -90,6 +95,12 @@ class Domains(ApiModel):
     """Domain names; in `classify` mode the closed list the classifier picks from."""
     clusters: int = Field(default=5, ge=1, le=256)
     """Number of clusters in `cluster` mode."""
+    allocation: DomainAllocation = DomainAllocation.PROPORTIONAL
+    """Generation slots per domain: in proportion to the domain's seeds, or equal for every domain."""
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    """Sampling temperature of the classifier (`classify` mode)."""
+    max_tokens: int = Field(default=64, ge=8, le=4096)
+    """Token budget of one classification."""
 
     cross_field_rules = (
         CrossFieldRule(
@@ -120,6 +131,15 @@ class Generation(ApiModel):
     """Token budget of one generated sample."""
     seed: int = Field(default=42, ge=0)
     """Seed of every random choice (demos, role assignment), so a rerun is reproducible."""
+
+
+class Digest(ApiModel):
+    """Stage 2: one call per seed extracts 3–8 keywords and a summary of at most two sentences."""
+
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    """Sampling temperature of the digest calls."""
+    max_tokens: int = Field(default=256, ge=16, le=16384)
+    """Token budget of one digest."""
 
 
 class GreyZone(StrEnum):
@@ -166,8 +186,20 @@ class Review(ApiModel):
     allow_same_model: bool = False
     """Let a model review its own samples, and one model fill several reviewer seats, when the pool is too
     small (local mode with one model). The dataset's manifest then records `independent: false`."""
+    calibration_items: int = Field(default=6, ge=0, le=64)
+    """Seeds every reviewer model scores before the run, each also as a planted flawed copy (shuffled
+    instruction, mismatched response): the evidence for degenerate-reviewer detection. 0 skips it."""
+    exclude_degenerate: bool = True
+    """Leave out of the gate the verdicts of reviewer models that calibration found degenerate (copying the
+    prompt or other reviews, constant scores); the manifest and report say which and why."""
 
     cross_field_rules = (
+        CrossFieldRule(
+            cel="!self.excludeDegenerate || self.calibrationItems >= 3",
+            message="must be at least 3 when excludeDegenerate is true (or set excludeDegenerate to false)",
+            holds=lambda r: not r.exclude_degenerate or r.calibration_items >= 3,
+            field=".calibrationItems",
+        ),
         CrossFieldRule(
             cel="self.acceptAtLeast >= self.rejectBelow",
             message="must be greater than or equal to rejectBelow",
@@ -293,6 +325,34 @@ class Backends(ApiModel):
     """Free the GPUs once the job succeeds or fails."""
 
 
+class PromptOverride(ApiModel):
+    """A user-written prompt for one stage: a Jinja2 template of the user message. Its variables are listed in
+    the README; an unknown variable or a syntax error stops the run at start, naming this field."""
+
+    template_uri: DataUri
+    """The template file: `file://`, `pvc://<claim>/<path>`, `configmap://<name>/<key>` or `s3://<bucket>/<key>`."""
+    system: str | None = Field(default=None, max_length=4000)
+    """Replaces the stage's system message."""
+
+
+class Prompts(ApiModel):
+    """Optional per-stage prompt overrides; a stage left out uses Quorum's built-in prompt. The JSON schema of
+    each answer stays Quorum's, so an override changes what is asked, not what comes back."""
+
+    classify: PromptOverride | None = None
+    """Stage 1, `classify` domain mode."""
+    digest: PromptOverride | None = None
+    """Stage 2, seed digests (and filled digests of kept samples)."""
+    generate: PromptOverride | None = None
+    """Stage 3."""
+    review_instruction: PromptOverride | None = None
+    """Stage 4 (also used for calibration)."""
+    review_response: PromptOverride | None = None
+    """Stage 5 (also used for calibration)."""
+    adjudicate: PromptOverride | None = None
+    """Stage 7."""
+
+
 class SynthesisMode(StrEnum):
     GENERATE = "generate"
     REFINE = "refine"
@@ -338,6 +398,8 @@ class SynthesisJobSpec(ApiModel):
     """The seed data. Immutable: changing it would mix two datasets in one output."""
     domains: Domains = Field(default_factory=Domains)
     """Domain split."""
+    digest: Digest = Field(default_factory=Digest)
+    """Seed digests."""
     generation: Generation = Field(default_factory=Generation)
     """Generation and rounds."""
     review: Review = Field(default_factory=Review)
@@ -346,6 +408,8 @@ class SynthesisJobSpec(ApiModel):
     """Adjudicator."""
     postprocess: Postprocess = Field(default_factory=Postprocess)
     """Dedup, digests and record format."""
+    prompts: Prompts = Field(default_factory=Prompts)
+    """Per-stage prompt overrides."""
     output: Output
     """Where results go."""
     workers: Workers = Field(default_factory=Workers)
@@ -427,26 +491,38 @@ class StageStatus(ApiModel):
 
 
 class SynthesisCounts(ApiModel):
-    """The funnel, summed over shards."""
+    """The funnel, summed over shards. One set of definitions (`quorum.gra.funnel` computes them) for the
+    manifest, the live board, the final summary and this status; `accepted + rejected` is every candidate."""
 
     seeds: int = 0
     """Seed records read (bad lines excluded)."""
     generated: int = 0
-    """Candidates written by generators."""
+    """Candidates with a sample (written by a generator, or in refine mode the seed under review)."""
     round1_passed: int = 0
-    """Candidates whose instruction passed round 1."""
+    """Candidates whose instruction passed round 1 (adjudicated accepts included)."""
     round2_passed: int = 0
-    """Candidates whose response passed round 2."""
+    """Candidates whose response passed round 2 (adjudicated accepts included)."""
     adjudicated: int = 0
-    """Candidates sent to the adjudicator."""
+    """Candidates sent to the adjudicator in either round."""
     accepted: int = 0
     """Records in the final dataset."""
     rejected: int = 0
-    """Records in `rejected.jsonl`."""
+    """Candidates not in the dataset: rejected by a gate, duplicates, failed and surplus ones."""
     duplicates: int = 0
-    """Accepted candidates dropped as near-duplicates."""
+    """Accepted candidates dropped as near-duplicates (part of `rejected`)."""
     failed: int = 0
-    """Candidates lost to failed model calls after retries (recorded, never silent)."""
+    """Candidates lost to failed model calls after retries (part of `rejected`; recorded, never silent)."""
+    surplus: int = 0
+    """Accepted candidates beyond `generation.target`, left out so the dataset has exactly `target` records
+    (part of `rejected`)."""
+    failed_calls: int = 0
+    """Per-seed calls (domain classification, digest, calibration) that failed after retries; the run went
+    on without their answers. Not candidates."""
+
+
+def count_keys() -> tuple[str, ...]:
+    """The wire names of the counts, for code that reads them from JSON."""
+    return tuple(field.alias or name for name, field in SynthesisCounts.model_fields.items())
 
 
 class ShardStatus(ApiModel):
@@ -465,6 +541,8 @@ class ShardStatus(ApiModel):
     """The shard's funnel."""
     stages: list[StageStatus] = Field(default_factory=list)
     """The shard's GRA stages (done, total, rate), what the job's `status.stages` sums."""
+    degenerate_reviewers: list[str] = Field(default_factory=list)
+    """Reviewer models the shard's calibration found degenerate (see the manifest's `reviewers`)."""
     attempt: int = 0
     """Worker attempt (pod restarts of this index)."""
     fingerprint: str = ""
@@ -548,6 +626,8 @@ def output_relevant_spec(spec: SynthesisJobSpec) -> dict[str, Any]:
         "models": models,
         "seeds": wire["seeds"],
         "domains": wire.get("domains"),
+        "digest": wire.get("digest"),
+        "prompts": wire.get("prompts"),
         "generation": wire.get("generation"),
         "review": wire.get("review"),
         "adjudication": wire.get("adjudication"),

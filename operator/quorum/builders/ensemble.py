@@ -15,6 +15,7 @@ from quorum.builders.network import backend_policies, egress_only_to_backends
 from quorum.builders.pods import CONFIG_DIR, config_map, quorum_pod_spec
 from quorum.builders.rbac import calibrator_rules, role_with_binding, service_account
 from quorum.builders.storage import PodStorage
+from quorum.routing.embedding import EMBEDDING_API_KEY_ENV
 
 CALIBRATE_COMPONENT = "calibration"
 ROUTER_COMPONENT = "router"
@@ -109,6 +110,15 @@ def calibrator_rbac(owner: Owner, spec: EnsembleRouterSpec) -> list[dict[str, An
     ]
 
 
+def embedding_key_env(spec: EnsembleRouterSpec) -> list[dict[str, Any]]:
+    """The embeddings server's token (`spec.embedding.endpoint.apiKeySecretRef`), by reference only."""
+    endpoint = spec.embedding.endpoint
+    if endpoint is None or endpoint.api_key_secret_ref is None:
+        return []
+    ref = endpoint.api_key_secret_ref
+    return [{"name": EMBEDDING_API_KEY_ENV, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}}]
+
+
 def calibrate_job(owner: Owner, spec: EnsembleRouterSpec) -> dict[str, Any]:
     storage = PodStorage()
     router_manifest(owner, spec, storage)
@@ -117,7 +127,7 @@ def calibrate_job(owner: Owner, spec: EnsembleRouterSpec) -> dict[str, Any]:
         args=["worker", "calibrate", CONFIG_PATH, "--artifact-configmap", artifact_name(owner, spec)],
         config_map=config_map_name(owner),
         storage=storage,
-        env=api_key_env_vars(resolve_endpoints(owner, spec.models)),
+        env=[*api_key_env_vars(resolve_endpoints(owner, spec.models)), *embedding_key_env(spec)],
         service_account=calibrator_account(owner),
         automount_token=True,
         restart_policy="Never",
@@ -137,7 +147,7 @@ def router_deployment(owner: Owner, spec: EnsembleRouterSpec, artifact: str, che
     """The router serves the artifact mounted from ConfigMap `artifact` (the newest calibrated one, so a
     recalibration never takes the router down); it has no Kubernetes token at all."""
     settings = spec.router
-    env = api_key_env_vars(resolve_endpoints(owner, spec.models))
+    env = [*api_key_env_vars(resolve_endpoints(owner, spec.models)), *embedding_key_env(spec)]
     ref = router_token_ref(owner, settings.auth_secret_ref)  # a token always: the user's or a generated one
     env.append({"name": ROUTER_TOKEN_ENV, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}})
     # The router's own endpoints: /healthz (the process serves) and /readyz (a backend can answer and the

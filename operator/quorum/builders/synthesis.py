@@ -67,6 +67,8 @@ def worker_manifest(owner: Owner, spec: SynthesisJobSpec, storage: PodStorage) -
     if dedup.get("decontaminationUri"):
         field = "spec.postprocess.dedup.decontaminationUri"
         dedup["decontaminationUri"] = storage.localize(dedup["decontaminationUri"], field=field)
+    for stage, override in (wire.get("prompts") or {}).items():  # prompt templates: file, claim or ConfigMap
+        override["templateUri"] = storage.localize(override["templateUri"], field=f"spec.prompts.{stage}.templateUri")
     return {
         "apiVersion": API_VERSION,
         "kind": "SynthesisJob",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from quorum import __version__
-from quorum.cli import controller, crds, router, synth, worker
+from quorum.cli import controller, crds, embedder, router, synth, worker
 from quorum.cli.validate import validate
 
 app = typer.Typer(
@@ -17,6 +17,7 @@ app = typer.Typer(
 app.add_typer(crds.app, name="crds")
 app.add_typer(synth.app, name="synth")
 app.add_typer(router.app, name="router")
+app.add_typer(embedder.app, name="embedder")
 app.add_typer(worker.app, name="worker")
 app.add_typer(controller.app, name="operator")
 app.command()(validate)

@@ -15,6 +15,7 @@ import typer
 from quorum.api.ensemble import EnsembleRouterSpec
 from quorum.api.resources import EnsembleRouter
 from quorum.cli.common import ConfigAlias, ManifestFile, console, fail, manifest_path, read_resource
+from quorum.embedding.onnx import THREADS_ENV as EMBED_THREADS_ENV
 from quorum.llm import ModelEndpoint
 
 app = typer.Typer(
@@ -22,7 +23,6 @@ app = typer.Typer(
 )
 
 ARTIFACT_DIR_ENV = "QUORUM_ARTIFACT_DIR"
-EMBED_THREADS_ENV = "QUORUM_EMBED_THREADS"
 
 
 def _parse_backends(pairs: list[str]) -> dict[str, str]:
@@ -91,7 +91,7 @@ def calibrate(
     from quorum.routing.artifact import save_artifact
     from quorum.routing.calibrate import calibrate as run_calibration
     from quorum.routing.dataset import DatasetError, load_dataset
-    from quorum.routing.embedding import shared_embedder
+    from quorum.routing.embedding import spec_embedder
     from quorum.routing.report import write_report
 
     config = manifest_path(file, config)
@@ -103,7 +103,7 @@ def calibrate(
         items = load_dataset(spec.calibration.dataset, base_dir=config.resolve().parent, pvc_root=pvc_root)
     except (DatasetError, UnsupportedUri) as error:
         fail(str(error))
-    embedder = shared_embedder(spec.embedding.model)
+    embedder = spec_embedder(spec)
     with _endpoints(resource, _parse_backends(backend), local) as endpoints:
         console.print(f"calibrating {len(endpoints)} model(s) on {len(items)} questions")
 
@@ -187,7 +187,7 @@ def serve(
     from quorum.llm.service import LISTEN_BACKLOG
     from quorum.routing.artifact import ArtifactError, load_artifact
     from quorum.routing.config import TokenSource
-    from quorum.routing.embedding import EmbeddingBatcher, limit_torch_threads, shared_embedder
+    from quorum.routing.embedding import EmbedderMismatch, EmbeddingBatcher, artifact_embedder, limit_torch_threads
     from quorum.routing.engine import RouterEngine
     from quorum.routing.server import build_app, freeze_after_start, new_event_loop
 
@@ -212,8 +212,14 @@ def serve(
         fail(str(error))
     batcher = None
     if loaded is not None and len(spec.models) > 1:
-        limit_torch_threads(int(os.environ.get(EMBED_THREADS_ENV, "1")))
-        batcher = EmbeddingBatcher(shared_embedder(loaded.embedder))
+        os.environ.setdefault(EMBED_THREADS_ENV, "1")  # ONNX Runtime reads it; one thread per replica
+        if loaded.embedder_engine == "sentence-transformers":
+            limit_torch_threads(int(os.environ[EMBED_THREADS_ENV]))
+        try:
+            embedder = artifact_embedder(loaded, spec)
+        except EmbedderMismatch as error:
+            fail(str(error))
+        batcher = EmbeddingBatcher(embedder, max_batch=spec.embedding.batch_size)
     with _endpoints(resource, _parse_backends(backend), local) as endpoints:
         engine = RouterEngine(resource.metadata.name, spec, endpoints, artifact=loaded, batcher=batcher)
         listen = port or spec.router.port

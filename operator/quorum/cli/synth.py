@@ -119,6 +119,18 @@ class StageBoard:
             highlight=False,
         )
 
+    def final(self, counts: SynthesisCounts) -> None:
+        """After the merge the board shows the run's counts (cross-shard dedup and the target trim done),
+        the same numbers as the manifest, the summary line and the SynthesisJob status."""
+        with self._lock:
+            self.counts = {-1: counts}
+        self.progress.update(self.headline, completed=min(counts.accepted, self.target))
+
+    def funnel(self) -> dict[str, int]:
+        """The counts the board shows, summed over shards (or the run's, after `final`)."""
+        with self._lock:
+            return {k: sum(getattr(c, k) for c in self.counts.values()) for k in SynthesisCounts.model_fields}
+
 
 @app.command()
 def run(
@@ -142,6 +154,7 @@ def run(
         run_local,
     )
     from quorum.gra.local import BackendUnavailable, pool_warnings
+    from quorum.gra.prompts import PromptTemplateError
     from quorum.gra.roles import PoolTooSmall
     from quorum.locations import StorageAccessError, as_location
 
@@ -158,11 +171,13 @@ def run(
     try:
         with board:
             result = run_local(config, out_dir, on_bad_seed=policy, restart=restart, progress=board)
+            board.final(SynthesisCounts.model_validate(result.manifest["counts"]))
     except (
         BadSeedData,
         FingerprintMismatch,
         UnsupportedUri,
         PoolTooSmall,
+        PromptTemplateError,
         FileNotFoundError,
         StorageAccessError,
     ) as error:
@@ -191,14 +206,26 @@ def _output_dir(config: GraConfig) -> Location:
         fail(f"spec.output.uri {uri}: local mode writes to file://, pvc:// or s3:// locations ({error}); pass --out")
 
 
-def _summary(manifest: dict, out_dir: Any) -> None:
+def summary_line(manifest: dict) -> str:
+    """The final summary: the manifest's counts under the names `SynthesisCounts` defines."""
     counts, rates = manifest["counts"], manifest["rates"]
-    typer.echo(
+    line = (
         f"{manifest['name']}: {counts['accepted']} accepted of {counts['generated']} generated "
         f"(round 1 pass {counts['round1Passed']}, round 2 pass {counts['round2Passed']}, adjudicated "
-        f"{counts['adjudicated']}, duplicates {counts['duplicates']}, failed {counts['failed']}); "
+        f"{counts['adjudicated']}; rejected {counts['rejected']}: duplicates {counts['duplicates']}, failed "
+        f"{counts['failed']}, surplus {counts['surplus']}; failed per-seed calls {counts['failedCalls']}); "
         f"acceptance {rates['acceptance']:.0%}, independent={str(manifest['independent']).lower()}"
     )
+    reviewers = manifest.get("reviewers") or {}
+    degenerate = (reviewers.get("calibration") or {}).get("degenerate") or []
+    if degenerate:
+        action = "excluded from the gate" if reviewers.get("excluded") else "NOT excluded (excludeDegenerate: false)"
+        line += f"; degenerate reviewers: {', '.join(degenerate)} ({action})"
+    return line
+
+
+def _summary(manifest: dict, out_dir: Any) -> None:
+    typer.echo(summary_line(manifest))
     typer.echo(f"dataset: {out_dir / manifest['files']['dataset']}")
     typer.echo(f"rejected: {out_dir / 'rejected.jsonl'}")
     typer.echo(f"manifest: {out_dir / 'manifest.json'}")

@@ -7,11 +7,14 @@ that context so the engine never guesses, and it serializes to one JSON file the
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from quorum.api.synthesis import SynthesisJobSpec, SynthesisMode, output_fingerprint
+from quorum.gra.prompts import PromptBook
 from quorum.locations import Location, default_pvc_root, location, resolve_uri
 
 
@@ -58,10 +61,20 @@ class GraConfig:
     def is_refine(self) -> bool:
         return self.spec.mode == SynthesisMode.REFINE
 
+    @functools.cached_property
+    def prompt_book(self) -> PromptBook:
+        """Every stage's prompt, overrides loaded and checked (`PromptTemplateError` names the bad field):
+        called when a run starts, so a broken template stops it before any model is asked."""
+        return PromptBook.from_spec(self.spec.prompts, lambda uri: self.location(uri).read_text())
+
     def fingerprint(self) -> str:
         """Hash of the spec parts that change the output; a resumed run must match it (see
-        `output_fingerprint`)."""
-        return output_fingerprint(self.spec)
+        `output_fingerprint`). With prompt overrides their text is in too (their URIs alone would miss an
+        edited file)."""
+        spec_hash = output_fingerprint(self.spec)
+        if not self.spec.prompts.to_wire():
+            return spec_hash
+        return hashlib.sha256(f"{spec_hash}:{self.prompt_book.digest}".encode()).hexdigest()[:16]
 
     def to_json(self) -> str:
         return json.dumps(

@@ -1,4 +1,5 @@
-"""Funnel counts from records: one definition for shard progress, the merged manifest and the report."""
+"""Funnel counts from records: the one definition (see `SynthesisCounts`) behind shard progress, the live
+board, the merged manifest, the final summary, the report and the SynthesisJob's status."""
 
 from __future__ import annotations
 
@@ -9,14 +10,15 @@ from quorum.api.synthesis import SynthesisCounts
 from quorum.gra.records import is_kept
 
 
-def count(records: Iterable[dict[str, Any]], seeds: int = 0) -> SynthesisCounts:
-    counts = SynthesisCounts(seeds=seeds)
+def count(records: Iterable[dict[str, Any]], seeds: int = 0, failed_calls: int = 0) -> SynthesisCounts:
+    counts = SynthesisCounts(seeds=seeds, failed_calls=failed_calls)
     for record in records:
         add(counts, record)
     return counts
 
 
 def add(counts: SynthesisCounts, record: dict[str, Any]) -> None:
+    """One candidate's contribution; every candidate is either accepted or rejected."""
     review = record.get("review", {})
     if "sample" in record:
         counts.generated += 1
@@ -31,6 +33,8 @@ def add(counts: SynthesisCounts, record: dict[str, Any]) -> None:
         counts.failed += 1
     elif status == "duplicate":
         counts.duplicates += 1
+    elif status == "surplus":
+        counts.surplus += 1
     if is_kept(record):
         counts.accepted += 1
     elif status is not None:
@@ -43,3 +47,21 @@ def merged(parts: Iterable[SynthesisCounts]) -> SynthesisCounts:
         for name in SynthesisCounts.model_fields:
             setattr(total, name, getattr(total, name) + getattr(part, name))
     return total
+
+
+def negated(counts: SynthesisCounts) -> SynthesisCounts:
+    return SynthesisCounts(**{name: -getattr(counts, name) for name in SynthesisCounts.model_fields})
+
+
+def rates(counts: SynthesisCounts, records: list[dict[str, Any]], max_std: float) -> dict[str, float]:
+    """Acceptance and adjudication per generated candidate; agreement per reviewed sample: the share whose
+    every gated round had σ ≤ maxStd (the paper's "highly consistent scores" is about samples)."""
+    reviewed = [r for r in records if r.get("review")]
+    agreed = sum(
+        1 for r in reviewed if all(o.get("sigma") is not None and o["sigma"] <= max_std for o in r["review"].values())
+    )
+    return {
+        "acceptance": counts.accepted / counts.generated if counts.generated else 0.0,
+        "adjudication": counts.adjudicated / counts.generated if counts.generated else 0.0,
+        "reviewerAgreement": agreed / len(reviewed) if reviewed else 0.0,
+    }

@@ -1,12 +1,22 @@
-"""The μ/σ gate of gra.md §6: a pure function, so the whole decision table can be pinned by tests."""
+"""The μ/σ gate of gra.md §6: a pure function, so the whole decision table can be pinned by tests.
+
+Why exact arithmetic: a reviewer's score is the mean of its rubric dimensions (19/3, 22/3, ...), and a panel
+mean of exactly `acceptAtLeast` must accept. Binary floats turn 7 into 6.99997 once anything is rounded or
+summed in another order, so the gate works on `Fraction`s and compares σ² with maxStd² (no square root).
+Thresholds are read as the decimals the user wrote (`Fraction(str(7.0))`). Rounding is for display only.
+"""
 
 from __future__ import annotations
 
-import statistics
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from fractions import Fraction
 
 from quorum.api.synthesis import GreyZone, Review
+
+Score = Fraction | int | float
 
 
 class Verdict(StrEnum):
@@ -19,11 +29,27 @@ class Verdict(StrEnum):
 class GateResult:
     verdict: Verdict
     mu: float
+    """For display and records; the decision used the exact value."""
     sigma: float
     reason: str
 
 
-def gate(scores: list[float], review: Review) -> GateResult:
+def exact(value: Score) -> Fraction:
+    """A score as an exact fraction (floats are taken at their exact binary value)."""
+    return value if isinstance(value, Fraction) else Fraction(value)
+
+
+def threshold(value: float) -> Fraction:
+    """A spec threshold as the decimal the user wrote: 0.1 means 1/10, not the nearest double."""
+    return Fraction(str(value))
+
+
+def mean_score(dimension_scores: Sequence[int]) -> Fraction:
+    """One reviewer's score: the exact mean of its rubric dimensions."""
+    return Fraction(sum(dimension_scores), len(dimension_scores))
+
+
+def gate(scores: Sequence[Score], review: Review) -> GateResult:
     """Decide one round from the reviewers' scores.
 
     Order matters and follows gra.md: a low mean rejects even when reviewers disagree (an adjudicator cannot
@@ -32,13 +58,21 @@ def gate(scores: list[float], review: Review) -> GateResult:
     """
     if not scores:
         raise ValueError("the gate needs at least one score")
-    mu = statistics.fmean(scores)
-    sigma = statistics.pstdev(scores)
-    if mu < review.reject_below:
-        return GateResult(Verdict.REJECT, mu, sigma, f"mean {mu:.2f} < rejectBelow {review.reject_below}")
-    if sigma > review.max_std:
-        return GateResult(Verdict.ADJUDICATE, mu, sigma, f"std {sigma:.2f} > maxStd {review.max_std}")
-    if mu >= review.accept_at_least:
-        return GateResult(Verdict.ACCEPT, mu, sigma, f"mean {mu:.2f} >= acceptAtLeast {review.accept_at_least}")
+    values = [exact(s) for s in scores]
+    mu = sum(values, Fraction(0)) / len(values)
+    variance = sum(((v - mu) ** 2 for v in values), Fraction(0)) / len(values)
+    mu_shown, sigma_shown = float(mu), math.sqrt(variance)
+    if mu < threshold(review.reject_below):
+        return GateResult(
+            Verdict.REJECT, mu_shown, sigma_shown, f"mean {mu_shown:.2f} < rejectBelow {review.reject_below}"
+        )
+    if variance > threshold(review.max_std) ** 2:
+        return GateResult(Verdict.ADJUDICATE, mu_shown, sigma_shown, f"std {sigma_shown:.2f} > maxStd {review.max_std}")
+    if mu >= threshold(review.accept_at_least):
+        return GateResult(
+            Verdict.ACCEPT, mu_shown, sigma_shown, f"mean {mu_shown:.2f} >= acceptAtLeast {review.accept_at_least}"
+        )
     grey = Verdict.ADJUDICATE if review.grey_zone == GreyZone.ADJUDICATE else Verdict.REJECT
-    return GateResult(grey, mu, sigma, f"grey zone: mean {mu:.2f} between thresholds, greyZone {review.grey_zone}")
+    return GateResult(
+        grey, mu_shown, sigma_shown, f"grey zone: mean {mu_shown:.2f} between thresholds, greyZone {review.grey_zone}"
+    )

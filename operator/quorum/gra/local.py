@@ -10,6 +10,7 @@ import asyncio
 import functools
 import json
 import logging
+import math
 import os
 import re
 import time
@@ -25,7 +26,7 @@ from quorum.api.synthesis import SynthesisCounts
 from quorum.gra.config import GraConfig
 from quorum.gra.merge import merge_shards, write_manifest
 from quorum.gra.seeds import OnBadSeed
-from quorum.gra.shard import load_seed_set, run_shard
+from quorum.gra.shard import ShardResult, load_seed_set, run_shard
 from quorum.gra.store import claim_output, shards_root
 from quorum.llm import ClientPool, ModelEndpoint, RetryPolicy
 from quorum.locations import Location, as_location
@@ -148,10 +149,10 @@ def run_local(
         warnings.append(f"shards {reopened} accepted nothing because calls failed last time: running them again")
     for bad in seed_set.bad:
         warnings.append(f"skipped bad seed at line {bad.line}: {bad.reason}")
+    config.prompt_book  # noqa: B018 - a broken prompt override stops the run before any model is started
     with local_endpoints(config) if endpoints is None else _given(endpoints) as resolved:
         check_backends(resolved)
-        usage = asyncio.run(_run_shards(config, out_dir, resolved, seed_set, progress))
-    manifest = merge_shards(config, out_dir, extra={"usage": usage})
+        manifest = asyncio.run(_run_to_target(config, out_dir, resolved, seed_set, progress))
     manifest["timings"]["wallSeconds"] = round(time.perf_counter() - started, 3)
     write_manifest(out_dir, manifest)
     return LocalRun(manifest, out_dir, warnings)
@@ -162,21 +163,35 @@ def _given(endpoints: list[ModelEndpoint]) -> Iterator[list[ModelEndpoint]]:
     yield endpoints
 
 
-async def _run_shards(
+async def _run_to_target(
     config: GraConfig,
     out_dir: Location,
     endpoints: list[ModelEndpoint],
     seed_set: Any,
     progress: ShardProgressCallback | None,
 ) -> dict[str, Any]:
+    """Shards, then the merge; while cross-shard dedup leaves fewer than `target` accepted and some shard has
+    rounds left, raise every shard's share by the deficit and go on (the merge then trims to `target`)."""
     spec = config.spec
+    shards = spec.workers.shards
+    quota = math.ceil(spec.generation.target / shards)
     limit = asyncio.Semaphore(spec.workers.parallelism)
     async with ClientPool(endpoints, RetryPolicy.from_spec(spec.calls)) as pool:
 
-        async def shard(index: int) -> None:
+        async def shard(index: int) -> ShardResult:
             report = None if progress is None else functools.partial(progress, index)
             async with limit:
-                await run_shard(config, index, endpoints, out_dir, progress=report, pool=pool, seed_set=seed_set)
+                return await run_shard(
+                    config, index, endpoints, out_dir, progress=report, pool=pool, seed_set=seed_set, quota=quota
+                )
 
-        await asyncio.gather(*(shard(i) for i in range(spec.workers.shards)))
-        return {name: usage.as_dict() for name, usage in pool.usage().items()}
+        while True:
+            results = await asyncio.gather(*(shard(i) for i in range(shards)))
+            usage = {name: used.as_dict() for name, used in pool.usage().items()}
+            manifest = await asyncio.to_thread(merge_shards, config, out_dir, extra={"usage": usage})
+            deficit = spec.generation.target - manifest["counts"]["accepted"]
+            can_go_on = any("target share" in r.reason for r in results)
+            if config.is_refine or deficit <= 0 or not can_go_on:
+                return manifest
+            log.info("cross-shard dedup left %d short of the target; topping up", deficit)
+            quota += math.ceil(deficit / shards)

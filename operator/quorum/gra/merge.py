@@ -20,11 +20,12 @@ from typing import Any
 import numpy as np
 
 from quorum.api.synthesis import DedupScope
-from quorum.gra import funnel
+from quorum.gra import funnel, reliability
 from quorum.gra.config import GraConfig
 from quorum.gra.dedup import DedupIndex, Embedder, shared_embedder
 from quorum.gra.output import dataset_card, llama_factory_info, write_dataset
 from quorum.gra.records import is_kept, jsonl_bytes
+from quorum.gra.reliability import Observation, assess
 from quorum.gra.report import write_report
 from quorum.gra.seeds import OnBadSeed
 from quorum.gra.store import FingerprintMismatch, ShardStore, run_fingerprint
@@ -58,8 +59,10 @@ def merge_shards(
         raise ShardsIncomplete(f"shards not finished: {', '.join(map(str, missing))}")
 
     records, vectors, shard_info, round_seconds = _collect(stores)
-    kept_vectors = _dedup_across_shards(config, records, vectors)
-    failures = _call_failures(stores)
+    kept_vectors = _dedup_across_shards(config, records, vectors, embedder)
+    kept_vectors = _trim_to_target(config, records, kept_vectors)
+    entries = [entry for store in stores for entry in store.read_digests()]
+    failures = _call_failures(entries)
     from quorum.gra.shard import load_seed_set
 
     seed_set = load_seed_set(config, OnBadSeed.SKIP)
@@ -68,7 +71,8 @@ def merge_shards(
     dataset_path = write_dataset(out, kept, spec.postprocess.format, spec.output.format)
     (out / "rejected.jsonl").write_bytes(jsonl_bytes([*rejected, *failures]))
 
-    manifest = _manifest(config, records, failures, seed_set, shard_info, round_seconds)
+    manifest = _manifest(config, records, entries, seed_set, stores, shard_info, round_seconds)
+    manifest["reviewers"] = reviewer_reliability(config, records, stores)
     manifest["files"] = {
         "dataset": dataset_path.name,
         "rejected": "rejected.jsonl",
@@ -83,8 +87,10 @@ def merge_shards(
             [s.prompt_text() for s in seed_set.seeds]
         )
     manifest.setdefault("timings", {})["mergeSeconds"] = round(time.perf_counter() - started, 3)
+    labels = stores[0].domains() if stores else {}
+    seed_domains = [labels.get(s.id, "general") for s in seed_set.seeds]
     with tempfile.TemporaryDirectory(prefix="quorum-report-") as drawn:
-        manifest["report"] = write_report(Path(drawn), manifest, records, seed_vectors, kept_vectors)
+        manifest["report"] = write_report(Path(drawn), manifest, records, seed_vectors, kept_vectors, seed_domains)
         (out / "report").delete_tree()
         (out / "report").upload_tree(Path(drawn))
     layout = spec.postprocess.format
@@ -123,13 +129,19 @@ def _collect(
 
 
 def _dedup_across_shards(
-    config: GraConfig, records: list[dict[str, Any]], vectors: dict[str, np.ndarray]
+    config: GraConfig, records: list[dict[str, Any]], vectors: dict[str, np.ndarray], embedder: Embedder | None
 ) -> np.ndarray | None:
+    """Kept samples against each other across shards; `dimension()` (the embedder's) sizes an empty set."""
     dedup = config.spec.postprocess.dedup
+    if not dedup.enabled:
+        return None
     kept = [r for r in records if is_kept(r)]
-    if not dedup.enabled or not vectors:
-        return None if not dedup.enabled else np.zeros((0, 384), dtype=np.float32)
-    matrix = np.stack([vectors[r["id"]] for r in kept]) if kept else np.zeros((0, 384), dtype=np.float32)
+    if not kept or not vectors:  # the dimension is the model's, whatever it is
+        dimension = len(next(iter(vectors.values()))) if vectors else None
+        if dimension is None:
+            dimension = (embedder or shared_embedder(dedup.embedding_model)).dimension
+        return np.zeros((0, dimension), dtype=np.float32)
+    matrix = np.stack([vectors[r["id"]] for r in kept])
     if DedupScope.ACCEPTED not in dedup.against:
         return matrix
     index = DedupIndex(matrix.shape[1], dedup.threshold)
@@ -144,62 +156,113 @@ def _dedup_across_shards(
     return matrix[rows]
 
 
-def _call_failures(stores: list[ShardStore]) -> list[dict[str, Any]]:
-    """Failed digest/classification calls, so nothing that failed is silent."""
-    failures = []
-    for store in stores:
-        for entry in store.read_digests():
-            if entry.get("error"):
-                failures.append(
-                    {"id": entry["key"], "status": "failed", "seedId": entry["seedId"], "error": entry["error"]}
-                )
-    return failures
+def _trim_to_target(
+    config: GraConfig, records: list[dict[str, Any]], kept_vectors: np.ndarray | None
+) -> np.ndarray | None:
+    """Exactly `generation.target` records: kept samples past it, in (round, slot) order, become `surplus`
+    (kept in rejected.jsonl, never silently dropped). Refine mode keeps every seed that passed."""
+    if config.is_refine:
+        return kept_vectors
+    kept = [r for r in records if is_kept(r)]
+    target = config.spec.generation.target
+    for record in kept[target:]:
+        record["status"] = "surplus"
+        record["gatePath"] += ">target:surplus"
+    return None if kept_vectors is None else kept_vectors[:target]
+
+
+def _call_failures(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Failed per-seed calls (classification, digest, calibration), so nothing that failed is silent."""
+    return [
+        {"id": e["key"], "status": "failed", "kind": "call", "seedId": e["seedId"], "error": e["error"]}
+        for e in entries
+        if e.get("error")
+    ]
+
+
+def reviewer_reliability(config: GraConfig, records: list[dict[str, Any]], stores: list[ShardStore]) -> dict[str, Any]:
+    """Per reviewer model: calibration health (what the gate acted on) and the same measures over the run."""
+    calibrations = [c for c in (store.calibration() for store in stores) if c is not None]
+    observations = [
+        Observation(
+            review["model"],
+            f"{round_name}:{record['id']}",
+            review["score"],
+            review["critique"],
+            review.get("promptCopy", 0.0),
+        )
+        for record in records
+        for round_name, outcome in record.get("review", {}).items()
+        for review in outcome.get("reviews", [])
+    ]
+    run = assess(observations, config.spec.review.scale).to_wire()
+    calibration = calibrations[0] if calibrations else None
+    excluded = calibration["degenerate"] if calibration and config.spec.review.exclude_degenerate else []
+    return {
+        "excludeDegenerate": config.spec.review.exclude_degenerate,
+        "excluded": excluded,
+        "calibration": calibration,
+        "calibrationAgreesAcrossShards": all(c == calibration for c in calibrations),
+        "run": run,
+        "thresholds": {
+            "copiedShare": reliability.COPIED_SHARE,
+            "maxCopyRate": reliability.MAX_COPY_RATE,
+            "minScoreStd": reliability.MIN_SCORE_STD,
+            "maxModalShare": reliability.MAX_MODAL_SHARE,
+            "minReviews": reliability.MIN_REVIEWS,
+        },
+    }
 
 
 def _manifest(
     config: GraConfig,
     records: list[dict[str, Any]],
-    failures: list[dict[str, Any]],
+    entries: list[dict[str, Any]],
     seed_set: Any,
+    stores: list[ShardStore],
     shard_info: dict[str, Any],
     round_seconds: dict[str, float],
 ) -> dict[str, Any]:
     spec = config.spec
-    counts = funnel.count(records, seeds=len(seed_set.seeds))
-    counts.failed += len(failures)
+    failed_calls = sum(1 for e in entries if e.get("error"))
+    counts = funnel.count(records, seeds=len(seed_set.seeds), failed_calls=failed_calls)
     by_domain: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for record in records:
         by_domain[record["domain"]].append(record)
+    seeds_by_domain = _seed_domains(stores)
     rounds = [o for r in records for o in r.get("review", {}).values()]
-    reviewed = sum(1 for r in records if r.get("review"))
     tokens: dict[str, dict[str, int]] = defaultdict(lambda: {"prompt": 0, "completion": 0})
-    for entry in [*records]:
-        for model, (prompt, completion) in entry.get("tokens", {}).items():
+    for entry in [*records, *entries]:
+        for model, (prompt, completion) in (entry.get("tokens") or {}).items():
             tokens[model]["prompt"] += prompt
             tokens[model]["completion"] += completion
     independent = all(r.get("independent", True) for r in records) and not spec.review.allow_same_model
+    domains = sorted({*by_domain, *seeds_by_domain})
     return {
         "name": config.name,
         "fingerprint": config.fingerprint(),
         "mode": str(spec.mode),
         "independent": independent,
         "counts": counts.to_wire(),
-        "byDomain": {d: funnel.count(rs).to_wire() for d, rs in sorted(by_domain.items())},
-        "rates": {
-            "acceptance": counts.accepted / counts.generated if counts.generated else 0.0,
-            "adjudication": counts.adjudicated / reviewed if reviewed else 0.0,
-            "reviewerAgreement": (
-                sum(o["sigma"] <= spec.review.max_std for o in rounds) / len(rounds) if rounds else 0.0
-            ),
-        },
+        "byDomain": {d: funnel.count(by_domain.get(d, []), seeds=seeds_by_domain.get(d, 0)).to_wire() for d in domains},
+        "rates": funnel.rates(counts, records, spec.review.max_std),
         "reviewerPairs": _pairwise_agreement(rounds),
         "adjudicatorFallbacks": sum(1 for o in rounds if o.get("adjudication") and o["adjudication"].get("fallback")),
         "tokens": dict(tokens),
         "timings": {"shardSeconds": round_seconds},
         "shards": shard_info,
         "badSeeds": [{"line": b.line, "reason": b.reason} for b in seed_set.bad],
+        "prompts": {name: stage.source for name, stage in config.prompt_book.stages.items()},
         "spec": spec.to_wire(),
     }
+
+
+def _seed_domains(stores: list[ShardStore]) -> dict[str, int]:
+    """Seeds per domain as the run labelled them (every shard labels the whole set the same way)."""
+    counted: dict[str, int] = defaultdict(int)
+    for label in (stores[0].domains() if stores else {}).values():
+        counted[label] += 1
+    return dict(counted)
 
 
 def _pairwise_agreement(rounds: list[dict[str, Any]]) -> dict[str, dict[str, float]]:

@@ -8,7 +8,8 @@ function, and the dataset card declares it to `datasets` (`load_dataset(<output 
 Parquet run concatenate.
 
 Beside the data the merge writes `dataset_info.json` (LLaMA-Factory's dataset registry entry) and `README.md`
-(a dataset card with the counts, the pool and its roles, the gate settings and reviewer agreement).
+(a dataset card with the counts, the pool and its roles, the gate settings, per-reviewer reliability and
+reviewer agreement).
 """
 
 from __future__ import annotations
@@ -26,7 +27,13 @@ from quorum.locations import Location
 
 _SCORE = pa.struct([("dimension", pa.string()), ("score", pa.float64())])
 _REVIEW = pa.struct(
-    [("model", pa.string()), ("score", pa.float64()), ("critique", pa.string()), ("scores", pa.list_(_SCORE))]
+    [
+        ("model", pa.string()),
+        ("score", pa.float64()),
+        ("critique", pa.string()),
+        ("scores", pa.list_(_SCORE)),
+        ("excluded", pa.bool_()),
+    ]
 )
 _ADJUDICATION = pa.struct(
     [
@@ -151,6 +158,7 @@ def _round(outcome: dict[str, Any] | None) -> dict[str, Any] | None:
                 "score": _number(review.get("score")),
                 "critique": review.get("critique", ""),
                 "scores": [{"dimension": d, "score": _number(s)} for d, s in review.get("scores", {}).items()],
+                "excluded": bool(review.get("excluded", False)),
             }
             for review in outcome.get("reviews", [])
         ],
@@ -277,14 +285,10 @@ def dataset_card(manifest: dict[str, Any], file_name: str, layout: RecordFormat)
 
 
 def _reliability(manifest: dict[str, Any]) -> list[str]:
-    """Per-reviewer reliability when the manifest has it, then reviewer-vs-reviewer agreement."""
-    lines = []
-    reliability = manifest.get("reviewerReliability")
-    if reliability:
-        lines += ["## Reviewer reliability", "", "| reviewer | " + " | ".join(next(iter(reliability.values()))) + " |"]
-        lines.append("|---|" + "---|" * len(next(iter(reliability.values()))))
-        lines += [f"| {name} | " + " | ".join(str(v) for v in row.values()) + " |" for name, row in reliability.items()]
-        lines.append("")
+    """Per-reviewer reliability (the report's table), then reviewer-vs-reviewer agreement."""
+    from quorum.gra.report import reliability_lines
+
+    lines = reliability_lines(manifest)
     pairs = manifest.get("reviewerPairs") or {}
     if pairs:
         lines += ["## Reviewer agreement", "", "| pair | mean abs. score difference | pairs |", "|---|---|---|"]

@@ -7,14 +7,14 @@ whichever shard, order or attempt produces it; that is what lets a killed run re
 from __future__ import annotations
 
 import asyncio
-import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from quorum.api.synthesis import SynthesisJobSpec
 from quorum.gra import prompts
-from quorum.gra.gate import Verdict, gate
+from quorum.gra.gate import Verdict, gate, mean_score
+from quorum.gra.reliability import prompt_copy
 from quorum.gra.roles import Cast, cast_sample, pick_adjudicator, pick_generator, rng_for
 from quorum.gra.seeds import Seed
 from quorum.llm import CallFailed, ClientPool, Completion
@@ -66,15 +66,19 @@ class SampleRunner:
         pool: ClientPool,
         digests: dict[str, dict[str, Any] | None],
         hook: StageHook | None = None,
+        *,
+        book: prompts.PromptBook | None = None,
+        excluded: frozenset[str] = frozenset(),
     ) -> None:
         self.spec = spec
         self.pool = pool
         self.digests = digests
         self.hook = hook or (lambda stage, delta: None)
+        self.book = book or prompts.PromptBook.built_in()
+        self.excluded = excluded
+        """Reviewer models whose verdicts the gate leaves out (degenerate by calibration)."""
         review = spec.review
         self.generate_schema = prompts.generate_schema(spec.generation.max_tokens)
-        self.instruction_schema = prompts.review_schema(review.instruction_rubric, review.scale, review.max_tokens)
-        self.response_schema = prompts.review_schema(review.response_rubric, review.scale, review.max_tokens)
         self.adjudicate_schema = prompts.adjudicate_schema(review.scale, spec.adjudication.max_tokens)
 
     async def run(self, slot: Slot) -> dict[str, Any]:
@@ -130,7 +134,7 @@ class SampleRunner:
         self.hook("generate", 0)
         try:
             value, completion = await self.pool[generator].chat_json(
-                prompts.generate_messages(slot.domain, demos),
+                self.book.messages(prompts.GENERATE, domain=slot.domain, demos=prompts.demo_variables(demos)),
                 self.generate_schema,
                 schema_name=prompts.GENERATE,
                 temperature=generation.temperature,
@@ -147,64 +151,65 @@ class SampleRunner:
             "instruction": value["instruction"].strip(),
             "input": value.get("input", "").strip(),
             "output": value["output"].strip(),
-            "keywords": [k.strip() for k in value.get("keywords", []) if k.strip()],
-            "summary": value.get("summary", "").strip(),
+            **prompts.clean_digest(value),
         }
 
     async def _review_round(
         self, slot: Slot, sample: dict[str, Any], cast: Cast, round_name: str, rng: Any, tokens: Tokens
     ) -> dict[str, Any]:
         stage = f"review-{round_name}"
-        review = self.spec.review
-        rubric = review.instruction_rubric if round_name == "instruction" else review.response_rubric
-        schema = self.instruction_schema if round_name == "instruction" else self.response_schema
-        build = prompts.review_instruction_messages if round_name == "instruction" else prompts.review_response_messages
-        messages = build(slot.domain, sample, rubric, review.scale)
         seeds = [rng.randrange(2**31) for _ in cast.reviewers]
         self.hook(stage, len(cast.reviewers))
 
         async def one(model: str, seat: int) -> dict[str, Any]:
             try:
-                value, completion = await self.pool[model].chat_json(
-                    messages,
-                    schema,
-                    schema_name=prompts.REVIEW_INSTRUCTION if round_name == "instruction" else prompts.REVIEW_RESPONSE,
-                    temperature=review.temperature,
-                    max_tokens=review.max_tokens,
-                    seed=seeds[seat],
+                return await review_once(
+                    self.spec, self.pool, self.book, model, round_name, slot.domain, sample, seeds[seat], tokens
                 )
-            except CallFailed as failure:
-                raise SampleFailed(stage, failure) from failure
             finally:
                 self.hook(stage, -1)
-            tokens.add(completion)
-            scores = {d: int(value[prompts.dimension_key(d)]) for d in rubric}
-            return {
-                "model": model,
-                "scores": scores,
-                "score": round(statistics.fmean(scores.values()), 4),
-                "critique": value["critique"].strip(),
-            }
 
         reviews = list(await asyncio.gather(*(one(m, seat) for seat, m in enumerate(cast.reviewers))))
-        result = gate([r["score"] for r in reviews], review)
-        outcome: dict[str, Any] = {
-            "reviews": reviews,
-            "mu": round(result.mu, 4),
-            "sigma": round(result.sigma, 4),
-            "gate": str(result.verdict),
-            "reason": result.reason,
-            "adjudication": None,
-            "outcome": "accept" if result.verdict == Verdict.ACCEPT else "reject",
-        }
-        if result.verdict == Verdict.ADJUDICATE:
+        for review in reviews:
+            review["excluded"] = review["model"] in self.excluded
+        counted = [r for r in reviews if not r["excluded"]]
+        outcome = self._gate(counted, len(reviews))
+        for review in reviews:
+            review.pop("exactScore")
+        outcome["reviews"] = reviews
+        if outcome["gate"] == Verdict.ADJUDICATE:
             if not self.spec.adjudication.enabled:
                 outcome["reason"] += "; adjudication disabled"
             else:
-                verdict = await self._adjudicate(slot, sample, cast, round_name, reviews, rng, tokens)
+                verdict = await self._adjudicate(slot, sample, cast, round_name, counted, rng, tokens)
                 outcome["adjudication"] = verdict
                 outcome["outcome"] = verdict["decision"]
         return outcome
+
+    def _gate(self, counted: list[dict[str, Any]], panel: int) -> dict[str, Any]:
+        """The gate on the exact scores of the reviewers it may count; a panel of degenerate reviewers only
+        is rejected (there is no verdict to trust)."""
+        outcome: dict[str, Any] = {"reviews": [], "adjudication": None, "counted": len(counted)}
+        if not counted:
+            reason = f"all {panel} reviewers are degenerate and excluded (review.excludeDegenerate)"
+            return {
+                **outcome,
+                "mu": None,
+                "sigma": None,
+                "gate": str(Verdict.REJECT),
+                "reason": reason,
+                "outcome": "reject",
+            }
+        result = gate([r["exactScore"] for r in counted], self.spec.review)
+        return {
+            **outcome,
+            "mu": round(result.mu, 4),
+            "sigma": round(result.sigma, 4),
+            "gate": str(result.verdict),
+            "reason": result.reason
+            + (f"; {panel - len(counted)} degenerate reviewer(s) excluded" if panel > len(counted) else ""),
+            "outcome": "accept" if result.verdict == Verdict.ACCEPT else "reject",
+        }
 
     async def _adjudicate(
         self,
@@ -220,7 +225,14 @@ class SampleRunner:
         self.hook("adjudicate", 1)
         try:
             value, completion = await self.pool[choice.model].chat_json(
-                prompts.adjudicate_messages(slot.domain, sample, round_name, reviews, self.spec.review.scale),
+                self.book.messages(
+                    prompts.ADJUDICATE,
+                    domain=slot.domain,
+                    **prompts.task_variables(sample),
+                    round=round_name,
+                    reviews=[{"score": r["score"], "critique": r["critique"]} for r in reviews],
+                    scale=self.spec.review.scale,
+                ),
                 self.adjudicate_schema,
                 schema_name=prompts.ADJUDICATE,
                 temperature=self.spec.adjudication.temperature,
@@ -239,6 +251,48 @@ class SampleRunner:
             "score": value["score"],
             "reason": value["reason"].strip(),
         }
+
+
+async def review_once(
+    spec: SynthesisJobSpec,
+    pool: ClientPool,
+    book: prompts.PromptBook,
+    model: str,
+    round_name: str,
+    domain: str,
+    sample: dict[str, Any],
+    seed: int,
+    tokens: Tokens,
+) -> dict[str, Any]:
+    """One reviewer's verdict on one round: dimension scores, their exact mean (`exactScore`, for the gate
+    only, never written) and how much of the critique is the prompt's own text."""
+    review = spec.review
+    rubric = review.instruction_rubric if round_name == "instruction" else review.response_rubric
+    stage = prompts.REVIEW_INSTRUCTION if round_name == "instruction" else prompts.REVIEW_RESPONSE
+    messages = book.messages(stage, **prompts.review_variables(domain, sample, rubric, review.scale))
+    try:
+        value, completion = await pool[model].chat_json(
+            messages,
+            prompts.review_schema(rubric, review.scale, review.max_tokens),
+            schema_name=stage,
+            temperature=review.temperature,
+            max_tokens=review.max_tokens,
+            seed=seed,
+        )
+    except CallFailed as failure:
+        raise SampleFailed(f"review-{round_name}", failure) from failure
+    tokens.add(completion)
+    scores = {d: int(value[prompts.dimension_key(d)]) for d in rubric}
+    exact_score = mean_score(list(scores.values()))
+    critique = value["critique"].strip()
+    return {
+        "model": model,
+        "scores": scores,
+        "score": round(float(exact_score), 4),
+        "exactScore": exact_score,
+        "critique": critique,
+        "promptCopy": round(prompt_copy(critique, "\n".join(m["content"] for m in messages)), 4),
+    }
 
 
 def _gate_path(record: dict[str, Any]) -> str:

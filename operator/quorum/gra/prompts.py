@@ -1,18 +1,27 @@
-"""Every prompt and JSON schema of the GRA pipeline, in one place.
+"""Every prompt and JSON schema of the GRA pipeline, in one place, and the users' overrides of the prompts.
 
-The paper published no prompts; these are Quorum's own. They are written for the weakest model we run (the
-135M-parameter SmolLM2 of local mode): short instructions, one task per call, and JSON schemas whose string
-lengths are bounded so that a grammar-constrained server finishes the object inside the token budget.
-Schema names (`gra_generate`, ...) identify the stage to servers and to the scripted test backends.
+The paper published no prompts; these are Quorum's own, written for the 7–8B instruct models GRA runs on
+(the tiny model of local mode is allowed to do badly with them). The review prompts follow LLM-as-judge
+practice: each rubric dimension is defined, every score band has an anchored description, the critique comes
+before the scores, and nothing in the prompt is a filled-in answer a model could copy (no example scores or
+critiques). Each stage's user message is a Jinja2 template; `spec.prompts.<stage>.templateUri` replaces it
+with the user's own, rendered with the same variables (`VARIABLES`, listed in the README).
+
+Schema names (`gra_generate`, ...) identify the stage to servers and to the scripted test backends; the
+schemas themselves are never overridden, so the pipeline always gets the answer shape it parses.
 """
 
 from __future__ import annotations
 
-import json
+import hashlib
 import re
+from dataclasses import dataclass, field
 from typing import Any
 
-from quorum.gra.seeds import Seed
+import jinja2
+import jinja2.meta
+
+from quorum.api.synthesis import PromptOverride, Prompts
 
 Messages = list[dict[str, str]]
 
@@ -26,21 +35,321 @@ CLASSIFY = "gra_classify"
 CHARS_PER_TOKEN = 3
 """A conservative characters-per-token ratio used to size string limits from token budgets."""
 
+STAGE_FIELDS = {
+    CLASSIFY: "classify",
+    DIGEST: "digest",
+    GENERATE: "generate",
+    REVIEW_INSTRUCTION: "review_instruction",
+    REVIEW_RESPONSE: "review_response",
+    ADJUDICATE: "adjudicate",
+}
+"""Schema name → field of `spec.prompts`."""
+
+VARIABLES: dict[str, tuple[str, ...]] = {
+    CLASSIFY: ("task", "domains"),
+    DIGEST: ("instruction", "input", "output"),
+    GENERATE: ("domain", "demos"),
+    REVIEW_INSTRUCTION: ("domain", "instruction", "input", "dimensions", "scale", "bands"),
+    REVIEW_RESPONSE: ("domain", "instruction", "input", "output", "dimensions", "scale", "bands"),
+    ADJUDICATE: ("domain", "instruction", "input", "output", "round", "reviews", "scale"),
+}
+"""The variables each stage's template is rendered with (the README documents their shapes)."""
+
+
+class PromptTemplateError(ValueError):
+    """A prompt override cannot be used; the message names the spec field."""
+
 
 def dimension_key(name: str) -> str:
     """Rubric dimension → JSON key (`domain relevance` → `domain_relevance`)."""
     return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_") or "score"
 
 
+# --- the built-in templates ------------------------------------------------------------------------------
+
+SYSTEM = {
+    CLASSIFY: "You sort tasks into categories. Answer with JSON only.",
+    DIGEST: "You describe tasks briefly and precisely. Answer with JSON only.",
+    GENERATE: "You write clear, correct, self-contained training tasks with model answers. Answer with JSON only.",
+    REVIEW_INSTRUCTION: "You are a strict, independent reviewer of training data. You judge the text in front "
+    "of you on its own merits and answer with JSON only.",
+    REVIEW_RESPONSE: "You are a strict, independent reviewer of training data. You check answers for errors "
+    "before you judge them and answer with JSON only.",
+    ADJUDICATE: "You are the area chair who settles reviewer disagreements about training data. You read the "
+    "sample yourself and answer with JSON only.",
+}
+
+TEMPLATES = {
+    CLASSIFY: """Categories: {{ domains | join(", ") }}.
+Task: {{ task }}
+
+Which one category fits the task best? Answer with a JSON object whose "domain" key is one of the categories.""",
+    DIGEST: """Instruction: {{ instruction }}
+{% if input %}Input: {{ input }}
+{% endif %}{% if output %}Response: {{ output[:600] }}
+{% endif %}
+Describe this task: list 3 to 8 keywords naming its topic and skills, and summarise what it asks in at most
+two sentences. Answer with a JSON object with the keys "keywords" (a list of strings) and "summary".""",
+    GENERATE: """Write one new {{ domain }} task and its answer.
+{% if demos %}Examples of the kind of task wanted:
+{% for demo in demos %}Example {{ loop.index }}: {{ demo.instruction }}
+{% if demo.input %}Input: {{ demo.input[:300] }}
+{% endif %}{% if demo.output %}Answer: {{ demo.output[:300] }}
+{% endif %}{% if demo.keywords %}Keywords: {{ demo.keywords | join(", ") }}. Summary: {{ demo.summary }}
+{% endif %}{% endfor %}{% endif %}
+Now write a different task on a related topic that a capable student could answer from the text alone: the
+instruction, an optional input, a correct and complete output, 3 to 8 keywords and a one- or two-sentence
+summary.""",
+    REVIEW_INSTRUCTION: """Review the instruction of a {{ domain }} training task. Do not answer it.
+
+Instruction: {{ instruction }}
+{% if input %}Input: {{ input }}
+{% endif %}
+Score each dimension from 1 to {{ scale }}:
+{% for dimension in dimensions %}- {{ dimension.key }}: {{ dimension.meaning }}
+{% endfor %}
+Score bands (use the whole range; most tasks are not excellent):
+{% for band in bands %}- {{ band.range }}: {{ band.instruction }}
+{% endfor %}
+First write "critique": two sentences in your own words about this particular instruction, naming its
+concrete strengths and flaws. Then give each dimension its integer score.""",
+    REVIEW_RESPONSE: """Review the response to a {{ domain }} training task. Check it step by step before you score.
+
+Instruction: {{ instruction }}
+{% if input %}Input: {{ input }}
+{% endif %}Response: {{ output }}
+
+Score each dimension from 1 to {{ scale }}:
+{% for dimension in dimensions %}- {{ dimension.key }}: {{ dimension.meaning }}
+{% endfor %}
+Score bands (use the whole range; a response that repeats the instruction, stops early or contains an error
+cannot score in the top bands):
+{% for band in bands %}- {{ band.range }}: {{ band.response }}
+{% endfor %}
+First write "critique": two sentences in your own words about this particular response, naming any error you
+found. Then give each dimension its integer score.""",
+    ADJUDICATE: """The reviewers of a {{ domain }} training task disagree about its {{ round }}.
+
+Instruction: {{ instruction }}
+{% if input %}Input: {{ input }}
+{% endif %}{% if round == "response" %}Response: {{ output }}
+{% endif %}
+Reviews:
+{% for review in reviews -%}
+- Reviewer {{ loop.index }} (score {{ "%.1f" | format(review.score) }} of {{ scale }}): {{ review.critique }}
+{% endfor %}
+Read the {{ round }} yourself and decide whether it belongs in a training set. Answer with a JSON object:
+"decision" ("accept" or "reject"), "score" (your own integer score from 1 to {{ scale }}) and "reason" (one
+sentence in your own words).""",
+}
+
+DIMENSION_MEANINGS = {
+    "clarity": "is the request unambiguous and well formed, with everything needed stated?",
+    "answerability": "can it be answered correctly from the text alone, without missing data or opinions?",
+    "feasibility": "can it be answered correctly from the text alone, without missing data or opinions?",
+    "domain relevance": "does it belong to the stated domain and exercise that domain's skills?",
+    "correctness": "is every statement, step and result in the response right?",
+    "completeness": "does it do everything the instruction asks, to the end?",
+    "relevance": "does it answer this instruction rather than a different or repeated one?",
+    "coherence": "is it logically ordered and consistent with itself?",
+    "language": "is it fluent, well formatted and in the instruction's language?",
+    "safety": "is it free of harmful, deceptive or inappropriate content?",
+}
+
+BANDS = (
+    (
+        "useless: incomprehensible, empty, off topic or impossible to answer",
+        "useless: wrong, empty, a copy of the instruction, or unrelated to it",
+    ),
+    (
+        "poor: major ambiguity or missing information; an answer would be a guess",
+        "poor: major errors or omissions; a student would learn something false",
+    ),
+    (
+        "usable with fixes: the intent is clear but wording or details need work",
+        "partly right: the main idea is there but with a clear error or gap",
+    ),
+    (
+        "good: clear and answerable, with minor flaws",
+        "good: correct and complete apart from minor flaws in detail or style",
+    ),
+    (
+        "excellent: precise, self-contained and a clear exercise of the domain; rare",
+        "excellent: fully correct, complete and well explained; rare",
+    ),
+)
+"""Anchored descriptions for five equal score bands (lowest first), for instructions and for responses."""
+
+
+def score_bands(scale: int) -> list[dict[str, str]]:
+    """The five anchored bands laid over 1..scale (highest first, as judges read them); on a scale shorter
+    than five the empty bands are left out."""
+    edges = [1 + (i * scale) // len(BANDS) for i in range(len(BANDS) + 1)]
+    bands = []
+    for number, (instruction, response) in enumerate(BANDS):
+        low, high = edges[number], edges[number + 1] - 1
+        if high < low:
+            continue
+        bands.append(
+            {"range": f"{low}" if low == high else f"{low}-{high}", "instruction": instruction, "response": response}
+        )
+    return bands[::-1]
+
+
+def dimensions(names: list[str]) -> list[dict[str, str]]:
+    return [
+        {"name": n, "key": dimension_key(n), "meaning": DIMENSION_MEANINGS.get(n.lower(), f"how good is its {n}?")}
+        for n in names
+    ]
+
+
+# --- rendering and overrides -----------------------------------------------------------------------------
+
+_ENVIRONMENT = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False, autoescape=False)
+
+
+@dataclass(frozen=True)
+class StagePrompt:
+    system: str
+    template: jinja2.Template
+    source: str
+    """Where the template came from: `built-in` or the override's URI."""
+
+
+@dataclass
+class PromptBook:
+    """The prompt of every stage: built-in ones, replaced by validated overrides from the spec."""
+
+    stages: dict[str, StagePrompt] = field(default_factory=dict)
+    digest: str = "built-in"
+    """Hash of the override texts; part of the engine fingerprint (a changed prompt changes the data)."""
+
+    @classmethod
+    def built_in(cls) -> PromptBook:
+        return cls({name: _compile(name, SYSTEM[name], TEMPLATES[name], "built-in") for name in TEMPLATES})
+
+    @classmethod
+    def from_spec(cls, overrides: Prompts, read: Any) -> PromptBook:
+        """Load and check every override: the file must exist, parse as Jinja2 and use only the stage's
+        variables. `read(uri) -> str` reads a data URI (`quorum.locations`, object stores included)."""
+        book = cls.built_in()
+        texts = []
+        for name, attribute in STAGE_FIELDS.items():
+            override: PromptOverride | None = getattr(overrides, attribute)
+            if override is None:
+                continue
+            where = f"spec.prompts.{_camel(attribute)}.templateUri"
+            try:
+                text = read(override.template_uri)
+            except (OSError, ValueError) as error:
+                raise PromptTemplateError(f"{where}: cannot read {override.template_uri}: {error}") from error
+            book.stages[name] = _compile(name, override.system or SYSTEM[name], text, override.template_uri, where)
+            texts.append(f"{name}\0{override.system or ''}\0{text}")
+        if texts:
+            book.digest = hashlib.sha256("\0".join(texts).encode()).hexdigest()[:16]
+        return book
+
+    def messages(self, stage: str, **variables: Any) -> Messages:
+        prompt = self.stages[stage]
+        return [
+            {"role": "system", "content": prompt.system},
+            {"role": "user", "content": prompt.template.render(**variables).strip()},
+        ]
+
+    def fixed_text(self, stage: str) -> str:
+        """The stage's prompt without any sample in it: what a copying reviewer repeats."""
+        prompt = self.stages[stage]
+        return prompt.system + "\n" + prompt.template.render(**_PLACEHOLDERS[stage])
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def _compile(stage: str, system: str, text: str, source: str, where: str | None = None) -> StagePrompt:
+    where = where or f"built-in {stage} prompt"
+    try:
+        parsed = _ENVIRONMENT.parse(text)
+    except jinja2.TemplateSyntaxError as error:
+        raise PromptTemplateError(f"{where}: template syntax error on line {error.lineno}: {error.message}") from error
+    unknown = sorted(jinja2.meta.find_undeclared_variables(parsed) - set(VARIABLES[stage]))
+    if unknown:
+        raise PromptTemplateError(
+            f"{where}: unknown variable(s) {', '.join(unknown)}; {stage} templates may use "
+            f"{', '.join(VARIABLES[stage])}"
+        )
+    template = _ENVIRONMENT.from_string(text)
+    try:
+        template.render(**_PLACEHOLDERS[stage])
+    except jinja2.TemplateError as error:
+        raise PromptTemplateError(f"{where}: rendering a sample failed: {error}") from error
+    return StagePrompt(system, template, source)
+
+
+_SAMPLE = {"domain": "math", "instruction": "", "input": "", "output": "", "scale": 10}
+_PLACEHOLDERS: dict[str, dict[str, Any]] = {
+    CLASSIFY: {"task": "", "domains": ["math", "code"]},
+    DIGEST: {"instruction": "", "input": "", "output": ""},
+    GENERATE: {"domain": "math", "demos": []},
+    REVIEW_INSTRUCTION: {**_SAMPLE, "dimensions": dimensions(["clarity"]), "bands": score_bands(10)},
+    REVIEW_RESPONSE: {**_SAMPLE, "dimensions": dimensions(["correctness"]), "bands": score_bands(10)},
+    ADJUDICATE: {**_SAMPLE, "round": "response", "reviews": [{"score": 5.0, "critique": ""}]},
+}
+"""Empty variables for validating templates and for the fixed text of a prompt (copy detection)."""
+
+
+# --- per-stage variables ---------------------------------------------------------------------------------
+
+
+def task_variables(sample: dict[str, Any]) -> dict[str, str]:
+    return {
+        "instruction": sample["instruction"],
+        "input": sample.get("input", "") or "",
+        "output": sample.get("output", "") or "",
+    }
+
+
+def review_variables(domain: str, sample: dict[str, Any], rubric: list[str], scale: int) -> dict[str, Any]:
+    return {
+        "domain": domain,
+        **task_variables(sample),
+        "dimensions": dimensions(rubric),
+        "scale": scale,
+        "bands": score_bands(scale),
+    }
+
+
+def demo_variables(demos: list[tuple[Any, dict[str, Any] | None]]) -> list[dict[str, Any]]:
+    return [
+        {
+            "instruction": seed.instruction,
+            "input": seed.input,
+            "output": seed.output,
+            "keywords": list((digest or {}).get("keywords", [])),
+            "summary": (digest or {}).get("summary", ""),
+        }
+        for seed, digest in demos
+    ]
+
+
+# --- schemas ---------------------------------------------------------------------------------------------
+
+
 def _string(max_chars: int, min_chars: int = 1) -> dict[str, Any]:
     return {"type": "string", "minLength": min_chars, "maxLength": max(min_chars, max_chars)}
 
 
-def _keywords(max_items: int = 8) -> dict[str, Any]:
-    return {"type": "array", "items": _string(24), "minItems": 3, "maxItems": max_items}
+def _keywords() -> dict[str, Any]:
+    """gra.md stage 2: 3 to 8 keywords."""
+    return {"type": "array", "items": _string(24), "minItems": 3, "maxItems": 8}
 
 
-# --- stage 1: classify -----------------------------------------------------------------------------------
+SUMMARY_MAX_SENTENCES = 2
+
+
+def summary_sentences(text: str) -> int:
+    return len([s for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s])
 
 
 def classify_schema(names: list[str]) -> dict[str, Any]:
@@ -52,55 +361,35 @@ def classify_schema(names: list[str]) -> dict[str, Any]:
     }
 
 
-def classify_messages(seed: Seed, names: list[str]) -> Messages:
-    return [
-        {"role": "system", "content": "You sort tasks into categories. Answer with JSON only."},
-        {
-            "role": "user",
-            "content": f"Categories: {', '.join(names)}.\nTask: {seed.prompt_text()}\n"
-            'Which category fits the task best? Answer as {"domain": "<category>"}.',
-        },
-    ]
-
-
-# --- stage 2: digest -------------------------------------------------------------------------------------
-
-
-def digest_schema() -> dict[str, Any]:
+def digest_schema(max_tokens: int = 256) -> dict[str, Any]:
+    """A summary of at most two sentences: the length bound leaves room for two, and the digest stage trims
+    anything after the second sentence (a grammar cannot count sentences)."""
     return {
         "type": "object",
-        "properties": {"keywords": _keywords(5), "summary": _string(120)},
+        "properties": {"keywords": _keywords(), "summary": _string(min(400, max(60, (max_tokens - 100) * 2)))},
         "required": ["keywords", "summary"],
         "additionalProperties": False,
     }
 
 
-def digest_messages(instruction: str, input_text: str, output: str) -> Messages:
-    body = f"Instruction: {instruction}\n" + (f"Input: {input_text}\n" if input_text else "")
-    body += f"Response: {output[:600]}\n" if output else ""
-    return [
-        {"role": "system", "content": "You describe tasks briefly. Answer with JSON only."},
-        {
-            "role": "user",
-            "content": f"{body}\nGive 3 to 8 keywords and a one-sentence summary of this task, as "
-            '{"keywords": [...], "summary": "..."}.',
-        },
-    ]
-
-
-# --- stage 3: generate -----------------------------------------------------------------------------------
+def clean_digest(value: dict[str, Any]) -> dict[str, Any]:
+    """Keywords stripped and de-duplicated; the summary cut to its first two sentences."""
+    keywords = list(dict.fromkeys(k.strip() for k in value.get("keywords", []) if k.strip()))[:8]
+    sentences = [s for s in re.split(r"(?<=[.!?])\s+", str(value.get("summary", "")).strip()) if s]
+    return {"keywords": keywords, "summary": " ".join(sentences[:SUMMARY_MAX_SENTENCES])}
 
 
 def generate_schema(max_tokens: int) -> dict[str, Any]:
-    """Lengths take fixed shares of the token budget so the object closes before `max_tokens`."""
-    budget = max(160, max_tokens * CHARS_PER_TOKEN - 120)
+    """Lengths take fixed shares of the token budget (less what 8 keywords may take) so the object closes
+    before `max_tokens`."""
+    budget = max(160, max_tokens * CHARS_PER_TOKEN - 200)
     return {
         "type": "object",
         "properties": {
             "instruction": _string(max(80, budget // 5), 8),
             "input": _string(max(40, budget // 10), 0),
             "output": _string(max(80, budget // 2), 1),
-            "keywords": _keywords(5),
+            "keywords": _keywords(),
             "summary": _string(max(60, budget // 10)),
         },
         "required": ["instruction", "input", "output", "keywords", "summary"],
@@ -108,36 +397,11 @@ def generate_schema(max_tokens: int) -> dict[str, Any]:
     }
 
 
-def generate_messages(domain: str, demos: list[tuple[Seed, dict[str, Any] | None]]) -> Messages:
-    lines = [f"Write one new {domain} task and its answer."]
-    if demos:
-        lines.append("Examples of the kind of task wanted:")
-    for number, (seed, digest) in enumerate(demos, start=1):
-        lines.append(f"Example {number}: {seed.instruction}")
-        if seed.input:
-            lines.append(f"Input: {seed.input[:300]}")
-        if seed.output:
-            lines.append(f"Answer: {seed.output[:300]}")
-        if digest:
-            lines.append(f"Keywords: {', '.join(digest.get('keywords', []))}. Summary: {digest.get('summary', '')}")
-    lines.append(
-        "Now write a different task on a similar topic: the instruction, an optional input, a correct output, "
-        "a few keywords and a one-sentence summary."
-    )
-    return [
-        {"role": "system", "content": f"You write clear, correct {domain} exercises for students."},
-        {"role": "user", "content": "\n".join(lines)},
-    ]
-
-
-# --- stages 4 and 5: review ------------------------------------------------------------------------------
-
-
-def review_schema(dimensions: list[str], scale: int, max_tokens: int) -> dict[str, Any]:
-    """The critique comes first: small models score more sensibly after writing down what they saw."""
+def review_schema(dimension_names: list[str], scale: int, max_tokens: int) -> dict[str, Any]:
+    """The critique comes first: models score more sensibly after writing down what they saw."""
     score = {"type": "integer", "minimum": 1, "maximum": scale}
-    keys = [dimension_key(d) for d in dimensions]
-    critique = _string(min(160, max(60, max_tokens * CHARS_PER_TOKEN - 20 * len(keys) - 40)))
+    keys = [dimension_key(d) for d in dimension_names]
+    critique = _string(min(400, max(40, (max_tokens - 8 * len(keys) - 12) * 2)), 10)
     properties: dict[str, Any] = {"critique": critique, **{key: score for key in keys}}
     return {
         "type": "object",
@@ -147,71 +411,14 @@ def review_schema(dimensions: list[str], scale: int, max_tokens: int) -> dict[st
     }
 
 
-def review_instruction_messages(domain: str, sample: dict[str, Any], dimensions: list[str], scale: int) -> Messages:
-    task = f"Instruction: {sample['instruction']}\n" + (f"Input: {sample['input']}\n" if sample.get("input") else "")
-    return [
-        {"role": "system", "content": "You are a strict reviewer of training tasks. Answer with JSON only."},
-        {
-            "role": "user",
-            "content": f"Domain: {domain}\n{task}\nScore this instruction from 1 (bad) to {scale} (excellent) "
-            f"on: {', '.join(dimensions)}.\n{_scale_hint(dimensions, scale)}",
-        },
-    ]
-
-
-def review_response_messages(domain: str, sample: dict[str, Any], dimensions: list[str], scale: int) -> Messages:
-    task = f"Instruction: {sample['instruction']}\n" + (f"Input: {sample['input']}\n" if sample.get("input") else "")
-    return [
-        {"role": "system", "content": "You are a strict reviewer of answers. Answer with JSON only."},
-        {
-            "role": "user",
-            "content": f"Domain: {domain}\n{task}Response: {sample['output']}\n\nScore the response from 1 (bad) "
-            f"to {scale} (excellent) on: {', '.join(dimensions)}.\n{_scale_hint(dimensions, scale)}",
-        },
-    ]
-
-
-def _scale_hint(dimensions: list[str], scale: int) -> str:
-    """Anchors (best first) and a filled-in example: without them the smallest models answer the lowest
-    allowed digit whatever they read."""
-    high, mid = max(3, round(scale * 0.8)), max(2, round(scale * 0.5))
-    example: dict[str, Any] = {"critique": "Clear and answerable, on topic."}
-    example.update({dimension_key(d): high - (i % 2) for i, d in enumerate(dimensions)})
-    return (
-        f"Scores are whole numbers: {scale} is excellent, {mid} is acceptable, 1 is unusable. Write a short "
-        f"critique first, then the scores. Example answer: {json.dumps(example)}"
-    )
-
-
-# --- stage 7: adjudicate ---------------------------------------------------------------------------------
-
-
 def adjudicate_schema(scale: int, max_tokens: int) -> dict[str, Any]:
     return {
         "type": "object",
         "properties": {
             "decision": {"type": "string", "enum": ["accept", "reject"]},
             "score": {"type": "integer", "minimum": 1, "maximum": scale},
-            "reason": _string(min(160, max(60, max_tokens * CHARS_PER_TOKEN - 60))),
+            "reason": _string(min(400, max(40, (max_tokens - 30) * 2))),
         },
         "required": ["decision", "score", "reason"],
         "additionalProperties": False,
     }
-
-
-def adjudicate_messages(
-    domain: str, sample: dict[str, Any], round_name: str, reviews: list[dict[str, Any]], scale: int
-) -> Messages:
-    task = f"Instruction: {sample['instruction']}\n" + (f"Input: {sample['input']}\n" if sample.get("input") else "")
-    if round_name == "response":
-        task += f"Response: {sample['output']}\n"
-    opinions = "\n".join(f"- Reviewer {i}: score {r['score']:.1f}. {r['critique']}" for i, r in enumerate(reviews, 1))
-    return [
-        {"role": "system", "content": "You settle disagreements between reviewers. Answer with JSON only."},
-        {
-            "role": "user",
-            "content": f"Domain: {domain}\n{task}\nThe reviewers disagree about the {round_name}:\n{opinions}\n\n"
-            f"Decide: accept or reject the {round_name}, give your own score from 1 to {scale}, and a short reason. "
-            'Answer like {"decision": "accept", "score": 7, "reason": "<one sentence>"}.',
-        },
-    ]

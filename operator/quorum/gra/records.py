@@ -21,8 +21,24 @@ def jsonl_bytes(records: Iterable[dict[str, Any]]) -> bytes:
     return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode()
 
 
+def parse_jsonl(text: str) -> list[dict[str, Any]]:
+    """Every JSON object of JSONL text. The one reader of the run's own files: journals and caches are written
+    as work finishes, so a crash can leave a last line cut short; such a line (or any line that is not a JSON
+    object) is skipped, and the work it stood for is redone."""
+    found = []
+    for line in text.splitlines():
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(value, dict):
+            found.append(value)
+    return found
+
+
 def read_jsonl(path: Path | Location) -> list[dict[str, Any]]:
+    """`parse_jsonl` of a file or object (none when it is missing)."""
     source = as_location(path)
     if not source.exists():
         return []
-    return [json.loads(line) for line in source.read_text().splitlines() if line.strip()]
+    return parse_jsonl(source.read_text())

@@ -1,14 +1,18 @@
 """One shard of a SynthesisJob: its slice of the seeds, every round, committed round by round.
 
 This is what a worker pod runs (`quorum worker synth` calls `run_shard`) and what local mode runs for each
-shard in one process. Shard `i` of `n` owns the seeds with `index % n == i` (demos and digests come from them)
-and the generation slots with `slot % n == i`, so shards never need to talk to each other.
+shard in one process. Shard `i` of `n` owns the generation slots with `slot % n == i` (and, in refine mode,
+the seeds with `index % n == i`); domains, demos and calibration come from the whole seed set, so the plan
+is the same whatever the shard count and shards never need to talk to each other.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import io
+import itertools
+import json
 import math
 import time
 from collections.abc import Callable
@@ -18,12 +22,14 @@ from typing import Any
 
 import numpy as np
 
-from quorum.api.synthesis import DedupScope, DomainMode, SynthesisCounts
+from quorum.api.synthesis import DedupScope, DomainAllocation, DomainMode, Role, SynthesisCounts
 from quorum.gra import funnel, prompts
+from quorum.gra.calibration import ROUNDS, CalibrationItem, calibration_items, observation
 from quorum.gra.config import GraConfig
 from quorum.gra.dedup import DedupIndex, Embedder, shared_embedder
-from quorum.gra.pipeline import SampleRunner, Slot
+from quorum.gra.pipeline import SampleFailed, SampleRunner, Slot, Tokens, review_once
 from quorum.gra.records import is_kept, jsonl_bytes
+from quorum.gra.reliability import PanelHealth, assess
 from quorum.gra.roles import rng_for, with_role
 from quorum.gra.seeds import OnBadSeed, Seed, SeedSet, read_instruction_file, read_seeds, shard_of
 from quorum.gra.store import JournalWriter, ShardStore, claim_output
@@ -33,7 +39,17 @@ from quorum.locations import Location
 ProgressCallback = Callable[[str, int, int, SynthesisCounts], None]
 """(stage, done, total, counts): called as work advances; stage names match `StageStatus.name`."""
 
-STAGES = ("domains", "digest", "generate", "review-instruction", "review-response", "adjudicate", "dedup", "write")
+STAGES = (
+    "domains",
+    "calibrate",
+    "digest",
+    "generate",
+    "review-instruction",
+    "review-response",
+    "adjudicate",
+    "dedup",
+    "write",
+)
 UNLABELLED_DOMAIN = "general"
 
 
@@ -43,6 +59,8 @@ class ShardResult:
     counts: SynthesisCounts
     rounds: int
     reason: str
+    degenerate_reviewers: list[str] = field(default_factory=list)
+    """Reviewer models calibration found degenerate (excluded from the gate when review.excludeDegenerate)."""
 
 
 @dataclass
@@ -88,12 +106,14 @@ async def run_shard(
     pool: ClientPool | None = None,
     seed_set: SeedSet | None = None,
     embedder: Embedder | None = None,
+    quota: int | None = None,
 ) -> ShardResult:
     """Run (or resume) shard `shard_index`: every round until its share of the target is reached.
 
     Committed rounds are skipped, a round's journal is replayed so finished samples are not asked again, and a
     changed spec (fingerprint) is refused with `FingerprintMismatch`. `pool` lets several shards in one
-    process share connections and per-model concurrency limits.
+    process share connections and per-model concurrency limits. `quota` (default `ceil(target / shards)`) is
+    the shard's share of accepted samples; a done shard that stopped at a smaller share goes on (top-up).
     """
     spec = config.spec
     shard_count = shard_count or spec.workers.shards
@@ -101,15 +121,19 @@ async def run_shard(
         raise ValueError(f"shard index {shard_index} is outside 0..{shard_count - 1}")
     claim_output(out_dir, config.fingerprint(), spec.to_wire())
     store = ShardStore(out_dir, shard_index)
-    if (finished := store.done()) is not None:
+    quota = quota or math.ceil(spec.generation.target / shard_count)
+    if (finished := store.done()) is not None and not _tops_up(finished, quota):
         counts = SynthesisCounts.model_validate(finished["counts"])
-        return ShardResult(shard_index, counts, finished["rounds"], "already committed")
+        degenerate = list(finished.get("degenerateReviewers", []))
+        return ShardResult(
+            shard_index, counts, finished["rounds"], f"already committed ({finished['reason']})", degenerate
+        )
     seed_set = seed_set or load_seed_set(config, on_bad_seed)
     mine = [s for s in seed_set.seeds if shard_of(s, shard_count) == shard_index]
     owns_pool = pool is None
     pool = pool or ClientPool(endpoints, RetryPolicy.from_spec(spec.calls))
     try:
-        worker = _ShardWorker(config, store, shard_index, shard_count, pool, seed_set, mine, progress, embedder)
+        worker = _ShardWorker(config, store, shard_index, shard_count, pool, seed_set, mine, progress, embedder, quota)
         return await worker.run()
     finally:
         if owns_pool:
@@ -128,7 +152,9 @@ class _ShardWorker:
         mine: list[Seed],
         progress: ProgressCallback | None,
         embedder: Embedder | None,
+        quota: int,
     ) -> None:
+        self.quota = quota
         self.config = config
         self.spec = config.spec
         self.store = store
@@ -139,9 +165,11 @@ class _ShardWorker:
         self.mine = mine
         self.progress = _Progress(progress, SynthesisCounts(seeds=len(mine)))
         self.embedder = embedder
+        self.book = config.prompt_book
         self.cache: dict[str, dict[str, Any]] = {}
         for entry in store.read_digests():
             self.cache.setdefault(entry["key"], entry)
+        self.progress.counts.failed_calls = sum(1 for e in self.cache.values() if e.get("error"))
         self.digest_journal = JournalWriter(store.digests_journal)
 
     # --- the round loop ------------------------------------------------------------------------------------
@@ -150,10 +178,13 @@ class _ShardWorker:
         spec = self.spec
         index = await self._dedup_index()
         domains = await self._domains()
-        digests = await self._digests() if not self.config.is_refine else {}
-        runner = SampleRunner(spec, self.pool, digests, self.progress.hook)
+        self.store.write_domains(domains)
+        health = await self._calibration(domains)
+        excluded = frozenset(health["degenerate"]) if spec.review.exclude_degenerate else frozenset()
+        digests: dict[str, dict[str, Any] | None] = {}
+        runner = SampleRunner(spec, self.pool, digests, self.progress.hook, book=self.book, excluded=excluded)
         rounds = 1 if self.config.is_refine else spec.generation.rounds
-        quota = math.ceil(spec.generation.target / self.shard_count)
+        quota = self.quota
         kept_total, rounds_run, reason = 0, 0, "rounds exhausted"
         for round_number in range(1, rounds + 1):
             self.progress.round(round_number, rounds)
@@ -173,14 +204,22 @@ class _ShardWorker:
                 break
         self.progress.emit("write")
         self.digest_journal.close()
-        self.store.mark_done({"counts": self.progress.counts.to_wire(), "rounds": rounds_run, "reason": reason})
-        return ShardResult(self.shard_index, self.progress.counts, rounds_run, reason)
+        summary = {
+            "counts": self.progress.counts.to_wire(),
+            "rounds": rounds_run,
+            "reason": reason,
+            "quota": quota,
+            "degenerateReviewers": health["degenerate"],
+        }
+        self.store.mark_done(summary)
+        return ShardResult(self.shard_index, self.progress.counts, rounds_run, reason, list(health["degenerate"]))
 
     async def _run_round(
         self, round_number: int, runner: SampleRunner, domains: dict[str, str], index: DedupIndex | None
     ) -> dict[str, Any]:
         started = time.perf_counter()
         slots = self._plan(round_number, domains)
+        await self._digest_demos(slots, runner.digests)
         done = self.store.read_journal(round_number)
         live = funnel.count(done.values())
         self.progress.counts = funnel.merged([self.progress.counts, live])
@@ -200,7 +239,7 @@ class _ShardWorker:
             await asyncio.gather(*(one(slot) for slot in todo))
         finally:
             journal.close()
-        self.progress.counts = funnel.merged([self.progress.counts, _negate(funnel.count(done.values()))])
+        self.progress.counts = funnel.merged([self.progress.counts, funnel.negated(funnel.count(done.values()))])
         records = sorted(done.values(), key=lambda r: r["slot"])
         vectors = await self._dedup(records, index)
         await self._fill_digests(records)
@@ -225,19 +264,22 @@ class _ShardWorker:
         return marker
 
     def _plan(self, round_number: int, domains: dict[str, str]) -> list[Slot]:
+        """This shard's slots of the round. Domains and demos come from the whole seed set, so the plan is
+        the same whatever the shard count; slot `j` of the run gets its domain from a low-discrepancy
+        sequence over the domains' shares (`domains.allocation`)."""
         if self.config.is_refine:
             return [Slot(round_number, s.index, domains[s.id], seed=s) for s in self.mine]
         by_domain: dict[str, list[Seed]] = {}
-        for seed in self.mine:
+        for seed in self.seed_set.seeds:
             by_domain.setdefault(domains[seed.id], []).append(seed)
-        names = sorted(by_domain)
-        if not names:
+        if not by_domain:
             return []
         generation = self.spec.generation
         per_round = generation.samples_per_round or math.ceil(generation.target / generation.rounds)
+        allocation = domain_allocation(by_domain, self.spec.domains.allocation)
         slots = []
         for slot_index in range(self.shard_index, per_round, self.shard_count):
-            domain = names[(slot_index // self.shard_count + round_number) % len(names)]
+            domain = allocation((round_number - 1) * per_round + slot_index)
             pool = by_domain[domain]
             rng = rng_for(generation.seed, "demos", round_number, slot_index)
             demos = tuple(rng.sample(pool, min(generation.few_shot, len(pool))))
@@ -249,22 +291,25 @@ class _ShardWorker:
     async def _domains(self) -> dict[str, str]:
         mode = self.spec.domains.mode
         if mode == DomainMode.FIELD:
-            return {s.id: s.domain or UNLABELLED_DOMAIN for s in self.mine}
+            return {s.id: s.domain or UNLABELLED_DOMAIN for s in self.seed_set.seeds}
         if mode == DomainMode.CLUSTER:
             return self._cluster_domains()
         names = self.spec.domains.names
         schema = prompts.classify_schema(names)
 
-        async def classify(seed: Seed) -> dict[str, Any]:
-            value = await self._cached_call(
-                f"domain:{seed.id}", "domains", prompts.classify_messages(seed, names), schema, prompts.CLASSIFY, seed
-            )
-            return value
+        sampling = {"temperature": self.spec.domains.temperature, "max_tokens": self.spec.domains.max_tokens}
 
-        entries = await self._staged("domains", [classify(s) for s in self.mine])
+        async def classify(seed: Seed) -> dict[str, Any]:
+            messages = self.book.messages(prompts.CLASSIFY, task=seed.prompt_text(), domains=names)
+            return await self._cached_call(
+                f"domain:{seed.id}", "domains", messages, schema, prompts.CLASSIFY, seed, sampling
+            )
+
+        # every shard labels the whole set: slots and demos need every seed's domain, the same in every shard
+        entries = await self._staged("domains", [classify(s) for s in self.seed_set.seeds])
         return {
             seed.id: (entry.get("value") or {}).get("domain") or UNLABELLED_DOMAIN
-            for seed, entry in zip(self.mine, entries, strict=True)
+            for seed, entry in zip(self.seed_set.seeds, entries, strict=True)
         }
 
     def _cluster_domains(self) -> dict[str, str]:
@@ -278,15 +323,68 @@ class _ShardWorker:
         ids = [s.id for s in self.seed_set.seeds]
         return {seed_id: f"cluster-{int(label[0])}" for seed_id, label in zip(ids, labels, strict=True)}
 
-    async def _digests(self) -> dict[str, dict[str, Any] | None]:
-        schema = prompts.digest_schema()
+    async def _digest_demos(self, slots: list[Slot], digests: dict[str, dict[str, Any] | None]) -> None:
+        """Digests of the seeds this round shows (or refines) that are not known yet; cached across rounds."""
+        wanted = {s.id: s for slot in slots for s in (*slot.demos, *((slot.seed,) if slot.seed else ()))}
+        todo = [seed for seed_id, seed in sorted(wanted.items()) if seed_id not in digests]
+        schema = prompts.digest_schema(self.spec.digest.max_tokens)
+        sampling = {"temperature": self.spec.digest.temperature, "max_tokens": self.spec.digest.max_tokens}
 
         async def digest(seed: Seed) -> dict[str, Any]:
-            messages = prompts.digest_messages(seed.instruction, seed.input, seed.output)
-            return await self._cached_call(f"digest:{seed.id}", "digest", messages, schema, prompts.DIGEST, seed)
+            messages = self.book.messages(prompts.DIGEST, **prompts.task_variables(seed.__dict__))
+            return await self._cached_call(
+                f"digest:{seed.id}", "digest", messages, schema, prompts.DIGEST, seed, sampling
+            )
 
-        entries = await self._staged("digest", [digest(s) for s in self.mine])
-        return {seed.id: entry.get("value") for seed, entry in zip(self.mine, entries, strict=True)}
+        entries = await self._staged("digest", [digest(s) for s in todo])
+        for seed, entry in zip(todo, entries, strict=True):
+            digests[seed.id] = prompts.clean_digest(entry["value"]) if entry.get("value") else None
+
+    async def _calibration(self, domains: dict[str, str]) -> dict[str, Any]:
+        """The run's calibration: every shard would measure the same thing (same items, same call seeds), so
+        a shard reuses what a sibling already wrote under the output directory, and shards of one process
+        share one measurement in flight."""
+        shared = self.store.shared_calibration_path
+        fingerprint = self.config.fingerprint()
+        if shared.exists() and (found := json.loads(shared.read_text())).get("fingerprint") == fingerprint:
+            health = found["health"]
+        else:
+            loop = asyncio.get_running_loop()
+            task = _CALIBRATIONS.get((shared.uri, fingerprint))
+            if task is None or task.get_loop() is not loop:
+                task = _CALIBRATIONS[(shared.uri, fingerprint)] = loop.create_task(self._calibrate(domains))
+            health = (await task).to_wire()
+            shared.write_bytes(json.dumps({"fingerprint": fingerprint, "health": health}, indent=2).encode())
+        self.store.write_calibration(health)
+        return health
+
+    async def _calibrate(self, domains: dict[str, str]) -> PanelHealth:
+        """Every reviewer model reviews the calibration items in both rounds (cached, so resumes reuse it)."""
+        review = self.spec.review
+        items = calibration_items(self.seed_set.seeds, review.calibration_items, self.spec.generation.seed, domains)
+        reviewers = with_role(self.spec, Role.REVIEWER)
+        jobs = [(m, r, i) for m in reviewers for r, variants in ROUNDS.items() for i in items if i.variant in variants]
+
+        async def one(model: str, round_name: str, item: CalibrationItem) -> dict[str, Any]:
+            async def call() -> tuple[dict[str, Any], dict[str, list[int]]]:
+                tokens = Tokens()
+                seed = rng_for(self.spec.generation.seed, "calibration", model, round_name, item.unit).randrange(2**31)
+                value = await review_once(
+                    self.spec, self.pool, self.book, model, round_name, item.domain, item.sample, seed, tokens
+                )
+                value.pop("exactScore")
+                return value, tokens.by_model
+
+            key = f"calibration:{model}:{round_name}:{item.seed_id}:{item.variant}"
+            return await self._remember(key, "calibrate", item.seed_id, model, call)
+
+        entries = await self._staged("calibrate", [one(*job) for job in jobs])
+        observations = [
+            observation(item, round_name, entry["value"])
+            for (_, round_name, item), entry in zip(jobs, entries, strict=True)
+            if entry.get("value")
+        ]
+        return assess(observations, review.scale)
 
     async def _staged(self, stage: str, calls: list[Any]) -> list[dict[str, Any]]:
         self.progress.hook(stage, len(calls))
@@ -300,28 +398,42 @@ class _ShardWorker:
         return list(await asyncio.gather(*(tracked(c) for c in calls)))
 
     async def _cached_call(
-        self, key: str, stage: str, messages: list[dict[str, str]], schema: dict[str, Any], name: str, seed: Seed
+        self,
+        key: str,
+        stage: str,
+        messages: list[dict[str, str]],
+        schema: dict[str, Any],
+        name: str,
+        seed: Seed,
+        sampling: dict[str, Any],
     ) -> dict[str, Any]:
-        """One structured call per seed, remembered in `digests.jsonl` so rounds and resumes reuse it. A failed
-        call is cached too (and reported in rejected.jsonl); the seed is then used without it."""
+        """One structured call per seed by a helper model (digest, classification)."""
+        model = self._helper_model(key)
+
+        async def call() -> tuple[dict[str, Any], dict[str, list[int]]]:
+            value, completion = await self.pool[model].chat_json(messages, schema, schema_name=name, **sampling)
+            return value, {model: [completion.prompt_tokens, completion.completion_tokens]}
+
+        return await self._remember(key, stage, seed.id, model, call)
+
+    async def _remember(self, key: str, stage: str, seed_id: str, model: str, call: Any) -> dict[str, Any]:
+        """A call whose answer is kept in `digests.jsonl` so rounds and resumes reuse it. A failed call is
+        remembered too (and reported in rejected.jsonl); the run goes on without it."""
         if key in self.cache:
             return self.cache[key]
-        model = self._helper_model(key)
-        entry: dict[str, Any] = {"key": key, "stage": stage, "seedId": seed.id, "model": model}
+        entry: dict[str, Any] = {"key": key, "stage": stage, "seedId": seed_id, "model": model}
         try:
-            value, completion = await self.pool[model].chat_json(
-                messages, schema, schema_name=name, temperature=0.0, max_tokens=160
-            )
-            entry.update(value=value, tokens={model: [completion.prompt_tokens, completion.completion_tokens]})
-        except CallFailed as failure:
+            value, tokens = await call()
+            entry.update(value=value, tokens=tokens)
+        except (CallFailed, SampleFailed) as error:
+            failure = error.failure if isinstance(error, SampleFailed) else error
             entry.update(value=None, error={"stage": stage, **failure.as_record()})
+            self.progress.counts.failed_calls += 1
         self.cache[key] = entry
         self.digest_journal.write(entry)
         return entry
 
     def _helper_model(self, key: str) -> str:
-        from quorum.api.synthesis import Role
-
         candidates = with_role(self.spec, Role.GENERATOR) or [m.name for m in self.spec.models]
         return rng_for(self.spec.generation.seed, key).choice(candidates)
 
@@ -383,17 +495,23 @@ class _ShardWorker:
     async def _fill_digests(self, records: list[dict[str, Any]]) -> None:
         if not self.spec.postprocess.fill_digests:
             return
-        missing = [r for r in records if is_kept(r) and not (r["sample"]["keywords"] and r["sample"]["summary"])]
-        schema = prompts.digest_schema()
+        missing = [
+            r for r in records if is_kept(r) and not (len(r["sample"]["keywords"]) >= 3 and r["sample"]["summary"])
+        ]
+        schema = prompts.digest_schema(self.spec.digest.max_tokens)
+        sampling = {"temperature": self.spec.digest.temperature, "max_tokens": self.spec.digest.max_tokens}
 
         async def fill(record: dict[str, Any]) -> None:
             sample = record["sample"]
             seed = Seed(id=record["id"], instruction=sample["instruction"])
-            messages = prompts.digest_messages(sample["instruction"], sample.get("input", ""), sample["output"])
-            entry = await self._cached_call(f"fill:{record['id']}", "digest", messages, schema, prompts.DIGEST, seed)
+            messages = self.book.messages(prompts.DIGEST, **prompts.task_variables(sample))
+            entry = await self._cached_call(
+                f"fill:{record['id']}", "digest", messages, schema, prompts.DIGEST, seed, sampling
+            )
             if entry.get("value"):
-                sample["keywords"] = sample["keywords"] or entry["value"]["keywords"]
-                sample["summary"] = sample["summary"] or entry["value"]["summary"]
+                value = prompts.clean_digest(entry["value"])
+                sample["keywords"] = sample["keywords"] if len(sample["keywords"]) >= 3 else value["keywords"]
+                sample["summary"] = sample["summary"] or value["summary"]
                 record["digestFilled"] = True
                 for model, used in entry.get("tokens", {}).items():
                     total = record["tokens"].setdefault(model, [0, 0])
@@ -405,11 +523,34 @@ class _ShardWorker:
         await self._staged("digest", [fill(r) for r in missing])
 
 
-def _negate(counts: SynthesisCounts) -> SynthesisCounts:
-    return SynthesisCounts(**{name: -getattr(counts, name) for name in SynthesisCounts.model_fields})
+_CALIBRATIONS: dict[tuple[Path, str], asyncio.Task[PanelHealth]] = {}
+"""Calibrations in flight in this process, by output directory and fingerprint."""
+
+
+def _tops_up(finished: dict[str, Any], quota: int) -> bool:
+    """A done shard runs again only when it stopped at its share and the share has grown."""
+    return str(finished.get("reason", "")).startswith("target share") and quota > int(finished.get("quota") or 0)
 
 
 def _npy_bytes(vectors: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     np.save(buffer, vectors)
     return buffer.getvalue()
+
+
+def domain_allocation(by_domain: dict[str, list[Seed]], allocation: DomainAllocation) -> Callable[[int], str]:
+    """Slot number → domain. Each domain's share is its seed count (`proportional`) or equal (`equal`);
+    the golden-ratio sequence spreads every prefix of slots close to those shares."""
+    names = sorted(by_domain)
+    weights = [len(by_domain[n]) if allocation == DomainAllocation.PROPORTIONAL else 1 for n in names]
+    total = sum(weights)
+    bounds = list(itertools.accumulate(w / total for w in weights))
+
+    def domain(slot: int) -> str:
+        position = math.fmod((slot + 0.5) * GOLDEN, 1.0)
+        return names[min(bisect.bisect_right(bounds, position), len(names) - 1)]
+
+    return domain
+
+
+GOLDEN = (math.sqrt(5) - 1) / 2

@@ -1,7 +1,10 @@
 """The layout of a run's output location and its commit protocol, the same on a disk and in an object store.
 
     <out>/shards/run.json                          fingerprint of the output-relevant spec (guards resumes)
-    <out>/shards/shard-0003/digests.journal/       seed digests (and domain labels), journal parts
+    <out>/shards/calibration.json                  the run's reviewer calibration (the first shard to finish it)
+    <out>/shards/shard-0003/digests.journal/       seed digests, domain labels and calibration reviews, parts
+    <out>/shards/shard-0003/domains.json           every seed's domain label (the same in every shard)
+    <out>/shards/shard-0003/calibration.json       reviewer health measured on the calibration set
     <out>/shards/shard-0003/round-01.journal/      finished samples of an uncommitted round, journal parts
     <out>/shards/shard-0003/round-01/              committed round: accepted.jsonl, rejected.jsonl,
                                                    embeddings.npy, commit.json (written last)
@@ -20,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from quorum.gra.records import jsonl_bytes, read_jsonl
+from quorum.gra.records import jsonl_bytes, parse_jsonl, read_jsonl
 from quorum.locations import Location, as_location
 
 JOURNAL_FLUSH_SECONDS = 1.0
@@ -86,14 +89,7 @@ class JournalWriter:
 
 def read_journal(folder: Location) -> list[dict[str, Any]]:
     """Every entry of every part, in write order; a line cut short by a crash is skipped (its work is redone)."""
-    entries = []
-    for part in folder.children("*.jsonl"):
-        for line in part.read_text().splitlines():
-            try:
-                entries.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-    return entries
+    return [entry for part in folder.children("*.jsonl") for entry in parse_jsonl(part.read_text())]
 
 
 class ShardStore:
@@ -131,6 +127,28 @@ class ShardStore:
             (final / name).write_bytes(data)
         (final / "commit.json").write_bytes(json.dumps(marker, indent=2).encode())
         self.journal(round_number).delete_tree()
+
+    def write_domains(self, labels: dict[str, str]) -> None:
+        (self.root / "domains.json").write_bytes(json.dumps(labels, indent=1).encode())
+
+    def domains(self) -> dict[str, str]:
+        path = self.root / "domains.json"
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    @property
+    def shared_calibration_path(self) -> Location:
+        return self.root.parent / "calibration.json"
+
+    @property
+    def calibration_path(self) -> Location:
+        return self.root / "calibration.json"
+
+    def write_calibration(self, health: dict[str, Any]) -> None:
+        self.calibration_path.write_bytes(json.dumps(health, indent=2).encode())
+
+    def calibration(self) -> dict[str, Any] | None:
+        path = self.calibration_path
+        return json.loads(path.read_text()) if path.exists() else None
 
     @property
     def done_path(self) -> Location:

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from quorum.gra import prompts
 from quorum.llm.simulated import SimReply, SimRequest
 
@@ -52,8 +54,11 @@ WORDS = tuple(
     ]
 )
 
-ScoreRule = Callable[[SimRequest, str], int]
-"""(request, round name "instruction"|"response") → the score this reviewer gives on every dimension."""
+ScoreRule = Callable[[SimRequest, str], "int | list[int]"]
+"""(request, round name "instruction"|"response") → the score this reviewer gives on every dimension, or one
+score per dimension in rubric order."""
+CritiqueRule = Callable[[SimRequest, str], str]
+"""(request, round name) → the critique this reviewer writes."""
 
 
 def digest_of(*parts: object) -> int:
@@ -65,6 +70,8 @@ class GraScript:
     """A responder: `SimulatedBackend(GraScript(...))`."""
 
     score: ScoreRule | None = None
+    critique: CritiqueRule | None = None
+    """Default: an honest reviewer's critique, in words of its own that depend on what it read."""
     adjudicate: Callable[[SimRequest], str] | None = None
     duplicate_every: int = 0
     """Every n-th generated sample reuses one fixed instruction, so dedup has work."""
@@ -83,7 +90,9 @@ class GraScript:
             round_name = "instruction" if name == prompts.REVIEW_INSTRUCTION else "response"
             value = self.score(request, round_name) if self.score else 5 + key % 6
             keys = [k for k in schema.get("properties", {}) if k != "critique"]
-            return _json({**{k: value for k in keys}, "critique": f"{round_name} scored {value} by {request.model}."})
+            values = value if isinstance(value, list) else [value] * len(keys)
+            critique = self.critique(request, round_name) if self.critique else own_words(key)
+            return _json({**dict(zip(keys, values, strict=True)), "critique": critique})
         if name == prompts.ADJUDICATE:
             decision = self.adjudicate(request) if self.adjudicate else ("accept" if key % 2 else "reject")
             return _json({"decision": decision, "score": 8 if decision == "accept" else 3, "reason": "settled"})
@@ -113,9 +122,49 @@ class GraScript:
         }
 
 
+def varied_high(request: SimRequest, round_name: str) -> int:
+    """High scores that still vary with the text: an honest-looking panel that accepts (a constant scorer is
+    flagged degenerate and excluded from the gate)."""
+    return 8 + sum(map(ord, request.prompt)) % 3
+
+
+def own_words(key: int, count: int = 10) -> str:
+    """A critique no other review shares: words drawn by the request's hash (what an honest reviewer's
+    independent wording looks like to the copy detector)."""
+    words = [WORDS[(key >> (3 * i)) % len(WORDS)] for i in range(count)]
+    return f"Notes: {' '.join(words)}."
+
+
 def _json(value: dict[str, Any]) -> SimReply:
     return SimReply(text=json.dumps(value))
 
 
 default_responder = GraScript(duplicate_every=0)
 """For `python -m quorum.llm.simulated --responder quorum.gra.testing:default_responder` (the benchmark)."""
+
+
+def planted_duplicates(
+    n: int, dimension: int = 384, exact_share: float = 0.01, near_share: float = 0.01, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Dedup ground truth: isotropic random unit vectors (nearly orthogonal, the hardest case for clustering)
+    with exact copies and near copies (cosine 0.91–0.99) of earlier, unplanted rows. Returns the vectors and the
+    rows planted as exact and as near copies: exactly those must be dropped."""
+    rng = np.random.default_rng(seed)
+    vectors = rng.standard_normal((n, dimension), dtype=np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    exact_count, near_count = int(n * exact_share), int(n * near_share)
+    rows = rng.choice(np.arange(n // 10, n), size=exact_count + near_count, replace=False)
+    exact, near = np.sort(rows[:exact_count]), np.sort(rows[exact_count:])
+    planted = np.zeros(n, dtype=bool)
+    planted[rows] = True
+    originals = np.flatnonzero(~planted)
+    for group, similar in ((exact, False), (near, True)):
+        sources = originals[(rng.random(len(group)) * np.searchsorted(originals, group)).astype(np.int64)]
+        vectors[group] = vectors[sources]
+        if similar:
+            cosine = rng.uniform(0.91, 0.99, size=(len(group), 1)).astype(np.float32)
+            noise = rng.standard_normal((len(group), dimension), dtype=np.float32)
+            noise -= (noise * vectors[group]).sum(axis=1, keepdims=True) * vectors[group]
+            noise /= np.linalg.norm(noise, axis=1, keepdims=True)
+            vectors[group] = cosine * vectors[group] + np.sqrt(1 - cosine**2) * noise
+    return vectors, exact, near

@@ -23,7 +23,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from quorum.api.synthesis import SynthesisJobSpec, output_fingerprint
+from quorum.api.synthesis import SynthesisJobSpec, count_keys, output_fingerprint
 from quorum.builders.meta import LABEL_COMPONENT, Owner
 from quorum.builders.synthesis import (
     MERGE_COMPONENT,
@@ -51,17 +51,7 @@ from quorum.handlers.plan import (
 from quorum.handlers.shared_models import Resolution, missing_message, needs_models, observe_models, resolve
 
 API = ("quorum.dev/v1alpha1", "SynthesisJob")
-COUNT_KEYS = (
-    "seeds",
-    "generated",
-    "round1Passed",
-    "round2Passed",
-    "adjudicated",
-    "accepted",
-    "rejected",
-    "duplicates",
-    "failed",
-)
+COUNT_KEYS = count_keys()
 JOB_CONTROLS = ("parallelism", "suspend", "activeDeadlineSeconds")
 """The fields of a running worker Job that may change; its pod template is immutable."""
 

@@ -71,6 +71,10 @@ class Artifact:
     """Calibration-split scores (items × models), kept for re-scoring."""
     assignments: np.ndarray | None = None
     centres_dtype: str = "float32"
+    embedder_engine: str = "sentence-transformers"
+    """How the vectors were made (`quorum.embedding`): serving must embed the same way."""
+    embedder_url: str | None = None
+    """The embeddings server, for the remote engine."""
 
     def document(self) -> dict[str, Any]:
         tm = self.task_map
@@ -78,7 +82,12 @@ class Artifact:
             "format": FORMAT,
             "version": VERSION,
             "created": self.created,
-            "embedder": {"model": self.embedder, "dimension": self.dimension},
+            "embedder": {
+                "model": self.embedder,
+                "dimension": self.dimension,
+                "engine": self.embedder_engine,
+                **({"url": self.embedder_url} if self.embedder_url else {}),
+            },
             "clusters": tm.clusters,
             "clustersRequested": self.clusters_requested,
             "seed": self.seed,
@@ -168,6 +177,8 @@ def from_files(files: dict[str, str]) -> Artifact:
         evaluation=document.get("evaluation", {}),
         calibration=dataset,
         centres_dtype=document["centres"]["dtype"],
+        embedder_engine=document["embedder"].get("engine", "sentence-transformers"),
+        embedder_url=document["embedder"].get("url"),
     )
     if SCORES_FILE in files:
         scores = json.loads(files[SCORES_FILE])

@@ -269,6 +269,8 @@ async def calibrate(
         task_map=task_map,
         embedder=embedder.model_id,
         dimension=embedder.dimension,
+        embedder_engine=embedder.engine,
+        embedder_url=getattr(embedder, "url", None),
         seed=cal.seed,
         clusters_requested=cal.clusters,
         shrinkage=cal.shrinkage,

@@ -53,7 +53,7 @@ def run_calibrate(config_path: Path, artifact_configmap: str) -> str:
     from quorum.routing.calibrate import calibrate
     from quorum.routing.config import backend_endpoints
     from quorum.routing.dataset import load_dataset
-    from quorum.routing.embedding import shared_embedder
+    from quorum.routing.embedding import spec_embedder
 
     resource = load_one(config_path, EnsembleRouter)
     spec = resource.spec
@@ -63,7 +63,7 @@ def run_calibrate(config_path: Path, artifact_configmap: str) -> str:
         dataset = dataset.model_copy(update={"uri": f"file://{pod_path(rest)}"})
     items = load_dataset(dataset, base_dir=config_path.parent, file_root=pod_path(POD_DATA_ROOT))
     endpoints = backend_endpoints(resource.metadata.name, spec)
-    artifact = asyncio.run(calibrate(spec, endpoints, items, shared_embedder(spec.embedding.model)))
+    artifact = asyncio.run(calibrate(spec, endpoints, items, spec_embedder(spec)))
     summary = summary_of(artifact, len(items))
     data = {**artifact.to_files(), SUMMARY_KEY: json.dumps(summary, sort_keys=True)}
     namespace = resource.metadata.namespace or os.environ["POD_NAMESPACE"]

@@ -66,13 +66,17 @@ class ShardReporter:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
 
-    async def finish(self, state: StageState, counts: SynthesisCounts | None = None) -> None:
+    async def finish(
+        self, state: StageState, counts: SynthesisCounts | None = None, *, degenerate_reviewers: list[str] | None = None
+    ) -> None:
         """The last report: retried with backoff, and an error if it never lands (the pod then fails and the
         Job retries the shard, which finds its output committed and reports again)."""
         await self.__aexit__(None, None, None)
         update: dict[str, Any] = {"state": state}
         if counts is not None:
             update["counts"] = counts.model_copy()
+        if degenerate_reviewers is not None:
+            update["degenerate_reviewers"] = list(degenerate_reviewers)
         if state == StageState.SUCCEEDED:
             update["done"] = max(self.status.done, self.status.total)
         self.status = self.status.model_copy(update=update)

@@ -84,6 +84,8 @@ def _rooted(spec: SynthesisJobSpec) -> SynthesisJobSpec:
     dedup = wire.get("postprocess", {}).get("dedup", {})
     if dedup.get("decontaminationUri"):
         dedup["decontaminationUri"] = relative(dedup["decontaminationUri"])
+    for override in (wire.get("prompts") or {}).values():
+        override["templateUri"] = relative(override["templateUri"])
     return SynthesisJobSpec.model_validate(wire)
 
 
@@ -127,7 +129,7 @@ async def run_worker_shard(job: PodJob, shard_index: int, *, publish_interval: f
             with contextlib.suppress(Exception):  # the shard's own error is the one to surface
                 await reporter.finish(StageState.FAILED)
             raise
-        await reporter.finish(StageState.SUCCEEDED, result.counts)
+        await reporter.finish(StageState.SUCCEEDED, result.counts, degenerate_reviewers=result.degenerate_reviewers)
     return result
 
 
@@ -148,4 +150,11 @@ def run_synth(config_path: Path, *, merge: bool) -> str:
     if merge:
         return json.dumps(run_worker_merge(job), separators=(",", ":"))
     result = asyncio.run(run_worker_shard(job, shard_index_from_env()))
-    return json.dumps({"shard": result.shard_index, "counts": result.counts.to_wire(), "reason": result.reason})
+    return json.dumps(
+        {
+            "shard": result.shard_index,
+            "counts": result.counts.to_wire(),
+            "reason": result.reason,
+            "degenerateReviewers": result.degenerate_reviewers,
+        }
+    )

@@ -1,0 +1,137 @@
+"""Degenerate-reviewer detection: planted copying and constant reviewers are flagged, honest ones are not,
+and with `review.excludeDegenerate` the gate accepts what the honest reviewers alone would."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from quorum.api.synthesis import Review
+from quorum.gra import GraConfig, prompts, run_local
+from quorum.gra.gate import Verdict, gate
+from quorum.gra.records import read_jsonl
+from quorum.gra.reliability import Observation, assess, krippendorff_alpha
+from quorum.gra.testing import GraScript, own_words
+from quorum.llm.simulated import SimRequest, SimulatedBackend
+from tests.gra.conftest import endpoints_for, make_spec
+
+PANEL = ("honest-1", "honest-2", "copier", "constant")
+
+
+def task_quality(request: SimRequest) -> int:
+    """What an honest reviewer sees in the reviewed text: a score from 2 to 9 that depends only on it."""
+    reviewed = request.messages[-1]["content"].split("Score each dimension", 1)[0]
+    return 2 + int(hashlib.sha256(reviewed.encode()).hexdigest(), 16) % 8
+
+
+def planted_score(request: SimRequest, round_name: str) -> int:
+    if request.model == "constant":
+        return 9
+    if request.model == "copier":
+        return 1 + (task_quality(request) * 7) % 10
+    honest = task_quality(request)
+    return honest if request.model == "honest-1" else min(10, honest + (1 if honest % 3 == 0 else 0))
+
+
+def planted_critique(request: SimRequest, round_name: str) -> str:
+    if request.model == "copier":  # the rubric's own words, as the tiny model did with the old example
+        return "good: clear and answerable, with minor flaws"
+    key = int(hashlib.sha256(f"{request.model}|{request.prompt}".encode()).hexdigest()[:12], 16)
+    return own_words(key)
+
+
+def run_planted(folder: Path, exclude: bool) -> tuple[dict, list[dict]]:
+    sim = SimulatedBackend(GraScript(score=planted_score, critique=planted_critique), models=["gen", *PANEL])
+    url = sim.start_in_thread()
+    try:
+        spec = make_spec(
+            url,
+            [
+                {"name": "gen", "endpoint": {"url": url, "model": "gen"}, "roles": ["generator"]},
+                *({"name": r, "endpoint": {"url": url, "model": r}, "roles": ["reviewer"]} for r in PANEL),
+            ],
+            review={"reviewers": 4, "excludeDegenerate": exclude, "maxStd": 1.5},
+            adjudication={"enabled": False},
+            generation={"target": 100, "rounds": 1, "samplesPerRound": 24},
+        )
+        out = folder / ("on" if exclude else "off")
+        run = run_local(GraConfig.from_spec(spec, base_dir=folder), out, endpoints=endpoints_for(spec))
+    finally:
+        sim.stop_thread()
+    records = [r for r in read_jsonl(out / "rejected.jsonl") if r.get("kind") != "call"]
+    records += [r["provenance"] | {"id": r["id"]} for r in read_jsonl(out / "dataset.jsonl")]
+    return run.manifest, records
+
+
+def test_copying_and_constant_reviewers_are_flagged_and_honest_ones_are_not(seed_dir: Path) -> None:
+    manifest, _ = run_planted(seed_dir, exclude=True)
+    reviewers = manifest["reviewers"]
+    for measured in (reviewers["calibration"], reviewers["run"]):
+        health = measured["reviewers"]
+        assert sorted(measured["degenerate"]) == ["constant", "copier"]
+        assert health["copier"]["copyRate"] == 1.0 and any("copies" in f for f in health["copier"]["flags"])
+        assert any("constant" in f for f in health["constant"]["flags"])
+        for honest in ("honest-1", "honest-2"):
+            assert health[honest]["flags"] == [], health[honest]
+            assert health[honest]["copyRate"] == 0.0
+    assert reviewers["excluded"] == ["constant", "copier"]
+    assert reviewers["calibrationAgreesAcrossShards"]
+    report = (seed_dir / "on" / "report" / "index.md").read_text()
+    assert "Reviewer reliability" in report and "DEGENERATE, excluded" in report
+
+
+def _mean(scores: dict | list) -> float:
+    """A review's scores as the engine keeps them (dimension → score) or as published ([{dimension, score}])."""
+    values = list(scores.values()) if isinstance(scores, dict) else [s["score"] for s in scores]
+    return sum(values) / len(values)
+
+
+def test_with_exclusion_the_gate_accepts_what_the_honest_reviewers_alone_would(seed_dir: Path) -> None:
+    _, records = run_planted(seed_dir, exclude=True)
+    review = Review(reviewers=2, max_std=1.5)
+    assert len(records) == 24
+    honest_alone = {}
+    for record in records:
+        status = "accepted"
+        for round_number, name in ((1, "instruction"), (2, "response")):
+            outcome = record["review"][name]
+            honest = [r for r in outcome["reviews"] if r["model"].startswith("honest")]
+            assert {r["model"] for r in outcome["reviews"] if r["excluded"]} == {"copier", "constant"}
+            scores = [_mean(r["scores"]) for r in honest]
+            if gate(scores, review).verdict != Verdict.ACCEPT:
+                status = f"rejected-round-{round_number}"
+                break
+        honest_alone[record["id"]] = status
+    assert {r["id"]: r["status"] for r in records} == honest_alone
+    assert set(honest_alone.values()) >= {"accepted", "rejected-round-1"}  # the planted set decides both ways
+
+
+def test_without_exclusion_the_planted_reviewers_change_the_verdicts(seed_dir: Path) -> None:
+    manifest, records = run_planted(seed_dir, exclude=False)
+    assert manifest["reviewers"]["excluded"] == []
+    assert sorted(manifest["reviewers"]["calibration"]["degenerate"]) == ["constant", "copier"]  # still reported
+    assert all(not r["excluded"] for rec in records for o in rec["review"].values() for r in o["reviews"])
+
+
+def test_krippendorff_alpha_matches_a_hand_computed_value() -> None:
+    # units (1,1), (2,3), n = 4 values. Observed: ordered pairs within units, (2-3)² + (3-2)² = 2, over
+    # (m_u - 1) = 1, over n: 0.5. Expected: all 12 ordered pairs of 1,1,2,3: 2·(0+1+4+1+4+1) = 22, / 12.
+    assert krippendorff_alpha([[1, 1], [2, 3]]) == pytest.approx(1 - 0.5 / (22 / 12))
+    assert krippendorff_alpha([[4, 4], [4, 4]]) is None
+    assert krippendorff_alpha([[7], [3]]) is None
+
+
+def test_too_few_reviews_never_flag() -> None:
+    observations = [Observation("m", f"u{i}", 8.0, "same words every time here", 1.0) for i in range(3)]
+    assert assess(observations, 10).reviewers["m"].flags == []
+
+
+def test_built_in_review_prompts_carry_no_copyable_example_answer() -> None:
+    book = prompts.PromptBook.built_in()
+    sample = {"instruction": "What is 2 + 2?", "output": "4"}
+    for stage, rubric in ((prompts.REVIEW_INSTRUCTION, ["clarity"]), (prompts.REVIEW_RESPONSE, ["correctness"])):
+        text = book.messages(stage, **prompts.review_variables("math", sample, rubric, 10))[1]["content"]
+        assert "{" not in text and "Example" not in text
+        assert "9-10:" in text and "1-2:" in text  # anchored bands over the whole scale
