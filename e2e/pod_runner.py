@@ -54,6 +54,9 @@ PASSTHROUGH_ENV = ("PATH", "LANG", "LC_ALL", "TZ", "HF_HUB_OFFLINE", "TRANSFORME
 """Host settings a process needs to start at all; nothing else of the test's environment leaks in."""
 LOG_TAIL_BYTES = 2048
 SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+PODNET_DIR = Path(__file__).parent / "podnet"
+"""`sitecustomize.py` that resolves Service names to the runner's loopback ports (see `_refresh_services`)."""
+SERVICES_REFRESH_SECONDS = 1.0
 
 
 class PodStartError(RuntimeError):
@@ -81,6 +84,9 @@ class PodRun:
     process: subprocess.Popen[bytes] | None = None
     exit_code: int | None = None
     message: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+    named_ports: dict[str, int] = field(default_factory=dict)
+    ready: bool = False
 
     @property
     def log_path(self) -> Path:
@@ -121,6 +127,8 @@ class PodRunner:
         self.pods_api = self.dynamic.resources.get(api_version="v1", kind="Pod")
         self.server = configuration.host
         self.runs: dict[str, PodRun] = {}
+        self.services_file = workdir / "services.json"
+        self._services_at = 0.0
         self.errors: list[str] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -165,7 +173,36 @@ class PodRunner:
             for run in list(self.runs.values()):
                 if run.uid not in live and run.exit_code is None:
                     self._terminate(run)  # deleted pod: the kubelet kills its containers
+            if time.monotonic() - self._services_at > SERVICES_REFRESH_SECONDS:
+                self._refresh_services(live)
             self._stop.wait(self.poll_seconds)
+
+    def _refresh_services(self, live: set[str]) -> None:
+        """Play kube-proxy: every Service port of the namespace maps to the loopback port of a ready, live pod
+        its selector matches (none: the name does not resolve), written for the pods' `sitecustomize`."""
+        self._services_at = time.monotonic()
+        try:
+            services = self.dynamic.resources.get(api_version="v1", kind="Service").get(namespace=self.namespace)
+        except Exception as error:  # the API server is restarting; the next round tries again
+            log.warning("listing services failed: %s", error)
+            return
+        table: dict[str, str] = {}
+        ready = [r for r in self.runs.values() if r.ready and r.uid in live and r.exit_code is None]
+        for service in services.to_dict()["items"]:
+            selector = service["spec"].get("selector") or {}
+            backends = [r for r in ready if selector and selector.items() <= r.labels.items()]
+            host = f"{service['metadata']['name']}.{self.namespace}.svc"
+            for port in service["spec"].get("ports") or []:
+                target = port.get("targetPort", port["port"])
+                for run in backends:
+                    container_port = run.named_ports.get(target) if isinstance(target, str) else int(target)
+                    if container_port in run.ports:
+                        table[f"{host}:{port['port']}"] = f"127.0.0.1:{run.ports[container_port]}"
+                        break
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        staged = self.services_file.with_suffix(".tmp")
+        staged.write_text(json.dumps(table))
+        staged.replace(self.services_file)
 
     def _run_guarded(self, pod: dict[str, Any], run: PodRun) -> None:
         try:
@@ -197,14 +234,18 @@ class PodRunner:
         termination = run.root / container.get("terminationMessagePath", "/dev/termination-log").lstrip("/")
         termination.parent.mkdir(parents=True, exist_ok=True)
         termination.write_bytes(b"")
+        run.labels = dict(pod["metadata"].get("labels") or {})
         for port in container.get("ports") or []:
             run.ports[int(port["containerPort"])] = free_port()
+            if port.get("name"):
+                run.named_ports[port["name"]] = int(port["containerPort"])
         argv = container_argv(container, self.executables, run.ports, run.root)
         env = self._environment(pod, container, run.root)
         with run.log_path.open("wb") as log_file:
             run.process = subprocess.Popen(argv, env=env, stdout=log_file, stderr=subprocess.STDOUT, cwd=run.root)
         probe = container.get("readinessProbe")
         self._report_running(pod, ready=probe is None)
+        run.ready = probe is None
         if probe is not None:
             self._wait_ready(pod, container, run)
         code = run.process.wait()
@@ -338,6 +379,9 @@ class PodRunner:
             "KUBERNETES_SERVICE_HOST": server.hostname or "127.0.0.1",
             "KUBERNETES_SERVICE_PORT": str(server.port or 443),
             "HOSTNAME": pod["metadata"]["name"],
+            # Cluster DNS for Service names (e2e/podnet/sitecustomize.py), as a kubelet's resolv.conf gives.
+            "PYTHONPATH": str(PODNET_DIR),
+            "QUORUM_E2E_SERVICES": str(self.services_file),
         }
         for source in container.get("envFrom") or []:
             prefix = source.get("prefix", "")
@@ -436,6 +480,7 @@ class PodRunner:
             with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(url, timeout=2.0).status_code < 400:
                     self._report_running(pod, ready=True)
+                    run.ready = True
                     return
             time.sleep(0.2)
 

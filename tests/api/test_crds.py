@@ -74,5 +74,5 @@ def test_printer_columns_select_conditions_by_type_not_position() -> None:
 
 def test_names_and_categories() -> None:
     names = {crd_for(r)["spec"]["names"]["shortNames"][0]: crd_for(r)["spec"]["names"] for r in RESOURCES}
-    assert set(names) == {"sjob", "ensr"}
+    assert set(names) == {"sjob", "ensr", "qmodel"}
     assert all(n["categories"] == ["quorum"] for n in names.values())

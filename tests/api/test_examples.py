@@ -8,11 +8,11 @@ import jsonschema
 import pytest
 import yaml
 
-from quorum.api import EnsembleRouter, SynthesisJob, parse_resource
+from quorum.api import EnsembleRouter, Model, SynthesisJob, parse_resource
 from quorum.api.crd import crd_for
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").rglob("*.yaml"))
-KINDS = {"SynthesisJob": SynthesisJob, "EnsembleRouter": EnsembleRouter}
+KINDS = {"SynthesisJob": SynthesisJob, "EnsembleRouter": EnsembleRouter, "Model": Model}
 
 
 def _documents(path: Path) -> list[dict]:

@@ -183,14 +183,18 @@ def test_existing_service_account_is_bound_not_created(rendered: dict[str, list[
     assert one(manifests, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"] == "platform-quorum"
 
 
-def test_network_policy_admits_metrics_only_and_egress_to_dns_and_api(
+def test_network_policy_admits_metrics_only_and_egress_to_dns_api_and_model_server_metrics(
     rendered: dict[str, list[dict[str, Any]]],
 ) -> None:
     policy = one(rendered["defaults"], "NetworkPolicy")["spec"]
     assert policy["policyTypes"] == ["Ingress", "Egress"]
     assert [p["port"] for rule in policy["ingress"] for p in rule["ports"]] == ["metrics"]
     egress_ports = sorted({p["port"] for rule in policy["egress"] for p in rule["ports"]})
-    assert egress_ports == [53, 443, 6443]
+    assert egress_ports == [53, 443, 6443, 8000]
+    # Port 8000 only to Quorum's model servers (the shared Models' scaler reads their /metrics).
+    scrape = next(rule for rule in policy["egress"] if rule["ports"][0]["port"] == 8000)
+    selector = scrape["to"][0]["podSelector"]["matchLabels"]
+    assert selector == {"app.kubernetes.io/managed-by": "quorum", "app.kubernetes.io/component": "model-server"}
     restricted = one(rendered["monitored-and-pinned-by-digest"], "NetworkPolicy")["spec"]
     assert {"ipBlock": {"cidr": "10.0.0.1/32"}} in restricted["egress"][1]["to"]
     assert restricted["ingress"][0]["from"] == [{"namespaceSelector": {"matchLabels": {"name": "monitoring"}}}]

@@ -1,4 +1,4 @@
-"""The Argo CD health checks judge SynthesisJob and EnsembleRouter by their conditions, as Argo CD's own
+"""The Argo CD health checks judge SynthesisJob, EnsembleRouter and Model by their conditions, as Argo CD's own
 health_test.yaml files say, run with a real Lua interpreter; the samples are statuses our API accepts."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from quorum.api.ensemble import EnsembleRouterStatus
+from quorum.api.model import ModelStatus
 from quorum.api.synthesis import SynthesisJobStatus
 from tests.charts.helm import Helm
 from tests.conftest import REPO
@@ -19,7 +20,7 @@ from tests.gitops.lua import run_health_check, run_lua, to_lua
 
 ARGOCD = REPO / "gitops" / "argocd"
 CHECKS = ARGOCD / "resource_customizations" / "quorum.dev"
-STATUS_MODELS = {"SynthesisJob": SynthesisJobStatus, "EnsembleRouter": EnsembleRouterStatus}
+STATUS_MODELS = {"SynthesisJob": SynthesisJobStatus, "EnsembleRouter": EnsembleRouterStatus, "Model": ModelStatus}
 ARGO_HEALTH_STATES = {"Healthy", "Progressing", "Degraded", "Suspended", "Missing", "Unknown"}
 
 

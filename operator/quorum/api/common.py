@@ -178,16 +178,27 @@ class ModelResources(ApiModel):
     """Tolerations for tainted GPU nodes."""
 
 
+class ModelRef(ApiModel):
+    """A shared `Model` resource in the same namespace: its one vLLM Deployment serves every consumer."""
+
+    name: str = Field(pattern=DNS_LABEL, min_length=1, max_length=30)
+    """Name of the Model."""
+
+
 class ModelEntry(ApiModel):
-    """One model of the pool: either served by a vLLM Deployment that Quorum manages (`model`) or an
-    existing OpenAI-compatible `endpoint`."""
+    """One model of the pool: served by a vLLM Deployment of this resource's own (`model`), by a shared
+    `Model` resource (`modelRef`), or by an existing OpenAI-compatible `endpoint`."""
 
     name: ModelName
     """Unique name of the model within the resource; used in child names and provenance."""
     model: str | None = Field(default=None, min_length=1, max_length=512)
-    """Model for vLLM to serve (Hugging Face id or a path in the model cache). Set this or `endpoint`."""
+    """Model for vLLM to serve (Hugging Face id or a path in the model cache). Set exactly one of `model`,
+    `endpoint` and `modelRef`."""
     endpoint: Endpoint | None = None
-    """An existing OpenAI-compatible server to use instead of deploying one. Set this or `model`."""
+    """An existing OpenAI-compatible server to use instead of deploying one."""
+    model_ref: ModelRef | None = None
+    """A shared `Model` resource serving this model; it is scaled up while this resource needs it and is never
+    deleted by this resource's cleanup (`backends.deleteOnCompletion` applies only to `model`)."""
     vllm: VLLMSettings | None = None
     """vLLM server settings; only with `model`."""
     resources: ModelResources | None = None
@@ -199,15 +210,17 @@ class ModelEntry(ApiModel):
 
     cross_field_rules = (
         CrossFieldRule(
-            cel="has(self.model) != has(self.endpoint)",
-            message="set exactly one of model (served by vLLM) or endpoint (external server)",
-            holds=lambda m: (m.model is None) != (m.endpoint is None),
+            cel="[has(self.model), has(self.endpoint), has(self.modelRef)].filter(x, x).size() == 1",
+            message="set exactly one of model (served by vLLM), endpoint (external server) or modelRef (a shared "
+            "Model)",
+            holds=lambda m: [m.model is not None, m.endpoint is not None, m.model_ref is not None].count(True) == 1,
         ),
         CrossFieldRule(
-            cel="!has(self.endpoint) || (!has(self.vllm) && !has(self.resources))",
-            message="vllm and resources apply only to models that Quorum deploys, not with endpoint",
-            holds=lambda m: m.endpoint is None or (m.vllm is None and m.resources is None),
-            field=".endpoint",
+            cel="has(self.model) || (!has(self.vllm) && !has(self.resources))",
+            message="vllm and resources apply only to models that this resource deploys (model), not with "
+            "endpoint or modelRef (a Model holds its own)",
+            holds=lambda m: m.model is not None or (m.vllm is None and m.resources is None),
+            field=".vllm",
         ),
         CrossFieldRule(
             cel="!has(self.vllm) || self.vllm.tensorParallelSize <= (has(self.resources) ? self.resources.gpus : 1)",
@@ -219,8 +232,8 @@ class ModelEntry(ApiModel):
 
     @property
     def deployed(self) -> bool:
-        """True when Quorum runs a vLLM Deployment for this model."""
-        return self.endpoint is None
+        """True when this resource runs its own vLLM Deployment for this model."""
+        return self.endpoint is None and self.model_ref is None
 
 
 def max_tokens_fit(max_tokens_field: str, max_tokens: Callable[[Any], int]) -> CrossFieldRule:
@@ -228,8 +241,8 @@ def max_tokens_fit(max_tokens_field: str, max_tokens: Callable[[Any], int]) -> C
     never be produced, and vLLM refuses every such request."""
     default = VLLMSettings().max_model_len
     return CrossFieldRule(
-        cel=f"self.models.all(m, has(m.endpoint) || (has(m.vllm) ? m.vllm.maxModelLen : {default}) >= "
-        f"self.{max_tokens_field})",
+        cel=f"self.models.all(m, has(m.endpoint) || has(m.modelRef) || "
+        f"(has(m.vllm) ? m.vllm.maxModelLen : {default}) >= self.{max_tokens_field})",
         message=f"exceeds vllm.maxModelLen (default {default}) of a model Quorum serves",
         holds=lambda s: all(
             (m.vllm.max_model_len if m.vllm else default) >= max_tokens(s) for m in s.models if m.deployed

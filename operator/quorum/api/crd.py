@@ -40,6 +40,12 @@ PRINTER_COLUMNS: dict[str, list[dict[str, Any]]] = {
         {"name": "URL", "type": "string", "jsonPath": ".status.url"},
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     ],
+    "Model": [
+        {"name": "Ready", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].status'},
+        {"name": "Replicas", "type": "integer", "jsonPath": ".status.replicas"},
+        {"name": "Consumers", "type": "integer", "jsonPath": ".status.consumerCount"},
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    ],
 }
 
 _DROPPED_KEYS = {"title", "$defs", "discriminator"}

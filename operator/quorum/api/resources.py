@@ -1,4 +1,4 @@
-"""The two custom resources as whole objects, and reading them from YAML manifests."""
+"""The three custom resources as whole objects, and reading them from YAML manifests."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from quorum.api.common import DNS_LABEL, cel_string
 from quorum.api.ensemble import EnsembleRouterSpec, EnsembleRouterStatus
+from quorum.api.model import ModelSpec, ModelStatus
 from quorum.api.synthesis import SynthesisJobSpec, SynthesisJobStatus
 
 GROUP = "quorum.dev"
@@ -84,20 +85,31 @@ class EnsembleRouter(Resource):
     status: EnsembleRouterStatus | None = None
 
 
+class Model(Resource):
+    kind_name = "Model"
+    plural = "models"
+    singular = "model"
+    short_name = "qmodel"
+
+    kind: Literal["Model"] = "Model"
+    spec: ModelSpec
+    status: ModelStatus | None = None
+
+
 T = TypeVar("T", bound=Resource)
 
-RESOURCES: tuple[type[Resource], ...] = (SynthesisJob, EnsembleRouter)
+RESOURCES: tuple[type[Resource], ...] = (SynthesisJob, EnsembleRouter, Model)
 
-AnyResource = Annotated[SynthesisJob | EnsembleRouter, Field(discriminator="kind")]
-_any_resource: TypeAdapter[SynthesisJob | EnsembleRouter] = TypeAdapter(AnyResource)
+AnyResource = Annotated[SynthesisJob | EnsembleRouter | Model, Field(discriminator="kind")]
+_any_resource: TypeAdapter[SynthesisJob | EnsembleRouter | Model] = TypeAdapter(AnyResource)
 
 
-def parse_resource(document: dict[str, Any]) -> SynthesisJob | EnsembleRouter:
+def parse_resource(document: dict[str, Any]) -> SynthesisJob | EnsembleRouter | Model:
     """Validate one manifest document; raises `pydantic.ValidationError` naming the failing field."""
     return _any_resource.validate_python(document)
 
 
-def load_manifests(path: str | Path) -> list[SynthesisJob | EnsembleRouter]:
+def load_manifests(path: str | Path) -> list[SynthesisJob | EnsembleRouter | Model]:
     """Every Quorum resource in a (multi-document) YAML file; other kinds are skipped."""
     with open(path, encoding="utf-8") as handle:
         documents = [d for d in yaml.safe_load_all(handle) if d]

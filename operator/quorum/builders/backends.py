@@ -27,8 +27,15 @@ STARTUP_PROBE_PERIOD = 10
 
 
 def backend_name(owner: Owner, model: str) -> str:
-    """The Deployment and Service of one served model."""
+    """The Deployment and Service of one served model; a shared Model serves only itself (`<name>-vllm-<hash>`)."""
+    if owner.kind == "Model":
+        return child_name(owner, "vllm")
     return child_name(owner, model=model)
+
+
+def backend_url(owner: Owner, model: str) -> str:
+    """The base URL of a served model's Service, as workers and routers reach it."""
+    return f"http://{backend_name(owner, model)}.{owner.namespace}.svc:{VLLM_PORT}/v1"
 
 
 @dataclass(frozen=True)
@@ -68,13 +75,15 @@ def resolve_endpoints(owner: Owner, models: list[Any]) -> list[ResolvedEndpoint]
     external ones."""
     resolved = []
     for entry in models:
+        if entry.endpoint is None and getattr(entry, "model_ref", None) is not None:
+            raise ValueError(f"model {entry.name!r}: modelRef {entry.model_ref.name!r} was not resolved to its Model")
         if entry.endpoint is not None:
             endpoint = entry.endpoint
             resolved.append(ResolvedEndpoint(entry.name, endpoint.url, endpoint.model, endpoint.api_key_secret_ref))
         else:
-            host = f"{backend_name(owner, entry.name)}.{owner.namespace}.svc"
-            url = f"http://{host}:{VLLM_PORT}/v1"
-            resolved.append(ResolvedEndpoint(entry.name, url, entry.model, model_key_ref(owner)))
+            resolved.append(
+                ResolvedEndpoint(entry.name, backend_url(owner, entry.name), entry.model, model_key_ref(owner))
+            )
     return resolved
 
 

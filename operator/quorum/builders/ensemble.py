@@ -27,8 +27,13 @@ CHECKSUM_ANNOTATION = "quorum.dev/artifact-checksum"
 
 
 def calibration_hash(spec: EnsembleRouterSpec) -> str:
-    """What a calibration result depends on: the pool, the embedder and the calibration settings."""
+    """What a calibration result depends on: the pool, the embedder and the calibration settings. A shared
+    Model's concurrency is the share its Model grants right now (it moves as other consumers come and go) and
+    does not change what calibration measures, so it is left out."""
     wire = spec.to_wire()
+    wire["models"] = [
+        {k: v for k, v in m.items() if k != "maxConcurrency"} if "modelRef" in m else m for m in wire["models"]
+    ]
     return short_hash({key: wire.get(key) for key in ("models", "embedding", "calibration")})
 
 

@@ -20,11 +20,13 @@ APPLIED_HASH_ANNOTATION = "quorum.dev/applied-hash"
 LABEL_SYNTHESISJOB = "quorum.dev/synthesisjob"
 LABEL_ENSEMBLEROUTER = "quorum.dev/ensemblerouter"
 LABEL_MODEL = "quorum.dev/model"
+LABEL_SHARED_MODEL = "quorum.dev/shared-model"
+"""The `Model` resource a child belongs to (`quorum.dev/model` is the model's name within its parent)."""
 LABEL_COMPONENT = "app.kubernetes.io/component"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 LABEL_NAME = "app.kubernetes.io/name"
 
-PARENT_LABEL = {"SynthesisJob": LABEL_SYNTHESISJOB, "EnsembleRouter": LABEL_ENSEMBLEROUTER}
+PARENT_LABEL = {"SynthesisJob": LABEL_SYNTHESISJOB, "EnsembleRouter": LABEL_ENSEMBLEROUTER, "Model": LABEL_SHARED_MODEL}
 
 
 @dataclass(frozen=True)

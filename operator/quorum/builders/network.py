@@ -93,3 +93,27 @@ def egress_only_to_backends(owner: Owner, name: str, component: str, models: lis
             "egress": egress,
         },
     )
+
+
+OPERATOR_PEER = {
+    "namespaceSelector": {},
+    "podSelector": {"matchLabels": {"app.kubernetes.io/part-of": "quorum", LABEL_COMPONENT: "operator"}},
+}
+"""The operator's pods (the chart's labels), in whatever namespace it runs: a shared Model's scaler reads the
+vLLM `/metrics` of its replicas."""
+
+
+def shared_model_policy(owner: Owner, consumers: list[tuple[Owner, list[str]]]) -> dict[str, Any]:
+    """A shared Model's backend: the vLLM port only from the model-calling pods of its current consumers (and
+    the operator's scraper); with no consumer, from nobody else."""
+    peers = [clients_of(consumer, components) for consumer, components in consumers]
+    return _policy(
+        owner,
+        backend_name(owner, owner.name),
+        BACKEND_COMPONENT,
+        {
+            "podSelector": {"matchLabels": owner.selector(BACKEND_COMPONENT, owner.name)},
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": [*peers, OPERATOR_PEER], "ports": [{"port": VLLM_PORT, "protocol": "TCP"}]}],
+        },
+    )

@@ -19,13 +19,18 @@ APPLY = ["create", "patch"]
 replace fields other managers own)."""
 
 OPERATOR_RULES: list[dict[str, Any]] = [
-    # The custom resources: read and watch them, patch metadata (finalizer, kopf's progress annotations).
+    # The custom resources: read and watch them, patch metadata (finalizer, kopf's progress annotations). A
+    # shared Model is read by its consumers' reconciles and lists them in its status; never created or deleted.
     {
         "apiGroups": [GROUP],
-        "resources": ["synthesisjobs", "ensemblerouters"],
+        "resources": ["synthesisjobs", "ensemblerouters", "models"],
         "verbs": ["get", "list", "watch", "patch"],
     },
-    {"apiGroups": [GROUP], "resources": ["synthesisjobs/status", "ensemblerouters/status"], "verbs": ["get", "patch"]},
+    {
+        "apiGroups": [GROUP],
+        "resources": ["synthesisjobs/status", "ensemblerouters/status", "models/status"],
+        "verbs": ["get", "patch"],
+    },
     # Children the operator watches (kopf `on.event`), reads back and deletes: model Deployments when a job
     # ends (`backends.deleteOnCompletion`), worker and stale calibration Jobs.
     {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "list", "watch", *APPLY, "delete"]},

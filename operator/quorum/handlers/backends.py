@@ -8,13 +8,17 @@ from quorum.builders.backends import BACKEND_COMPONENT, backend_name, resolve_en
 from quorum.builders.meta import LABEL_COMPONENT, Owner
 from quorum.handlers.conditions import Cond
 from quorum.handlers.plan import Key
+from quorum.handlers.shared_models import Resolution, with_model_readiness
 
 BACKEND_KINDS = (("apps/v1", "Deployment"), ("v1", "Service"))
 
 
-def backend_statuses(owner: Owner, models: list[Any], children: dict[Key, dict[str, Any]]) -> list[dict[str, Any]]:
+def backend_statuses(
+    owner: Owner, models: list[Any], children: dict[Key, dict[str, Any]], shared: Resolution | None = None
+) -> list[dict[str, Any]]:
     """One `BackendStatus` per model: ready replicas of served models; external endpoints count as ready
-    (the operator never calls them; workers and the router retry and report their failures)."""
+    (the operator never calls them; workers and the router retry and report their failures); a shared Model
+    when it is ready and counts this consumer."""
     endpoints = {e.name: e.display_url for e in resolve_endpoints(owner, models)}
     backends = []
     for entry in models:
@@ -31,14 +35,18 @@ def backend_statuses(owner: Owner, models: list[Any], children: dict[Key, dict[s
                 "url": endpoints[entry.name],
             }
         )
-    return backends
+    return with_model_readiness(backends, shared) if shared is not None else backends
 
 
 def backends_summary(backends: list[dict[str, Any]]) -> str:
     return f"{sum(b['ready'] for b in backends)}/{len(backends)}"
 
 
-def backends_condition(backends: list[dict[str, Any]]) -> Cond:
+def backends_condition(backends: list[dict[str, Any]], shared: Resolution | None = None) -> Cond:
+    """`BackendsReady`; `WaitingForModel` while a shared Model is not ready for this consumer."""
+    waiting_for_model = shared.condition() if shared is not None else None
+    if waiting_for_model is not None:
+        return waiting_for_model
     summary = backends_summary(backends)
     waiting = [b["name"] for b in backends if not b["ready"]]
     if not waiting:

@@ -11,6 +11,7 @@ default image is resolved once and kept in `status.image`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,6 +43,7 @@ from quorum.handlers.plan import (
     stalled_plan,
     still_stalled,
 )
+from quorum.handlers.shared_models import Resolution, missing_message, observe_models, resolve
 
 API = ("quorum.dev/v1alpha1", "EnsembleRouter")
 SUMMARY_KEY = "summary.json"
@@ -55,6 +57,8 @@ class Observed:
     calibration_pods: list[dict[str, Any]] = field(default_factory=list)
     calibrations: list[Key] = field(default_factory=list)
     """Every calibration Job and artifact ConfigMap of the resource, current or stale."""
+    shared: Resolution | None = None
+    """The referenced shared Models (`modelRef`), when there are any."""
 
 
 @dataclass(frozen=True)
@@ -114,7 +118,14 @@ def reconcile(ctx: OperatorContext, body: dict[str, Any]) -> Outcome:
     previous = dict(body.get("status") or {})
     image = spec.router.image or previous.get("image") or ctx.image
     spec = spec.model_copy(update={"router": spec.router.model_copy(update={"image": image})})
-    return execute(ctx, body, plan(owner, spec, observe(ctx, owner, spec), previous), API, stalled)
+    shared = None
+    if any(m.model_ref is not None for m in spec.models):
+        shared = resolve(API[1], owner.name, spec, observe_models(ctx, owner.namespace, spec), owner.namespace)
+        if shared.missing:
+            return execute(ctx, body, stalled("ModelNotFound", missing_message(shared.missing), "models"), API, stalled)
+        spec = shared.spec
+    observed = dataclasses.replace(observe(ctx, owner, spec), shared=shared)
+    return execute(ctx, body, plan(owner, spec, observed, previous), API, stalled)
 
 
 def _summary(config_map: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -144,7 +155,7 @@ def plan(owner: Owner, spec: EnsembleRouterSpec, observed: Observed, previous: d
     conflict = name_conflicts(owner, [*want.base, want.calibrate, *want.serving], observed.children)
     if conflict:
         return stalled("NameConflict", conflict, "children")
-    backends = backend_statuses(owner, spec.models, observed.children)
+    backends = backend_statuses(owner, spec.models, observed.children, observed.shared)
     status = {"backends": backends, "image": spec.router.image}
     result = Plan(status=status, applies=list(want.base), existing=observed.children)
     result.status["backendsReady"] = backends_summary(backends)
@@ -163,7 +174,7 @@ def plan(owner: Owner, spec: EnsembleRouterSpec, observed: Observed, previous: d
     if summary:
         keep = {want.artifact, key_of(want.calibrate)[2]}
         result.deletes += [key for key in observed.calibrations if key[2] not in keep]
-    router_conditions(result, backends, calibrated, serving, router_ready)
+    router_conditions(result, backends, calibrated, serving, router_ready, observed.shared)
     return result
 
 
@@ -228,10 +239,15 @@ def serve(
 
 
 def router_conditions(
-    result: Plan, backends: list[dict[str, Any]], calibrated: Cond, serving: str, router_ready: int
+    result: Plan,
+    backends: list[dict[str, Any]],
+    calibrated: Cond,
+    serving: str,
+    router_ready: int,
+    shared: Resolution | None = None,
 ) -> None:
     assert result.status is not None
-    backends_cond = backends_condition(backends)
+    backends_cond = backends_condition(backends, shared)
     router_cond = (
         Cond("RouterReady", True, "Available", f"{router_ready} ready replicas")
         if router_ready

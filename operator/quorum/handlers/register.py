@@ -14,6 +14,7 @@ kopf timer — kopf puts a finalizer on every object a timer or daemon watches.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -21,8 +22,14 @@ from typing import Any
 
 import kopf
 
-from quorum.builders.meta import LABEL_ENSEMBLEROUTER, LABEL_MANAGED_BY, LABEL_SYNTHESISJOB, MANAGED_BY
-from quorum.handlers import ensemble, synthesis
+from quorum.builders.meta import (
+    LABEL_ENSEMBLEROUTER,
+    LABEL_MANAGED_BY,
+    LABEL_SHARED_MODEL,
+    LABEL_SYNTHESISJOB,
+    MANAGED_BY,
+)
+from quorum.handlers import ensemble, model, synthesis
 from quorum.handlers.context import OperatorContext, Outcome
 from quorum.handlers.metrics import DURATION, ERRORS, RECONCILES, record_phases
 from quorum.handlers.plan import transient_failure
@@ -35,7 +42,11 @@ Reconcile = Callable[[OperatorContext, dict[str, Any]], Outcome]
 KINDS: dict[str, tuple[str, str, Reconcile]] = {
     "synthesisjobs": ("SynthesisJob", LABEL_SYNTHESISJOB, synthesis.reconcile),
     "ensemblerouters": ("EnsembleRouter", LABEL_ENSEMBLEROUTER, ensemble.reconcile),
+    "models": ("Model", LABEL_SHARED_MODEL, model.reconcile),
 }
+CONSUMER_PLURALS = {"SynthesisJob": "synthesisjobs", "EnsembleRouter": "ensemblerouters"}
+_follow_ups: dict[tuple[str, str, str], threading.Timer] = {}
+"""One pending timed reconcile per Model: its idle countdown ends without any event."""
 _locks: dict[tuple[str, str, str], threading.RLock] = {}
 _locks_guard = threading.Lock()
 _queued: set[tuple[str, str, str]] = set()
@@ -81,10 +92,50 @@ def reconcile_object(ctx: OperatorContext, plural: str, namespace: str, name: st
         return outcome
 
 
+def referenced_models(body: Mapping[str, Any]) -> list[str]:
+    """Names of the Models a consumer's spec references (read loosely: an invalid spec may reference some)."""
+    models = (body.get("spec") or {}).get("models") or []
+    return list(dict.fromkeys(str((m.get("modelRef") or {}).get("name")) for m in models if m.get("modelRef")))
+
+
+def reconcile_model(ctx: OperatorContext, namespace: str, name: str) -> None:
+    """A Model, then the consumers it lists (they wait on its readiness and their share of it); the Model's
+    lock is released before a consumer's is taken, so no two are ever held and nothing loops (a consumer's
+    reconcile never reconciles a Model; only its spec handlers and its deletion do)."""
+    reconcile_coalesced(ctx, "models", namespace, name)
+    reconcile_consumers(ctx, namespace, name)
+
+
+def reconcile_consumers(ctx: OperatorContext, namespace: str, name: str) -> None:
+    fresh = ctx.kube.get(f"{GROUP}/{VERSION}", "Model", namespace, name)
+    consumers = ((fresh or {}).get("status") or {}).get("consumers") or []
+    for consumer in consumers:
+        plural = CONSUMER_PLURALS.get(consumer.get("kind", ""))
+        if plural:
+            reconcile_coalesced(ctx, plural, namespace, consumer["name"])
+
+
+def _follow_up(ctx: OperatorContext, namespace: str, name: str, delay: float) -> None:
+    key = ("models", namespace, name)
+    with _locks_guard:
+        pending = _follow_ups.get(key)
+        if pending is not None and pending.is_alive():
+            return
+        # In a copy of the caller's context: kopf's event posting reads its settings from context variables.
+        timer = threading.Timer(delay, contextvars.copy_context().run, args=(reconcile_model, ctx, namespace, name))
+        timer.daemon = True
+        _follow_ups[key] = timer
+    timer.start()
+
+
 def _on_change(plural: str) -> Callable[..., None]:
     def handler(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
         metadata = body["metadata"]
         outcome = reconcile_object(memo.ctx, plural, metadata["namespace"], metadata["name"])
+        if plural == "models":
+            reconcile_consumers(memo.ctx, metadata["namespace"], metadata["name"])
+        for name in referenced_models(body):  # a new consumer scales its Models up at once
+            reconcile_model(memo.ctx, metadata["namespace"], name)
         if outcome.waiting:
             delay = min(MAX_BACKOFF_SECONDS, 2.0 * 2**retry) if outcome.retry else outcome.delay
             raise kopf.TemporaryError(f"waiting for {outcome.waiting_for}", delay=delay)
@@ -93,11 +144,14 @@ def _on_change(plural: str) -> Callable[..., None]:
 
 
 def _on_delete(plural: str) -> Callable[..., None]:
-    def handler(body: kopf.Body, **_: Any) -> None:
-        """Optional (no finalizer): the garbage collector removes the children; only our lock goes here."""
+    def handler(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+        """Optional (no finalizer): the garbage collector removes the children; only our lock goes here, and
+        the Models a consumer referenced count one consumer less (they start their idle countdown)."""
         metadata = body["metadata"]
         with _locks_guard:
             _locks.pop((plural, metadata["namespace"], metadata["name"]), None)
+        for name in referenced_models(body):
+            reconcile_model(memo.ctx, metadata["namespace"], name)
 
     return handler
 
@@ -120,7 +174,9 @@ def reconcile_coalesced(ctx: OperatorContext, plural: str, namespace: str, name:
     with lock:
         with _locks_guard:
             _queued.discard(key)
-        reconcile_object(ctx, plural, namespace, name)
+        outcome = reconcile_object(ctx, plural, namespace, name)
+    if plural == "models" and outcome.waiting:
+        _follow_up(ctx, namespace, name, outcome.delay)
 
 
 def _child_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
@@ -129,7 +185,9 @@ def _child_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     namespace = body["metadata"].get("namespace")
     for plural, (_kind, label, _reconcile) in KINDS.items():
         parent = labels.get(label)
-        if parent and namespace:
+        if parent and namespace and plural == "models":
+            reconcile_model(memo.ctx, namespace, parent)
+        elif parent and namespace:
             reconcile_coalesced(memo.ctx, plural, namespace, parent)
 
 

@@ -15,6 +15,7 @@ kept in `status.image`, so an operator upgrade never changes a running job. A fi
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 from dataclasses import dataclass, field
@@ -47,6 +48,7 @@ from quorum.handlers.plan import (
     stalled_plan,
     still_stalled,
 )
+from quorum.handlers.shared_models import Resolution, missing_message, needs_models, observe_models, resolve
 
 API = ("quorum.dev/v1alpha1", "SynthesisJob")
 COUNT_KEYS = count_keys()
@@ -62,6 +64,8 @@ class Observed:
     worker_pods: list[dict[str, Any]] = field(default_factory=list)
     merge_pods: list[dict[str, Any]] = field(default_factory=list)
     backend_objects: list[Key] = field(default_factory=list)
+    shared: Resolution | None = None
+    """The referenced shared Models (`modelRef`), when there are any."""
 
 
 @dataclass(frozen=True)
@@ -115,9 +119,17 @@ def reconcile(ctx: OperatorContext, body: dict[str, Any]) -> Outcome:
     owner = Owner.of(body)
     previous = dict(body.get("status") or {})
     spec = resolve_image(spec, previous, ctx.image)
+    shared = None
+    if any(m.model_ref is not None for m in spec.models):
+        models = observe_models(ctx, owner.namespace, spec)
+        shared = resolve(API[1], owner.name, spec, models, owner.namespace, needed=needs_models(API[1], body))
+        if shared.missing:
+            return execute(ctx, body, stalled("ModelNotFound", missing_message(shared.missing), "models"), API, stalled)
+        spec = shared.spec
     now = datetime.datetime.now(datetime.UTC)
     job = Job(owner, spec, previous, parse_time(body["metadata"].get("creationTimestamp")), now)
-    return execute(ctx, body, plan(job, observe(ctx, owner, spec)), API, stalled)
+    observed = dataclasses.replace(observe(ctx, owner, spec), shared=shared)
+    return execute(ctx, body, plan(job, observed), API, stalled)
 
 
 def stalled(reason: str, message: str, stage: str = "spec") -> Plan:
@@ -148,7 +160,7 @@ def plan(job: Job, observed: Observed) -> Plan:
     merge = observed.children.get(key_of(merge_manifest))
     accepted = previous.get("fingerprint") or ""
     frozen = workers is not None and bool(accepted) and accepted != fp
-    backends = backend_statuses(owner, spec.models, observed.children)
+    backends = backend_statuses(owner, spec.models, observed.children, observed.shared)
     status = {"fingerprint": accepted if frozen else fp, "image": spec.workers.image}
     result = Plan(status=status, existing=observed.children)
     config_key = next(key_of(m) for m in base if m["kind"] == "ConfigMap")
@@ -253,7 +265,7 @@ def status_of_run(
     failure = job_condition(workers, "Failed") or job_condition(merge, "Failed")
     elapsed = (job.now - job.created).total_seconds() if job.created else 0
     deadline_hit = spec.active_deadline_seconds is not None and elapsed > spec.active_deadline_seconds
-    backends_cond = backends_condition(backends)
+    backends_cond = backends_condition(backends, observed.shared)
     if failure or deadline_hit:
         phase, progress, conds, last_error = _failed(result, job, failure, last_error, shards_done)
     elif job_condition(merge, "Complete"):

@@ -104,8 +104,14 @@ class SimulatedBackend(AppService):
         host: str = "127.0.0.1",
         port: int = 0,
         record: bool = True,
+        max_running: int = 0,
     ) -> None:
         super().__init__(host, port)
+        self.max_running = max_running
+        """Requests answered at once, like vLLM's batch limit; more wait and count in
+        `vllm:num_requests_waiting` on `/metrics` (0: no limit, no queue)."""
+        self.waiting = 0
+        self._slots: asyncio.Semaphore | None = None
         self.responder = responder
         self.latency_s = latency_s
         self.models = list(models)
@@ -123,6 +129,7 @@ class SimulatedBackend(AppService):
         app.router.add_post("/v1/completions", self._completions)
         app.router.add_get("/v1/models", self._models)
         app.router.add_get("/health", self._health)
+        app.router.add_get("/metrics", self._metrics)
         return app
 
     def start_in_thread(self) -> str:
@@ -151,6 +158,30 @@ class SimulatedBackend(AppService):
 
     async def _health(self, _: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
+
+    async def _metrics(self, _: web.Request) -> web.Response:
+        """vLLM's queue gauges in Prometheus text format, what a queue-depth scaler reads."""
+        model = self.models[0] if self.models else "sim"
+        running = self.in_flight - self.waiting
+        lines = [
+            "# TYPE vllm:num_requests_running gauge",
+            f'vllm:num_requests_running{{model_name="{model}"}} {float(running)}',
+            "# TYPE vllm:num_requests_waiting gauge",
+            f'vllm:num_requests_waiting{{model_name="{model}"}} {float(self.waiting)}',
+        ]
+        return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
+
+    async def _slot(self) -> None:
+        """Wait for a batch slot when `max_running` is set; the wait is the queue vLLM reports."""
+        if not self.max_running:
+            return
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.max_running)
+        self.waiting += 1
+        try:
+            await self._slots.acquire()
+        finally:
+            self.waiting -= 1
 
     async def _models(self, _: web.Request) -> web.Response:
         data = [{"id": m, "object": "model", "owned_by": "quorum-simulated"} for m in self.models]
@@ -185,7 +216,10 @@ class SimulatedBackend(AppService):
             self.requests.append(request)
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        slotted = False
         try:
+            await self._slot()
+            slotted = bool(self.max_running)
             reply = self.responder(request)
             if inspect.isawaitable(reply):
                 reply = await reply
@@ -196,6 +230,8 @@ class SimulatedBackend(AppService):
                 await asyncio.sleep(delay)
         finally:
             self.in_flight -= 1
+            if slotted and self._slots is not None:
+                self._slots.release()
         if reply.status != 200:
             return _error(reply.status, reply.text or f"simulated HTTP {reply.status}", reply.headers)
         texts = reply.choices(request.n)
@@ -291,6 +327,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         port=args.port,
         record=False,
     )
+
+    serve_forever(backend)
+
+
+def serve_forever(backend: SimulatedBackend) -> None:
+    """Serve until killed, printing the base URL once listening (what a launcher waits for)."""
 
     async def serve() -> None:
         await backend.start()
