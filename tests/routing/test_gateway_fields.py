@@ -17,6 +17,7 @@ import openai
 import pytest
 
 from quorum.llm.simulated import SimReply, SimRequest, SimulatedBackend
+from quorum.routing.engine import sample_seeds
 from tests.routing.conftest import router_spec, serving
 
 WEATHER_TOOL = {
@@ -128,8 +129,13 @@ async def test_field_reaches_the_backend_unchanged_and_the_reply_has_its_shape(g
     completion = raw.parse()
     assert sim.requests, "the backend was never called"
     for received in sim.requests:
-        assert {k: received.body.get(k) for k in sent} == sent  # unchanged, value for value
+        expected = dict(sent)
+        if field == "seed" and path == "voting":  # each voting sample gets its own seed, derived from the client's
+            expected = {"seed": received.body["seed"]}
+        assert {k: received.body.get(k) for k in sent} == expected  # unchanged, value for value
         assert received.model == "solo"  # the backend's own model name replaced the ensemble's
+    if field == "seed" and path == "voting":
+        assert sorted(r.body["seed"] for r in sim.requests) == sorted(sample_seeds(1234, "solo", 3))
     assert shaped(completion)
     assert len(sim.requests) == (1 if path == "pass-through" else 3)
     assert raw.headers["x-quorum-rule"] == (expected_rule(sent) if path == "voting" else "pass-through")
