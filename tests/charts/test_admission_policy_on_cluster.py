@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from e2e.kube import Kube, KubectlError, eventually
+from quorum.api.common import VLLM_IMAGE
 from tests.charts.helm import OPERATOR_CHART, Helm, find
 from tests.operator.test_synthesis_lifecycle import synthesis_job
 
@@ -61,7 +62,7 @@ def refusal(kube: Kube, manifest: dict[str, Any]) -> str | None:
 def users(helm: Helm, kube: Kube, namespace: str) -> tuple[Kube, Kube]:
     install_policy(helm, kube, namespace)
     kube.apply({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "tulu-api"}, "stringData": {"token": "t"}})
-    author_rules = [{"apiGroups": ["quorum.dev"], "resources": ["synthesisjobs"], "verbs": ["create", "get"]}]
+    author_rules = [{"apiGroups": ["quorum.dev"], "resources": ["synthesisjobs", "models"], "verbs": ["create", "get"]}]
     grant(kube, namespace, AUTHOR, "author", author_rules)
     grant(
         kube,
@@ -102,3 +103,22 @@ def test_images_outside_the_allow_list_and_file_locations_are_refused(users, nam
     assert refusal(reader, allowed) is None
     local_file = synthesis_job(namespace, "e", seeds={"uri": "file:///etc/shadow"})
     assert "spec.seeds.uri: file:// would read" in (refusal(reader, local_file) or "")
+
+
+def test_a_shared_model_with_a_foreign_vllm_image_is_refused(users, namespace: str) -> None:
+    """A `Model` runs its own vLLM Deployment, so its image is judged like a model entry's."""
+    _, reader = users
+    eventually(lambda: refusal(users[0], job_with_secret(namespace, "a")), what="the policy to be active")
+
+    def model(name: str, image: str) -> dict[str, Any]:
+        return {
+            "apiVersion": "quorum.dev/v1alpha1",
+            "kind": "Model",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"model": "Qwen/Qwen2.5-7B-Instruct", "vllm": {"image": image}},
+        }
+
+    assert "spec.vllm.image: image evil/vllm:1.0 is not allowed" in (
+        refusal(reader, model("m1", "evil/vllm:1.0")) or ""
+    )
+    assert refusal(reader, model("m2", VLLM_IMAGE)) is None
