@@ -14,7 +14,6 @@ kopf timer — kopf puts a finalizer on every object a timer or daemon watches.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -121,8 +120,7 @@ def _follow_up(ctx: OperatorContext, namespace: str, name: str, delay: float) ->
         pending = _follow_ups.get(key)
         if pending is not None and pending.is_alive():
             return
-        # In a copy of the caller's context: kopf's event posting reads its settings from context variables.
-        timer = threading.Timer(delay, contextvars.copy_context().run, args=(reconcile_model, ctx, namespace, name))
+        timer = threading.Timer(delay, reconcile_model, args=(ctx, namespace, name))
         timer.daemon = True
         _follow_ups[key] = timer
     timer.start()

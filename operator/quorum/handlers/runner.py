@@ -13,6 +13,7 @@ import kopf
 
 from quorum.builders.meta import DEFAULT_IMAGE
 from quorum.handlers.context import OperatorContext
+from quorum.handlers.events import event_poster
 from quorum.handlers.kube import Kube, load_config
 
 FINALIZER = "quorum.dev/finalizer"
@@ -75,11 +76,8 @@ async def run_operator(
     registry = kopf.get_default_registry()
     kube = Kube(load_config(options.kubeconfig))
 
-    def post_event(body: dict[str, Any], type_: str, reason: str, message: str) -> None:
-        kopf.event(body, type=type_, reason=reason, message=message.replace("\n", " "))
-
     ctx = OperatorContext(
-        kube=kube, image=options.image, pod_annotations=dict(options.pod_annotations), post_event=post_event
+        kube=kube, image=options.image, pod_annotations=dict(options.pod_annotations), post_event=event_poster(kube)
     )
     settings = kopf.OperatorSettings()
     configure(settings, options)
