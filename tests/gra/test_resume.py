@@ -83,6 +83,7 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(seed_dir: Path, storag
         generated_total = sum(1 for r in sim.requests if r.schema_name == prompts.GENERATE)
 
         interrupted = root / "interrupted"
+        sim.latency_s = 0.3  # slow enough that the kill lands mid-run even when polling S3 on a busy machine
         process = synth(job, interrupted)
         deadline = time.monotonic() + 240
         while journaled(interrupted) < 8 and process.poll() is None and time.monotonic() < deadline:
@@ -92,6 +93,7 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(seed_dir: Path, storag
         process.wait()
         assert not (interrupted / "dataset.jsonl").exists()
 
+        sim.latency_s = 0.02
         before = len(sim.requests)
         assert synth(job, interrupted).wait(timeout=300) == 0
         generated_on_resume = sum(1 for r in sim.requests[before:] if r.schema_name == prompts.GENERATE)
