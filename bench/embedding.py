@@ -13,8 +13,7 @@ Usage: python bench/embedding.py [--seconds 10] [--concurrency 64] [--skip-routi
 from __future__ import annotations
 
 import argparse
-import asyncio
-import dataclasses
+import json
 import os
 import sys
 import tempfile
@@ -22,7 +21,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
 os.environ.setdefault("QUORUM_EMBED_THREADS", "1")
@@ -82,46 +80,35 @@ def engines() -> float:
     return onnx_rate
 
 
-def remote_copy(directory: Path, artifact_dir: Path, url: str) -> tuple[Path, Path]:
-    """The same task map recorded as calibrated through the server (it serves the same model and engine)."""
-    from quorum.routing.artifact import load_artifact, save_artifact
-
-    artifact = dataclasses.replace(load_artifact(artifact_dir), embedder_engine="remote", embedder_url=url)
-    save_artifact(artifact, directory / "artifact-remote")
-    document = yaml.safe_load((directory / "router-2.yaml").read_text())
-    document["spec"]["embedding"] = {"endpoint": {"url": url, "model": artifact.embedder}}
-    manifest = directory / "router-remote.yaml"
-    manifest.write_text(yaml.safe_dump(document))
-    return manifest, directory / "artifact-remote"
-
-
 def routed(limit: float, seconds: float, concurrency: int) -> None:
     from quorum.embedding.server import EmbeddingServerProcess
 
     quorum = str(Path(sys.executable).with_name("quorum"))
+    loadgen = str(peers.ensure_loadgen())
     with tempfile.TemporaryDirectory() as folder:
         directory = Path(folder)
         port = peers.free_port()
         backend = f"http://127.0.0.1:{port}"
-        simulated = [sys.executable, "-m", "quorum.llm.simulated", "--latency", "0.02", "--port", str(port)]
-        with peers.process(simulated, backend + "/health"), EmbeddingServerProcess() as server:
+        body = directory / "body.json"
+        body.write_text(json.dumps({"model": "bench", "messages": [{"role": "user", "content": peers.QUESTIONS[0]}]}))
+        serve = [loadgen, "serve", "--port", str(port), "--latency", "20ms"]
+        with peers.process(serve, backend + "/health"), EmbeddingServerProcess() as server:
             two = peers.manifest(directory, {"left": backend + "/v1", "right": backend + "/v1"})
             artifact = peers.build_artifact(directory, ["left", "right"])
-            remote_manifest, remote_artifact = remote_copy(directory, artifact, server.base_url)
+            remote_manifest, remote_artifact = peers.remote_copy(directory, artifact, two, server.base_url)
             for name, (manifest, bundle) in {
                 "in-process": (two, artifact),
                 "remote": (remote_manifest, remote_artifact),
             }.items():
                 router_port = peers.free_port()
-                command = [quorum, "router", "serve", "--config", str(manifest), "--artifact", str(bundle)]
-                with peers.process([*command, "--port", str(router_port)], f"http://127.0.0.1:{router_port}/readyz"):
+                command = peers.quorum_target(quorum, manifest, router_port, bundle)
+                with peers.process(command, f"http://127.0.0.1:{router_port}/readyz"):
                     url = f"http://127.0.0.1:{router_port}/v1/chat/completions"
-                    asyncio.run(peers.throughput(url, 2.0, concurrency))  # warm-up
-                    rps, errors = asyncio.run(peers.throughput(url, seconds, concurrency))
+                    result = peers.load(url, body, concurrency, seconds=seconds)
                 print(
-                    f"embedding-routed, {name} embedder, c={concurrency}: {rps:.0f} req/s ({errors} errors) -> "
-                    f"{rps / limit:.2f} x the embedder's own batch throughput; load average "
-                    f"{os.getloadavg()[0]:.1f}"
+                    f"embedding-routed, {name} embedder, c={concurrency}: {result['rps']:.0f} req/s "
+                    f"({result['errors']:.0f} errors) -> {result['rps'] / limit:.2f} x the embedder's own batch "
+                    f"throughput; load average {result['load']:.1f}"
                 )
 
 

@@ -8,7 +8,10 @@ load generator keeps one keep-alive connection per client. Targets, each in fron
 - Quorum pass-through: one model, strategy single (one sample, no vote: the body is forwarded);
 - vllm-router: round robin over a static worker list, retries off;
 - Quorum embedding-routed (unless --skip-routed): two models and a real task map, strategy single, so the
-  difference to pass-through is the embed + route step.
+  difference to pass-through is the embed + route step;
+- Quorum embedding-routed with the remote embedder (unless --skip-routed): the same task map, embedded by a
+  separate `quorum embedder serve` process (one thread, same model and engine) over /v1/embeddings, as a pod
+  would use `spec.embedding.endpoint`.
 
 Figures: added p50 at c=1 (sequential requests), throughput at c=256, and p99/errors with 1,000 concurrent
 connections, plus the kernel's listen-queue overflows during that run. The load average is printed beside
@@ -22,6 +25,8 @@ every figure: on a shared machine only the ratios measured in one run mean anyth
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -39,6 +44,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 LOADGEN = ROOT / ".cache" / "bin" / "loadgen"
+ROUTED_REMOTE = "quorum routed, remote emb."
 QUESTIONS = [
     *(f"Compute {a} + {a * 3 % 97}. Put the final number in \\boxed{{}}." for a in range(20)),
     *(f"Which city is the capital of country number {a}? A) X B) Y C) Z D) W" for a in range(20)),
@@ -130,6 +136,19 @@ def build_artifact(directory: Path, models: list[str]) -> Path:
     return out
 
 
+def remote_copy(directory: Path, artifact_dir: Path, manifest_path: Path, url: str) -> tuple[Path, Path]:
+    """The same task map recorded as calibrated through an embeddings server (same model and engine)."""
+    from quorum.routing.artifact import load_artifact, save_artifact
+
+    artifact = dataclasses.replace(load_artifact(artifact_dir), embedder_engine="remote", embedder_url=url)
+    save_artifact(artifact, directory / "artifact-remote")
+    document = yaml.safe_load(manifest_path.read_text())
+    document["spec"]["embedding"] = {"endpoint": {"url": url, "model": artifact.embedder}}
+    remote = directory / "router-remote.yaml"
+    remote.write_text(yaml.safe_dump(document))
+    return remote, directory / "artifact-remote"
+
+
 def listen_overflows() -> int:
     """TcpExt ListenOverflows: connections the kernel dropped because an accept queue was full."""
     lines = Path("/proc/net/netstat").read_text().splitlines()
@@ -178,7 +197,7 @@ def measure(url: str, body: Path, args: argparse.Namespace, pid: int | None = No
 
 
 def quorum_target(quorum: str, config: Path, port: int, artifact: Path | None = None) -> list[str]:
-    command = [quorum, "router", "serve", "--config", str(config), "--port", str(port)]
+    command = [quorum, "router", "serve", str(config), "--port", str(port)]
     return command + (["--artifact", str(artifact)] if artifact is not None else [])
 
 
@@ -203,8 +222,15 @@ def report(results: dict[str, dict[str, float]], args: argparse.Namespace) -> No
     peer = results.get("vllm-router")
     if peer is None:
         return
+    if "quorum embedding-routed" in results and ROUTED_REMOTE in results:
+        local, remote = results["quorum embedding-routed"], results[ROUTED_REMOTE]
+        print(
+            f"\nremote embedder vs in-process: c={args.concurrency} throughput ×{remote['rps'] / local['rps']:.2f} "
+            f"({remote['rps']:.0f} vs {local['rps']:.0f} req/s), "
+            f"router CPU/req ×{remote['cpu_ms'] / local['cpu_ms']:.2f}"
+        )
     print("\nratios against vllm-router in this run (added p50: lower is better; throughput: higher is better)")
-    for name in ("quorum pass-through", "quorum embedding-routed"):
+    for name in ("quorum pass-through", "quorum embedding-routed", ROUTED_REMOTE):
         if name in results:
             r = results[name]
             added, peer_added = r["p50"] - base["p50"], peer["p50"] - base["p50"]
@@ -247,11 +273,11 @@ def main() -> None:
             bodies[model].write_text(json.dumps({"model": model, "messages": [message], "max_tokens": 16}))
         serve = [str(LOADGEN), "serve", "--port", str(port), "--latency", f"{args.latency * 1000:.3f}ms"]
         results: dict[str, dict[str, float]] = {}
-        with process(serve, backend + "/health"):
+        with process(serve, backend + "/health"), contextlib.ExitStack() as stack:
             results["direct (no router)"] = measure(backend + "/v1/chat/completions", bodies["sim"], args)
             print("  measured direct", flush=True)
             targets: dict[str, tuple[list[str], str, str, dict[str, str] | None]] = {}
-            single_port, routed_port, vllm_port = free_port(), free_port(), free_port()
+            single_port, routed_port, vllm_port, remote_port = free_port(), free_port(), free_port(), free_port()
             single = manifest(directory, {"solo": backend + "/v1"})
             targets["quorum pass-through"] = (quorum_target(quorum, single, single_port), "readyz", "bench", quorum_env)
             targets["vllm-router"] = (
@@ -282,10 +308,21 @@ def main() -> None:
                     "bench",
                     quorum_env,
                 )
+                from quorum.embedding.server import EmbeddingServerProcess
+
+                server = stack.enter_context(EmbeddingServerProcess())
+                remote_manifest, remote_artifact = remote_copy(directory, artifact, two, server.base_url)
+                targets[ROUTED_REMOTE] = (
+                    quorum_target(quorum, remote_manifest, remote_port, remote_artifact),
+                    "readyz",
+                    "bench",
+                    quorum_env,
+                )
             ports = {
                 "quorum pass-through": single_port,
                 "vllm-router": vllm_port,
                 "quorum embedding-routed": routed_port,
+                ROUTED_REMOTE: remote_port,
             }
             for name, (command, ready, model, env) in targets.items():
                 base = f"http://127.0.0.1:{ports[name]}"
