@@ -52,10 +52,19 @@ ensure_base() {
     say "imported $base_image"
 }
 
+uv_command() {
+    # The uv that `make setup` uses: the one on PATH, else the one scripts/bootstrap-uv.sh installed.
+    if [ -n "${UV:-}" ]; then echo "$UV"; return; fi
+    if command -v uv >/dev/null 2>&1; then command -v uv; return; fi
+    local bootstrapped="$HOME/.cache/quorum/uv/bin/uv"
+    [ -x "$bootstrapped" ] || { say "uv missing: run \`make setup\` first"; exit 1; }
+    echo "$bootstrapped"
+}
+
 uv_binary_dir() {
     # The real uv executable (not a shell shim): uv exports its own path to the processes it runs.
     local uv_bin
-    uv_bin="$(cd /tmp && uv run --no-project --offline -- sh -c 'echo "$UV"')"
+    uv_bin="$(cd /tmp && "$(uv_command)" run --no-project --offline -- sh -c 'echo "$UV"')"
     dirname "$uv_bin"
 }
 
