@@ -253,9 +253,11 @@ def router_credentials(owner: Owner, spec: EnsembleRouterSpec) -> list[dict[str,
 
 def router_network_policies(owner: Owner, spec: EnsembleRouterSpec) -> list[dict[str, Any]]:
     """Backends answer only this resource's calibration and router; the calibration pod (which runs graded
-    code) may connect only to its backends, DNS and the API server."""
+    code) may connect only to its backends, its external model and embeddings endpoints, DNS and the API
+    server."""
     clients = [CALIBRATE_COMPONENT, ROUTER_COMPONENT]
-    calibration = egress_only_to_backends(owner, calibrator_account(owner), CALIBRATE_COMPONENT, spec.models)
+    embedding = [spec.embedding.endpoint] if spec.embedding.endpoint is not None else []
+    calibration = egress_only_to_backends(owner, calibrator_account(owner), CALIBRATE_COMPONENT, spec.models, embedding)
     return [*backend_policies(owner, spec.models, clients), calibration]
 
 
