@@ -33,6 +33,11 @@ VOLUME_NAME = re.compile(r"^[a-z0-9]([-.a-z0-9]*[a-z0-9])?$")
 """Claim and ConfigMap names (DNS subdomains): never `.`/`..`, never a path."""
 VOLUME_URI = r"^[a-z]+://[a-z0-9]([-.a-z0-9]*[a-z0-9])?(/.*)?$"
 """A `pvc://` or `configmap://` URI whose volume is a DNS subdomain (the admission half of the name check)."""
+DATA_SCHEMES = ("pvc", "configmap", "s3", "file")
+"""The schemes a data location may use: what `location` reads and writes. The API refuses every other one at
+admission (`DATA_SCHEME_CEL`), so no accepted location fails only when a pod first reads it."""
+DATA_SCHEME_CEL = rf"^({'|'.join(DATA_SCHEMES)})://"
+DATA_SCHEMES_TEXT = ", ".join(f"{scheme}://" for scheme in DATA_SCHEMES[:-1]) + f" or {DATA_SCHEMES[-1]}://"
 PARENT_SEGMENT_CEL = r"^(pvc|configmap|s3)://(.*/)?\.\.(/.*)?$"
 """The admission half of `unsafe_uri_reason`'s `..` check (an RE2 pattern, as CEL `matches` takes it)."""
 

@@ -83,6 +83,10 @@ INVALID_SPECS: list[InvalidSpec] = [
     InvalidSpec("bad-seed-uri", SJOB, _set("spec.seeds.uri", "ftp://host/seeds.jsonl"), "uri"),
     InvalidSpec("seeds-escaping-their-claim", SJOB, _set("spec.seeds.uri", "pvc://datasets/../../etc/x"), "seeds.uri"),
     InvalidSpec("output-escaping-its-claim", SJOB, _set("spec.output.uri", "pvc://datasets/a/../../../tmp"), "uri"),
+    InvalidSpec("https-seed-uri", SJOB, _set("spec.seeds.uri", "https://example.com/seeds.jsonl"), "seeds.uri"),
+    InvalidSpec(
+        "http-calibration-uri", ENSR, _set("spec.calibration.dataset.uri", "http://example.com/c.jsonl"), "dataset.uri"
+    ),
     InvalidSpec("claim-named-dot-dot", SJOB, _set("spec.seeds.uri", "pvc://../tmp/seeds.jsonl"), "seeds.uri"),
     InvalidSpec(
         "endpoint-url-with-credentials",

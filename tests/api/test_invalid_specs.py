@@ -27,3 +27,14 @@ def test_one_model_pool_may_review_itself_only_when_allowed() -> None:
     document["spec"]["review"]["allowSameModel"] = False
     with pytest.raises(ValidationError, match="reviewers"):
         parse_resource(document)
+
+
+@pytest.mark.parametrize("uri", ["https://example.com/seeds.jsonl", "http://example.com/seeds.jsonl"])
+def test_a_web_location_is_refused_at_admission_listing_the_schemes_read(uri: str) -> None:
+    """No engine reads http(s):// data; accepting it would only fail once a pod starts."""
+    document = example("synthesisjob.yaml")
+    document["spec"]["seeds"]["uri"] = uri
+    with pytest.raises(ValidationError) as caught:
+        parse_resource(document)
+    message = format_validation_error(caught.value)
+    assert "spec.seeds.uri: must be a pvc://, configmap://, s3:// or file:// location" in message

@@ -1,7 +1,7 @@
-"""The chart's ValidatingAdmissionPolicy on the real API server: creating a SynthesisJob grants nothing its
-author does not already have. A user allowed to create SynthesisJobs but not to read Secrets is refused
-(the message names the field); with `get secrets` too, the same object is admitted. Foreign images and
-`file://` locations are refused the same way."""
+"""The chart's ValidatingAdmissionPolicy on the real API server: creating a SynthesisJob or EnsembleRouter
+grants nothing its author does not already have. A user allowed to create them but not to read a Secret or
+ConfigMap they reference is refused (the message names the field); with `get` on it too, the same object is
+admitted. Foreign images, `file://` locations and `s3://` calibration data are refused the same way."""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ from tests.operator.test_synthesis_lifecycle import synthesis_job
 pytestmark = pytest.mark.cluster
 
 AUTHOR, READER = "alice", "bob"
+SEEDS_ONLY = [{"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["seeds"], "verbs": ["get"]}]
+"""Both users may read the seeds ConfigMap of `synthesis_job` and no other ConfigMap."""
 
 
 def install_policy(helm: Helm, kube: Kube, namespace: str) -> None:
@@ -62,7 +64,14 @@ def refusal(kube: Kube, manifest: dict[str, Any]) -> str | None:
 def users(helm: Helm, kube: Kube, namespace: str) -> tuple[Kube, Kube]:
     install_policy(helm, kube, namespace)
     kube.apply({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "tulu-api"}, "stringData": {"token": "t"}})
-    author_rules = [{"apiGroups": ["quorum.dev"], "resources": ["synthesisjobs", "models"], "verbs": ["create", "get"]}]
+    author_rules = [
+        {
+            "apiGroups": ["quorum.dev"],
+            "resources": ["synthesisjobs", "ensemblerouters", "models"],
+            "verbs": ["create", "get"],
+        },
+        *SEEDS_ONLY,
+    ]
     grant(kube, namespace, AUTHOR, "author", author_rules)
     grant(
         kube,
@@ -122,3 +131,53 @@ def test_a_shared_model_with_a_foreign_vllm_image_is_refused(users, namespace: s
         refusal(reader, model("m1", "evil/vllm:1.0")) or ""
     )
     assert refusal(reader, model("m2", VLLM_IMAGE)) is None
+
+
+def ensemble_router(namespace: str, name: str, **embedding: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "models": [{"name": "sim", "endpoint": {"url": "http://127.0.0.1:9/v1", "model": "sim"}}],
+        "calibration": {"dataset": {"uri": "configmap://seeds/calibration.jsonl"}, "clusters": 2},
+        "embedding": embedding,
+    }
+    return {
+        "apiVersion": "quorum.dev/v1alpha1",
+        "kind": "EnsembleRouter",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": spec,
+    }
+
+
+def test_an_embeddings_key_its_author_cannot_read_is_refused_naming_the_field(users, namespace: str) -> None:
+    """The calibration and router pods send `embedding.endpoint.apiKeySecretRef` to a URL the author chose."""
+    author, reader = users
+    endpoint = {"url": "http://embed.example:8080/v1", "model": "e", "apiKeySecretRef": {"name": "tulu-api"}}
+    router = ensemble_router(namespace, "r", endpoint=endpoint)
+    message = eventually(lambda: refusal(author, router), what="the policy to refuse")
+    assert "spec.embedding.endpoint.apiKeySecretRef (Secret tulu-api): you may not get this Secret" in message
+    assert author.can_i("create", "ensemblerouters.quorum.dev")
+    assert refusal(reader, router) is None
+    assert refusal(author, ensemble_router(namespace, "plain")) is None  # no key, nothing to check
+
+
+def test_a_configmap_its_author_cannot_read_is_refused_naming_the_field(users, namespace: str) -> None:
+    """A `configmap://` location mounts the ConfigMap into the pods; a prompt template counts too."""
+    _, reader = users
+    eventually(lambda: refusal(users[0], job_with_secret(namespace, "a")), what="the policy to be active")
+    assert refusal(reader, synthesis_job(namespace, "b")) is None  # its seeds ConfigMap is readable
+    template = {"generate": {"templateUri": "configmap://team-prompts/generate.j2"}}
+    message = refusal(reader, synthesis_job(namespace, "c", prompts=template)) or ""
+    assert "spec.prompts.generate.templateUri (ConfigMap team-prompts): you may not get this ConfigMap" in message
+    other_seeds = synthesis_job(namespace, "d", seeds={"uri": "configmap://kube-root-ca.crt/ca.crt"})
+    assert "spec.seeds.uri (ConfigMap kube-root-ca.crt)" in (refusal(reader, other_seeds) or "")
+    assert not reader.can_i("get", "configmaps/team-prompts") and reader.can_i("get", "configmaps/seeds")
+
+
+def test_file_prompts_and_s3_calibration_data_are_refused(users, namespace: str) -> None:
+    _, reader = users
+    eventually(lambda: refusal(users[0], job_with_secret(namespace, "a")), what="the policy to be active")
+    local = synthesis_job(namespace, "b", prompts={"digest": {"templateUri": "file:///etc/passwd"}})
+    assert "spec.prompts.digest.templateUri: file:// would read" in (refusal(reader, local) or "")
+    router = ensemble_router(namespace, "r")
+    router["spec"]["calibration"]["dataset"]["uri"] = "s3://bucket/calibration.jsonl"
+    message = " ".join((refusal(reader, router) or "").split())
+    assert "spec.calibration.dataset.uri: s3:// calibration data is read by `quorum router calibrate`" in message

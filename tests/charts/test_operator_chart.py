@@ -268,6 +268,33 @@ def test_router_service_monitor_selects_the_router_services_the_operator_builds(
     assert find(rendered["defaults"], "ServiceMonitor") == []
 
 
+def test_the_admission_policy_checks_every_secret_and_configmap_field_by_its_own_validation(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
+    """One authorizer validation per reference field (every prompt stage too), so the refusal names the field;
+    the s3:// calibration refusal says what the operator says (one text, two layers)."""
+    from quorum.api.synthesis import Prompts
+    from quorum.builders.ensemble import CALIBRATION_S3_REFUSAL
+
+    spec = one(rendered["defaults"], "ValidatingAdmissionPolicy")["spec"]
+    checked = [
+        (v["expression"].split(".all(")[0], v["expression"].split("resource('")[1].split("'")[0])
+        for v in spec["validations"]
+        if "authorizer" in v["expression"]
+    ]
+    secrets = ["modelKeyRefs", "embeddingKeyRefs", "outputCredentialRefs", "routerAuthRefs"]
+    locations = ["seeds.uri", "output.uri", "postprocess.dedup.decontaminationUri", "calibration.dataset.uri"]
+    locations += [f"prompts.{info.alias}.templateUri" for info in Prompts.model_fields.values()]
+    assert checked == [(f"variables.{name}", "secrets") for name in secrets] + [
+        (f"variables.configMapRefs.filter(r, r.field == 'spec.{field}')", "configmaps") for field in locations
+    ]
+    variables = {v["name"]: v["expression"] for v in spec["variables"]}
+    assert "spec.embedding.endpoint.apiKeySecretRef" in variables["embeddingKeyRefs"]
+    assert all(f"spec.prompts.{stage}.templateUri" in variables["locations"] for stage in ("generate", "adjudicate"))
+    [s3] = [v for v in spec["validations"] if "s3://" in v["expression"]]
+    assert s3["message"] == f"spec.calibration.dataset.uri: {CALIBRATION_S3_REFUSAL}"
+
+
 def test_the_admission_policy_is_on_by_default_and_allows_only_the_pinned_images(
     rendered: dict[str, list[dict[str, Any]]], helm: Helm
 ) -> None:

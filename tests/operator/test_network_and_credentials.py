@@ -100,6 +100,25 @@ def test_the_calibration_pod_may_connect_only_to_dns_its_backends_and_the_api_se
     assert policy["spec"]["egress"][3] == {"ports": [{"port": 443, "protocol": "TCP"}]}
 
 
+def test_the_calibration_pod_may_reach_its_embeddings_endpoint_port(ensr):
+    """The calibration pod embeds every question through `embedding.endpoint` when one is set: its port must be
+    open, or calibration fails on a NetworkPolicy-enforcing cluster; no other port opens with it."""
+    wire = ensr.spec.to_wire()
+    wire["embedding"] = {"endpoint": {"url": "http://tei.embed.svc:8080/v1", "model": "minilm"}}
+    spec = type(ensr.spec).model_validate(wire)
+    policy = of_kind(ensemble.router_children(ROUTER_OWNER, spec), "NetworkPolicy")[
+        ensemble.calibrator_account(ROUTER_OWNER)
+    ]
+    assert policy["spec"]["egress"][3:] == [{"ports": [{"port": 8080, "protocol": "TCP"}]}]
+    wire["models"][0] = {"name": "ext", "endpoint": {"url": "https://api.example.com/v1", "model": "x"}}
+    wire["embedding"]["endpoint"]["url"] = "https://api.example.com/v1"
+    spec = type(ensr.spec).model_validate(wire)
+    policy = of_kind(ensemble.router_children(ROUTER_OWNER, spec), "NetworkPolicy")[
+        ensemble.calibrator_account(ROUTER_OWNER)
+    ]
+    assert policy["spec"]["egress"][3:] == [{"ports": [{"port": 443, "protocol": "TCP"}]}]  # one rule per port
+
+
 def test_vllm_requires_the_generated_key_and_its_clients_send_it(sjob):
     manifests = all_synthesis_manifests(sjob)
     secret = of_kind(manifests, "Secret")[model_key_ref(OWNER).name]

@@ -313,6 +313,17 @@ def test_a_child_the_api_server_refuses_stalls_the_resource_naming_the_field() -
     assert len(kube.status_patches) == writes  # the same generation is left alone
 
 
+def test_calibration_data_in_s3_is_stalled_naming_the_field_before_any_child_exists() -> None:
+    """The calibration pod would hold no object-store credentials: refused, not left to fail in the pod."""
+    spec = ensr_spec(calibration={"dataset": {"uri": "s3://bucket/calib.jsonl"}, "clusters": 2})
+    plan = ensemble.plan(ENSR_OWNER, ensemble_spec(spec), ensemble.Observed(), {})
+    assert not plan.applies and plan.status["lastError"]["reason"] == "InvalidSpec"
+    [stalled] = [c for c in plan.conditions if c.type == "Stalled"]
+    assert stalled.status and stalled.message.startswith(
+        "spec.calibration.dataset.uri: s3:// calibration data is read by `quorum router calibrate` (local mode) only"
+    )
+
+
 def test_an_invalid_spec_is_stalled_and_a_new_generation_is_reconciled_again() -> None:
     kube, events = FakeKube(), []
     body = resource("EnsembleRouter", ensr_spec(routing={"modelsSelected": 3}))

@@ -11,10 +11,11 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 from quorum.api.base import ApiModel, CrossFieldRule, FieldRule
-from quorum.locations import PARENT_SEGMENT_CEL, VOLUME_URI
+from quorum.locations import DATA_SCHEME_CEL, DATA_SCHEMES_TEXT, PARENT_SEGMENT_CEL, VOLUME_URI
 
 DNS_LABEL = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
-URI = r"^(pvc|s3|file|configmap|https?)://.+$"
+URI = r"^[a-z][a-z0-9+.-]*://.+$"
+"""Any URI; which schemes a data location may use is `DataUri`'s rule (with a message that lists them)."""
 VLLM_IMAGE = "vllm/vllm-openai:v0.11.0"
 QUANTITY = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+|[KMGTPE]i|[numkMGTPE])?$"
 """A Kubernetes resource quantity (`500m`, `64Gi`, `1e3`), as `resource.ParseQuantity` accepts it."""
@@ -66,6 +67,12 @@ LabelSelector = Annotated[
 DataUri = Annotated[
     str,
     Field(pattern=URI, max_length=2048),
+    FieldRule(
+        cel=f"self.matches({cel_string(DATA_SCHEME_CEL)})",
+        message=f"must be a {DATA_SCHEMES_TEXT} location (http:// and https:// are not read: copy the data to "
+        "one of these)",
+        holds=lambda value: re.match(DATA_SCHEME_CEL, value) is not None,
+    ),
     FieldRule(
         cel=f"!self.matches({cel_string(PARENT_SEGMENT_CEL)})",
         message="'..' segments are not allowed (a location stays inside its volume or bucket)",

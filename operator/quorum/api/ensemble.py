@@ -86,7 +86,9 @@ class CalibrationDataset(ApiModel):
     """The labelled questions that build the task map."""
 
     uri: DataUri
-    """Location of the dataset."""
+    """Location of the dataset: `pvc://<claim>/<path>` or `configmap://<name>/<key>`; in local mode also
+    `file://` and `s3://<bucket>/<key>` (read with the environment's AWS variables). The operator refuses
+    `s3://`: an EnsembleRouter holds no object-store credentials to hand its calibration pod."""
     format: DataFormat = DataFormat.JSONL
     """Encoding of the dataset."""
     fields: CalibrationFields = Field(default_factory=CalibrationFields)

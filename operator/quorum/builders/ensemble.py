@@ -75,15 +75,29 @@ def router_manifest(owner: Owner, spec: EnsembleRouterSpec, storage: PodStorage)
             entry["maxConcurrency"] = spec_entry.max_concurrency
     wire["models"] = models
     wire.pop("modelCache", None)
-    wire["calibration"]["dataset"]["uri"] = storage.localize(
-        spec.calibration.dataset.uri, field="spec.calibration.dataset.uri"
-    )
+    wire["calibration"]["dataset"]["uri"] = calibration_data_uri(spec, storage)
     return {
         "apiVersion": API_VERSION,
         "kind": "EnsembleRouter",
         "metadata": {"name": owner.name, "namespace": owner.namespace},
         "spec": wire,
     }
+
+
+CALIBRATION_S3_REFUSAL = (
+    "s3:// calibration data is read by `quorum router calibrate` (local mode) only: an EnsembleRouter holds no "
+    "object-store credentials to hand its calibration pod; copy the data to a pvc:// or configmap:// location"
+)
+"""Said by the operator and, at admission, by the chart's policy (charts/quorum/templates/admissionpolicy.yaml)."""
+
+
+def calibration_data_uri(spec: EnsembleRouterSpec, storage: PodStorage) -> str:
+    """The calibration dataset as the pod reads it (its claim or ConfigMap mounted). `s3://` is refused, naming
+    the field: the pod would have no credentials, so accepting it would only fail once calibration started."""
+    uri = spec.calibration.dataset.uri
+    if uri.startswith("s3://"):
+        raise ValueError(f"spec.calibration.dataset.uri: {CALIBRATION_S3_REFUSAL}")
+    return storage.localize(uri, field="spec.calibration.dataset.uri")
 
 
 def router_config_map(owner: Owner, spec: EnsembleRouterSpec) -> dict[str, Any]:
@@ -253,9 +267,11 @@ def router_credentials(owner: Owner, spec: EnsembleRouterSpec) -> list[dict[str,
 
 def router_network_policies(owner: Owner, spec: EnsembleRouterSpec) -> list[dict[str, Any]]:
     """Backends answer only this resource's calibration and router; the calibration pod (which runs graded
-    code) may connect only to its backends, DNS and the API server."""
+    code) may connect only to its backends, its external model and embeddings endpoints, DNS and the API
+    server."""
     clients = [CALIBRATE_COMPONENT, ROUTER_COMPONENT]
-    calibration = egress_only_to_backends(owner, calibrator_account(owner), CALIBRATE_COMPONENT, spec.models)
+    embedding = [spec.embedding.endpoint] if spec.embedding.endpoint is not None else []
+    calibration = egress_only_to_backends(owner, calibrator_account(owner), CALIBRATE_COMPONENT, spec.models, embedding)
     return [*backend_policies(owner, spec.models, clients), calibration]
 
 

@@ -4,10 +4,10 @@ model-written code) may connect to.
 - Each vLLM backend accepts traffic on its port only from its own resource's pods that call models (a
   SynthesisJob's workers and merge, an EnsembleRouter's calibration and router), never from the rest of the
   namespace or cluster; it also requires the generated API key (builders/credentials.py).
-- The calibration pod may reach DNS, its own backends, the ports of its external endpoints and the API server
-  (to fill its artifact ConfigMap), nothing else. Graded code itself has no sockets at all (the seccomp
-  filters of routing/sandbox.py); this is the second wall. Destinations of external endpoints and of the API
-  server are not known as pod selectors, so those rules name ports only.
+- The calibration pod may reach DNS, its own backends, the ports of its external endpoints (model endpoints and
+  the embeddings endpoint) and the API server (to fill its artifact ConfigMap), nothing else. Graded code itself
+  has no sockets at all (the seccomp filters of routing/sandbox.py); this is the second wall. Destinations of
+  external endpoints and of the API server are not known as pod selectors, so those rules name ports only.
 """
 
 from __future__ import annotations
@@ -59,18 +59,21 @@ def backend_policies(owner: Owner, models: list[Any], clients: list[str]) -> lis
     ]
 
 
-def endpoint_ports(models: list[Any]) -> list[int]:
-    """TCP ports of the external endpoints (80/443 when the URL names none)."""
+def endpoint_ports(endpoints: list[Any]) -> list[int]:
+    """TCP ports of external endpoints (80/443 when the URL names none)."""
     ports = set()
-    for entry in models:
-        if entry.endpoint is not None:
-            url = urlsplit(entry.endpoint.url)
-            ports.add(url.port or (443 if url.scheme == "https" else 80))
+    for endpoint in endpoints:
+        url = urlsplit(endpoint.url)
+        ports.add(url.port or (443 if url.scheme == "https" else 80))
     return sorted(ports)
 
 
-def egress_only_to_backends(owner: Owner, name: str, component: str, models: list[Any]) -> dict[str, Any]:
-    """Egress of `component`'s pods: DNS, this resource's backends, external endpoint ports, the API server."""
+def egress_only_to_backends(
+    owner: Owner, name: str, component: str, models: list[Any], endpoints: list[Any] | None = None
+) -> dict[str, Any]:
+    """Egress of `component`'s pods: DNS, this resource's backends, the API server, and the ports of every
+    external endpoint it calls: the models' own and `endpoints` (servers other than models, such as an
+    embeddings endpoint)."""
     egress: list[dict[str, Any]] = [
         {"ports": DNS_PORTS},
         {
@@ -79,7 +82,7 @@ def egress_only_to_backends(owner: Owner, name: str, component: str, models: lis
         },
         {"ports": [{"port": port, "protocol": "TCP"} for port in API_SERVER_PORTS]},
     ]
-    external = endpoint_ports(models)
+    external = endpoint_ports([m.endpoint for m in models if m.endpoint is not None] + list(endpoints or []))
     if external:
         egress.append({"ports": [{"port": port, "protocol": "TCP"} for port in external]})
     return _policy(

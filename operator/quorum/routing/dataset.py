@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import random
 from dataclasses import asdict, dataclass
@@ -10,7 +11,7 @@ from pathlib import Path
 
 from quorum.api.common import DataFormat
 from quorum.api.ensemble import CalibrationDataset
-from quorum.locations import resolve_uri
+from quorum.locations import Location, StorageAccessError, location
 
 
 class DatasetError(ValueError):
@@ -25,23 +26,27 @@ class CalibrationItem:
     tests: str | None = None
 
 
-def _records(path: Path, data_format: DataFormat) -> list[dict]:
-    if not path.is_file():
-        raise DatasetError(f"calibration dataset {path} does not exist")
+def _records(source: Location, data_format: DataFormat) -> list[dict]:
+    try:
+        data = source.read_bytes()
+    except (FileNotFoundError, IsADirectoryError):
+        raise DatasetError(f"calibration dataset {source} does not exist") from None
+    except StorageAccessError as error:
+        raise DatasetError(str(error)) from None
     if data_format is DataFormat.PARQUET:
         import pyarrow.parquet as pq
 
-        return pq.read_table(path).to_pylist()
+        return pq.read_table(io.BytesIO(data)).to_pylist()
     records = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(data.decode("utf-8").splitlines(), start=1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
         except json.JSONDecodeError as error:
-            raise DatasetError(f"{path}:{number}: not valid JSON ({error.msg})") from None
+            raise DatasetError(f"{source}:{number}: not valid JSON ({error.msg})") from None
         if not isinstance(record, dict):
-            raise DatasetError(f"{path}:{number}: a record must be a JSON object")
+            raise DatasetError(f"{source}:{number}: a record must be a JSON object")
         records.append(record)
     return records
 
@@ -50,14 +55,15 @@ def load_dataset(
     source: CalibrationDataset, *, base_dir: Path, pvc_root: Path | None = None, file_root: Path | None = None
 ) -> list[CalibrationItem]:
     """Read and check every record; refuses the whole file on the first bad record (nothing half-loaded).
-    `file_root` confines `file://` in cluster mode (see `quorum.locations.resolve_uri`)."""
-    path = resolve_uri(source.uri, base_dir=base_dir, pvc_root=pvc_root, file_root=file_root)
+    The URI goes through `quorum.locations.location`, so `s3://` is read like the seeds of a SynthesisJob (with
+    the AWS variables of the environment); `file_root` confines `file://` in cluster mode."""
+    where = location(source.uri, base_dir=base_dir, pvc_root=pvc_root, file_root=file_root)
     fields = source.fields
     items = []
-    for number, record in enumerate(_records(path, source.format), start=1):
+    for number, record in enumerate(_records(where, source.format), start=1):
         missing = [key for key in (fields.question, fields.answer, fields.task) if record.get(key) in (None, "")]
         if missing:
-            raise DatasetError(f"{path}: record {number} lacks {', '.join(missing)}")
+            raise DatasetError(f"{where}: record {number} lacks {', '.join(missing)}")
         tests = record.get(fields.tests)
         items.append(
             CalibrationItem(
@@ -68,7 +74,7 @@ def load_dataset(
             )
         )
     if not items:
-        raise DatasetError(f"calibration dataset {path} has no records")
+        raise DatasetError(f"calibration dataset {where} has no records")
     return items
 
 
