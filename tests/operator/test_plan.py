@@ -213,6 +213,63 @@ def test_synthesis_plan(case: Case) -> None:
         assert case.check(plan) is not False
 
 
+def _with_reports(spec: dict[str, Any], flagged: list[list[str]], said: list[str] | None = None) -> dict[str, Any]:
+    """A running job's status whose shard `i` reported `flagged[i]` as degenerate; `said`: the job's list so far."""
+    previous = running(spec)
+    previous["shards"] = {
+        str(i): {"state": "Succeeded", "fingerprint": previous["fingerprint"], "degenerateReviewers": models}
+        for i, models in enumerate(flagged)
+    }
+    if said is not None:
+        previous["degenerateReviewers"] = said
+    return previous
+
+
+RUNNING_WORKERS = {**READY, WORKERS_KEY: owned(SJOB_OWNER, spec={"parallelism": 2, "suspend": False})}
+NO_EXCLUSION = sjob_spec(review={"reviewers": 1, "allowSameModel": True, "excludeDegenerate": False})
+
+
+@pytest.mark.parametrize(
+    ("spec", "flagged", "said", "listed", "announced", "effect"),
+    [
+        (BASE, [["flat"], []], None, ["flat"], ["flat"], "excluded from the gate"),
+        (BASE, [["flat"], ["copycat", "flat"]], ["flat"], ["copycat", "flat"], ["copycat"], "excluded from the gate"),
+        (BASE, [["flat"], ["flat"]], ["flat"], ["flat"], [], ""),
+        (BASE, [[], []], None, [], [], ""),
+        (NO_EXCLUSION, [["flat"]], None, ["flat"], ["flat"], "still count in the gate"),
+    ],
+    ids=["first-flag", "set-grows", "already-said", "none", "exclusion-off"],
+)
+def test_degenerate_reviewers_are_listed_in_status_and_announced_once(
+    spec: dict[str, Any], flagged: list[list[str]], said: list[str] | None, listed, announced, effect
+) -> None:
+    plan = synthesis.plan(synthesis_job(spec, _with_reports(spec, flagged, said)), synthesis.Observed(RUNNING_WORKERS))
+    assert plan.status["degenerateReviewers"] == listed
+    warnings = [message for type_, reason, message in plan.events if reason == "DegenerateReviewer"]
+    if not announced:
+        assert warnings == []
+        return
+    [message] = warnings
+    assert all(model in message for model in announced) and effect in message
+    assert all(model not in message for model in said or [])  # said before: not announced again
+    assert [t for t, r, _ in plan.events if r == "DegenerateReviewer"] == ["Warning"]
+
+
+def test_degenerate_reviewers_of_a_stale_configuration_are_ignored() -> None:
+    previous = _with_reports(BASE, [["flat"]])
+    previous["shards"]["0"]["fingerprint"] = "an-older-configuration"
+    plan = synthesis.plan(synthesis_job(BASE, previous), synthesis.Observed(RUNNING_WORKERS))
+    assert plan.status["degenerateReviewers"] == [] and not plan.events
+
+
+def test_degenerate_reviewers_reported_by_the_last_shards_reach_the_finished_status() -> None:
+    """The reconcile that sees the merge complete is the last that writes the status: the flag must be in it."""
+    children = {**READY, WORKERS_KEY: job_done(SJOB_OWNER, "Complete", 2), MERGE_KEY: job_done(SJOB_OWNER, "Complete")}
+    plan = synthesis.plan(synthesis_job(BASE, _with_reports(BASE, [["flat"], []])), synthesis.Observed(children))
+    assert plan.status["phase"] == "Succeeded" and plan.status["degenerateReviewers"] == ["flat"]
+    assert "DegenerateReviewer" in {reason for _, reason, _ in plan.events}
+
+
 def test_a_finished_job_past_its_ttl_deletes_itself_and_writes_no_status() -> None:
     spec = sjob_spec(ttlSecondsAfterFinished=60)
     previous = {"conditions": [{"type": "Succeeded", "status": "True"}], "completionTime": "2026-01-01T11:58:00Z"}
