@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from quorum.api.ensemble import EnsembleRouterSpec
 from quorum.builders import ensemble as ensemble_builders
 from quorum.builders import synthesis as synthesis_builders
 from quorum.builders.backends import backend_name
@@ -334,6 +335,50 @@ def test_a_calibrated_artifact_brings_up_the_router_and_drops_stale_calibrations
     assert conditions(plan)["Calibrated"][:2] == (True, "Calibrated")
     assert conditions(plan)["Reconciling"][:2] == (True, "NotAvailable")  # the router's pods are not ready yet
     assert plan.status["calibration"]["checksum"] == "abc"
+
+
+def _router_image(plan: Any) -> str:
+    [deployment] = [m for m in plan.applies if (m["kind"], m["metadata"]["name"]) == ROUTER_DEPLOYMENT]
+    return deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+
+
+ROUTER_DEPLOYMENT = ("Deployment", ensemble_builders.router_name(ENSR_OWNER))
+
+
+@pytest.mark.parametrize(
+    ("spec_image", "recorded", "expected"),
+    [
+        (None, OLD_IMAGE, OLD_IMAGE),
+        (None, None, NEW_IMAGE),
+        ("quorum-dev/quorum:0.3.0", OLD_IMAGE, "quorum-dev/quorum:0.3.0"),
+    ],
+    ids=["upgrade-keeps-the-recorded-image", "first-reconcile-records-the-default", "the-spec-image-wins"],
+)
+def test_a_later_operator_default_image_does_not_change_a_running_routers_image(spec_image, recorded, expected) -> None:
+    spec = ensr_spec(router={"image": spec_image} if spec_image else {})
+    previous = {"image": recorded} if recorded else {}
+    parsed = ensemble.resolve_image(EnsembleRouterSpec.model_validate(spec), previous, NEW_IMAGE)
+    job, artifact = _ensemble_keys(spec)
+    summary = {"summary.json": '{"checksum": "abc", "clusters": 2, "questions": 10}'}
+    observed = ensemble.Observed(
+        children={job: job_done(ENSR_OWNER, "Complete"), artifact: owned(ENSR_OWNER, data=summary)}
+    )
+    plan = ensemble.plan(ENSR_OWNER, parsed, observed, previous)
+    assert _router_image(plan) == expected and plan.status["image"] == expected
+
+
+def test_the_router_image_is_recorded_at_the_first_reconcile_and_kept_after_an_operator_upgrade() -> None:
+    """Through `reconcile`: the recorded image is read back from the status, not the new operator's default."""
+    kube, events = FakeKube(), []
+    body = resource("EnsembleRouter", ensr_spec())
+    kube.objects[("quorum.dev/v1alpha1", "EnsembleRouter", "er")] = body
+    reconcile_object(fake_context(kube, events, image=OLD_IMAGE), "ensemblerouters", "ns", "er")
+    assert kube.objects[("quorum.dev/v1alpha1", "EnsembleRouter", "er")]["status"]["image"] == OLD_IMAGE
+    reconcile_object(fake_context(kube, events, image=NEW_IMAGE), "ensemblerouters", "ns", "er")
+    status = kube.objects[("quorum.dev/v1alpha1", "EnsembleRouter", "er")]["status"]
+    calibrate = [m for m in kube.applied if m["kind"] == "Job"]
+    assert status["image"] == OLD_IMAGE
+    assert calibrate and {m["spec"]["template"]["spec"]["containers"][0]["image"] for m in calibrate} == {OLD_IMAGE}
 
 
 def test_an_ensemble_model_named_router_does_not_clash_with_the_router() -> None:
