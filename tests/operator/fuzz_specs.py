@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import random
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,12 +26,50 @@ HOSTILE_NUMBERS: tuple[Any, ...] = (-1, 0, 10**12, "lots", True, 0.5, None)
 HOSTILE_OTHERS: tuple[Any, ...] = ("yes", 7, [], {"unexpected": 1}, None)
 
 
+ROOTS = ("spec", "metadata")
+QUORUM_PATH = re.compile(r"(?<![\w.])spec\.(?!template\.)[A-Za-z][\w.\[\]]*")
+"""A path into the Quorum resource's spec as the API server and `quorum validate` write it
+(`spec.models[0].vllm`, `spec.models.0.vllm`); a child's pod template paths (`spec.template.spec...`) are not."""
+
+
+def _dotted(path: str | tuple[Any, ...]) -> str:
+    """A path without list indexes: `spec.models[0].vllm` and ("spec", "models", 0, "vllm") → spec.models.vllm."""
+    parts = path.split(".") if isinstance(path, str) else [str(p) for p in path if not isinstance(p, int)]
+    parts = [re.sub(r"\[[^\]]*\]", "", part) for part in parts]
+    return ".".join(part for part in parts if part and not part.isdigit())
+
+
+def _word(name: str, text: str) -> bool:
+    return re.search(rf"(?<![A-Za-z0-9]){re.escape(name)}(?![A-Za-z0-9])", text) is not None
+
+
 @dataclass(frozen=True)
 class FuzzSpec:
     id: str
     document: dict[str, Any]
     field: str
     """The last segment of the mutated field: what a rejection or a Stalled message must name."""
+    path: tuple[Any, ...] = ()
+    """Where the document was mutated (list indexes included)."""
+
+    def names_field(self, message: str) -> bool:
+        """Whether `message` blames the mutated field or its parent, not just any field.
+
+        A path into the Quorum spec in the message must be at or under the field's parent (at or under the
+        field itself for a top-level field: `spec` alone would excuse everything). Words outside such paths
+        count when they are the field's name or its parent's (a child's rejection words it after the child,
+        e.g. `spec.template.spec.containers[0].resources.requests[cpu]`; an object-level rule says
+        `spec.models[0]: tensorParallelSize ...`). So `spec.seeds.uri: ...` does not excuse a bad `output.uri`.
+        """
+        dotted = _dotted(self.path)
+        parts = dotted.split(".")
+        scope = ".".join(parts[:-1]) if len(parts) > 2 else dotted
+        paths = [_dotted(found.rstrip(".")) for found in QUORUM_PATH.findall(message)]
+        if any(found == scope or found.startswith(scope + ".") for found in paths):
+            return True
+        words = {self.field, *parts[-2:]} - {"", *ROOTS}
+        rest = QUORUM_PATH.sub(" ", message)
+        return any(_word(name, rest) for name in words)
 
 
 def _leaves(node: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[tuple[Any, ...], Any]]:
@@ -126,5 +165,5 @@ def fuzz_specs(count: int = 320) -> list[FuzzSpec]:
         document["metadata"]["name"] = f"fz-{index}"
         _set(document, path, value)
         label = ".".join(str(p) for p in path)
-        specs.append(FuzzSpec(f"{index}:{name}:{label}", document, token))
+        specs.append(FuzzSpec(f"{index}:{name}:{label}", document, token, path))
     return specs

@@ -137,8 +137,10 @@ class FakeKube:
         }
 
 
-def fake_context(kube: FakeKube, events: list[tuple[str, str, str]]) -> OperatorContext:
-    return OperatorContext(kube=kube, image=NEW_IMAGE, post_event=lambda body, t, r, m: events.append((t, r, m)))  # type: ignore[arg-type]
+def fake_context(kube: FakeKube, events: list[tuple[str, str, str]], image: str = NEW_IMAGE) -> OperatorContext:
+    """The operator's context over `kube`; `image` is the operator's default image (its `--image`)."""
+    post = lambda body, t, r, m: events.append((t, r, m))  # noqa: E731
+    return OperatorContext(kube=kube, image=image, post_event=post)  # type: ignore[arg-type]
 
 
 def resource(kind: str, spec: dict[str, Any], generation: int = 1) -> dict[str, Any]:

@@ -38,9 +38,13 @@ from tests.operator.test_synthesis_lifecycle import (
 pytestmark = pytest.mark.cluster
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-CHILD_KINDS = "deployments,services,jobs,configmaps,serviceaccounts,roles,rolebindings,replicasets"
+CHILD_KINDS = (
+    "deployments,services,jobs,configmaps,serviceaccounts,roles,rolebindings,replicasets,networkpolicies,secrets"
+)
 QUORUM = "app.kubernetes.io/managed-by=quorum"
 OLD_IMAGE, NEW_IMAGE = "quorum:old-1", "quorum:new-2"
+CHILDREN = 41
+"""The children of examples/synthesisjob.yaml and examples/ensemblerouter.yaml before calibration (see below)."""
 
 
 def _options(kubeconfig: Path, namespace: str, image: str) -> OperatorOptions:
@@ -106,14 +110,22 @@ def _example(name: str, namespace: str) -> dict[str, Any]:
     return document
 
 
+def _stem(name: str) -> str:
+    """A child's name without its last `-` segment: the content hash of a child's name, a ReplicaSet's pod
+    template hash or a generated suffix. Two objects of one kind and stem are the same child made twice."""
+    return name.rsplit("-", 1)[0]
+
+
 def _child_identities(kube) -> Counter:
-    """(kind, parent, component, model) of every child: each must occur once."""
+    """(kind, parent, component, model, stem) of every child: each must occur once. The stem tells apart the
+    children that share their labels (the NetworkPolicies of one resource's models, its generated Secrets)."""
     items = kube.get(CHILD_KINDS, None, "-l", QUORUM)["items"]
     keys = Counter()
     for item in items:
         labels = item["metadata"]["labels"]
         parent = labels.get("quorum.dev/synthesisjob") or labels.get("quorum.dev/ensemblerouter")
-        keys[(item["kind"], parent, labels.get("app.kubernetes.io/component"), labels.get("quorum.dev/model"))] += 1
+        component, model = labels.get("app.kubernetes.io/component"), labels.get("quorum.dev/model")
+        keys[(item["kind"], parent, component, model, _stem(item["metadata"]["name"]))] += 1
     return keys
 
 
@@ -130,14 +142,21 @@ def test_an_operator_killed_again_and_again_creates_no_duplicate_children(kube, 
         process.wait(10)
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        # SynthesisJob: SA, Role, RoleBinding, ConfigMap, 3 × (Deployment, Service, ReplicaSet) = 13;
-        # EnsembleRouter: 2 SAs, Role, RoleBinding, 2 ConfigMaps, 4 × (Deployment, Service, ReplicaSet) = 18
-        eventually(lambda: sum(_child_identities(kube).values()) >= 31, timeout=90, what="every child")
+        # SynthesisJob: SA, Role, RoleBinding, ConfigMap, model-key Secret,
+        #   3 × (Deployment, Service, ReplicaSet, NetworkPolicy) = 17;
+        # EnsembleRouter: 2 SAs, Role, RoleBinding, 2 ConfigMaps, model-key Secret, calibration NetworkPolicy,
+        #   4 × (Deployment, Service, ReplicaSet, NetworkPolicy) = 24
+        eventually(lambda: sum(_child_identities(kube).values()) >= CHILDREN, timeout=90, what="every child")
         time.sleep(5)
         identities = _child_identities(kube)
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait(10)
     duplicates = {key: n for key, n in identities.items() if n > 1}
-    print(f"\noperator killed {kills} times: {sum(identities.values())} children, {len(duplicates)} duplicated")
-    assert duplicates == {} and sum(identities.values()) == 31
+    by_kind = Counter(kind for kind, *_ in identities.elements())
+    print(
+        f"\noperator killed {kills} times: {sum(identities.values())} children ({dict(sorted(by_kind.items()))}), "
+        f"{len(duplicates)} duplicated"
+    )
+    assert duplicates == {} and sum(identities.values()) == CHILDREN
+    assert by_kind["NetworkPolicy"] == 8 and by_kind["Secret"] == 2

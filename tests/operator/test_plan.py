@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from quorum.api.ensemble import EnsembleRouterSpec
 from quorum.builders import ensemble as ensemble_builders
 from quorum.builders import synthesis as synthesis_builders
 from quorum.builders.backends import backend_name
@@ -213,6 +214,63 @@ def test_synthesis_plan(case: Case) -> None:
         assert case.check(plan) is not False
 
 
+def _with_reports(spec: dict[str, Any], flagged: list[list[str]], said: list[str] | None = None) -> dict[str, Any]:
+    """A running job's status whose shard `i` reported `flagged[i]` as degenerate; `said`: the job's list so far."""
+    previous = running(spec)
+    previous["shards"] = {
+        str(i): {"state": "Succeeded", "fingerprint": previous["fingerprint"], "degenerateReviewers": models}
+        for i, models in enumerate(flagged)
+    }
+    if said is not None:
+        previous["degenerateReviewers"] = said
+    return previous
+
+
+RUNNING_WORKERS = {**READY, WORKERS_KEY: owned(SJOB_OWNER, spec={"parallelism": 2, "suspend": False})}
+NO_EXCLUSION = sjob_spec(review={"reviewers": 1, "allowSameModel": True, "excludeDegenerate": False})
+
+
+@pytest.mark.parametrize(
+    ("spec", "flagged", "said", "listed", "announced", "effect"),
+    [
+        (BASE, [["flat"], []], None, ["flat"], ["flat"], "excluded from the gate"),
+        (BASE, [["flat"], ["copycat", "flat"]], ["flat"], ["copycat", "flat"], ["copycat"], "excluded from the gate"),
+        (BASE, [["flat"], ["flat"]], ["flat"], ["flat"], [], ""),
+        (BASE, [[], []], None, [], [], ""),
+        (NO_EXCLUSION, [["flat"]], None, ["flat"], ["flat"], "still count in the gate"),
+    ],
+    ids=["first-flag", "set-grows", "already-said", "none", "exclusion-off"],
+)
+def test_degenerate_reviewers_are_listed_in_status_and_announced_once(
+    spec: dict[str, Any], flagged: list[list[str]], said: list[str] | None, listed, announced, effect
+) -> None:
+    plan = synthesis.plan(synthesis_job(spec, _with_reports(spec, flagged, said)), synthesis.Observed(RUNNING_WORKERS))
+    assert plan.status["degenerateReviewers"] == listed
+    warnings = [message for type_, reason, message in plan.events if reason == "DegenerateReviewer"]
+    if not announced:
+        assert warnings == []
+        return
+    [message] = warnings
+    assert all(model in message for model in announced) and effect in message
+    assert all(model not in message for model in said or [])  # said before: not announced again
+    assert [t for t, r, _ in plan.events if r == "DegenerateReviewer"] == ["Warning"]
+
+
+def test_degenerate_reviewers_of_a_stale_configuration_are_ignored() -> None:
+    previous = _with_reports(BASE, [["flat"]])
+    previous["shards"]["0"]["fingerprint"] = "an-older-configuration"
+    plan = synthesis.plan(synthesis_job(BASE, previous), synthesis.Observed(RUNNING_WORKERS))
+    assert plan.status["degenerateReviewers"] == [] and not plan.events
+
+
+def test_degenerate_reviewers_reported_by_the_last_shards_reach_the_finished_status() -> None:
+    """The reconcile that sees the merge complete is the last that writes the status: the flag must be in it."""
+    children = {**READY, WORKERS_KEY: job_done(SJOB_OWNER, "Complete", 2), MERGE_KEY: job_done(SJOB_OWNER, "Complete")}
+    plan = synthesis.plan(synthesis_job(BASE, _with_reports(BASE, [["flat"], []])), synthesis.Observed(children))
+    assert plan.status["phase"] == "Succeeded" and plan.status["degenerateReviewers"] == ["flat"]
+    assert "DegenerateReviewer" in {reason for _, reason, _ in plan.events}
+
+
 def test_a_finished_job_past_its_ttl_deletes_itself_and_writes_no_status() -> None:
     spec = sjob_spec(ttlSecondsAfterFinished=60)
     previous = {"conditions": [{"type": "Succeeded", "status": "True"}], "completionTime": "2026-01-01T11:58:00Z"}
@@ -277,6 +335,50 @@ def test_a_calibrated_artifact_brings_up_the_router_and_drops_stale_calibrations
     assert conditions(plan)["Calibrated"][:2] == (True, "Calibrated")
     assert conditions(plan)["Reconciling"][:2] == (True, "NotAvailable")  # the router's pods are not ready yet
     assert plan.status["calibration"]["checksum"] == "abc"
+
+
+def _router_image(plan: Any) -> str:
+    [deployment] = [m for m in plan.applies if (m["kind"], m["metadata"]["name"]) == ROUTER_DEPLOYMENT]
+    return deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+
+
+ROUTER_DEPLOYMENT = ("Deployment", ensemble_builders.router_name(ENSR_OWNER))
+
+
+@pytest.mark.parametrize(
+    ("spec_image", "recorded", "expected"),
+    [
+        (None, OLD_IMAGE, OLD_IMAGE),
+        (None, None, NEW_IMAGE),
+        ("quorum-dev/quorum:0.3.0", OLD_IMAGE, "quorum-dev/quorum:0.3.0"),
+    ],
+    ids=["upgrade-keeps-the-recorded-image", "first-reconcile-records-the-default", "the-spec-image-wins"],
+)
+def test_a_later_operator_default_image_does_not_change_a_running_routers_image(spec_image, recorded, expected) -> None:
+    spec = ensr_spec(router={"image": spec_image} if spec_image else {})
+    previous = {"image": recorded} if recorded else {}
+    parsed = ensemble.resolve_image(EnsembleRouterSpec.model_validate(spec), previous, NEW_IMAGE)
+    job, artifact = _ensemble_keys(spec)
+    summary = {"summary.json": '{"checksum": "abc", "clusters": 2, "questions": 10}'}
+    observed = ensemble.Observed(
+        children={job: job_done(ENSR_OWNER, "Complete"), artifact: owned(ENSR_OWNER, data=summary)}
+    )
+    plan = ensemble.plan(ENSR_OWNER, parsed, observed, previous)
+    assert _router_image(plan) == expected and plan.status["image"] == expected
+
+
+def test_the_router_image_is_recorded_at_the_first_reconcile_and_kept_after_an_operator_upgrade() -> None:
+    """Through `reconcile`: the recorded image is read back from the status, not the new operator's default."""
+    kube, events = FakeKube(), []
+    body = resource("EnsembleRouter", ensr_spec())
+    kube.objects[("quorum.dev/v1alpha1", "EnsembleRouter", "er")] = body
+    reconcile_object(fake_context(kube, events, image=OLD_IMAGE), "ensemblerouters", "ns", "er")
+    assert kube.objects[("quorum.dev/v1alpha1", "EnsembleRouter", "er")]["status"]["image"] == OLD_IMAGE
+    reconcile_object(fake_context(kube, events, image=NEW_IMAGE), "ensemblerouters", "ns", "er")
+    status = kube.objects[("quorum.dev/v1alpha1", "EnsembleRouter", "er")]["status"]
+    calibrate = [m for m in kube.applied if m["kind"] == "Job"]
+    assert status["image"] == OLD_IMAGE
+    assert calibrate and {m["spec"]["template"]["spec"]["containers"][0]["image"] for m in calibrate} == {OLD_IMAGE}
 
 
 def test_an_ensemble_model_named_router_does_not_clash_with_the_router() -> None:

@@ -14,7 +14,7 @@ import pytest
 from e2e.kube import eventually
 from quorum.api.synthesis import SynthesisJobSpec
 from quorum.gra import GraConfig, run_local
-from quorum.gra.testing import GraScript
+from quorum.gra.testing import GraScript, varied_high
 from quorum.handlers.synthesis import COUNT_KEYS
 from quorum.llm import ModelEndpoint
 from quorum.llm.simulated import SimulatedBackend
@@ -147,6 +147,45 @@ def test_synthesis_job_reads_s3_seeds_and_writes_every_output_to_s3_with_the_sec
     assert stages["generate"]["rate"] > 0
     header = kube.kubectl("get", "sjob", "sj").stdout.split("\n")[0].split()
     assert header[-3:] == ["STARTED", "COMPLETED", "AGE"]
+
+
+def constant_flat(request: Any, round_name: str) -> int:
+    """Model `flat` scores 9 whatever it reads (a degenerate reviewer); `sim` reviews honestly."""
+    return 9 if request.model == "flat" else varied_high(request, round_name)
+
+
+def test_a_constant_reviewer_is_flagged_in_the_job_status_and_by_one_warning_event(
+    kube, api, namespace, start_operator, pod_runner, host_claim
+):
+    """The worker's calibration flags `flat`; the operator lists it in `status.degenerateReviewers` and says so
+    once in a `DegenerateReviewer` Warning event (what `kubectl describe sjob` shows)."""
+    host_claim("results")
+    sim = SimulatedBackend(GraScript(score=constant_flat), models=["sim", "flat"])
+    url = sim.start_in_thread()
+    try:
+        seeds = "".join(json.dumps(s) + "\n" for s in SEEDS)
+        kube.apply(
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "seeds"}, "data": {"seeds.jsonl": seeds}}
+        )
+        spec = job_spec(url, "configmap://seeds/seeds.jsonl", "pvc://results/run")
+        spec["models"] = [
+            {"name": "sim", "endpoint": {"url": url, "model": "sim"}},
+            {"name": "flat", "endpoint": {"url": url, "model": "flat"}, "roles": ["reviewer"]},
+        ]
+        spec["generation"] = {"target": 4, "rounds": 1}
+        spec["review"] = {"reviewers": 2, "allowSameModel": True}
+        spec["workers"] = {"shards": 1, "parallelism": 1, "backoffLimitPerIndex": 0}
+        done = run_to_the_end(kube, api, namespace, start_operator, spec, timeout=120)
+    finally:
+        sim.stop_thread()
+    assert done["phase"] == "Succeeded", done.get("lastError")
+    assert done["shards"]["0"]["degenerateReviewers"] == ["flat"] == done["degenerateReviewers"]
+    events = kube.get("events", None, "--field-selector=involvedObject.name=sj")["items"]
+    [warning] = [e for e in events if e["reason"] == "DegenerateReviewer"]
+    assert (
+        warning["type"] == "Warning" and "flat" in warning["message"] and "excluded from the gate" in warning["message"]
+    )
+    assert "model(s) flat (" in warning["message"]  # only the degenerate one is named
 
 
 @pytest.fixture

@@ -589,6 +589,9 @@ class SynthesisJobStatus(ApiModel):
     """Hash of the spec parts that change the output; a changed one is handled explicitly."""
     image: str = ""
     """Worker image resolved when the job started (the spec's, else the operator's default then)."""
+    degenerate_reviewers: list[str] = Field(default_factory=list)
+    """Reviewer models that any shard's calibration found degenerate (the union of
+    `shards.<i>.degenerateReviewers`); each is announced once by a `DegenerateReviewer` Warning event."""
     output: OutputStatus = Field(default_factory=OutputStatus)
     """Result location."""
     start_time: str | None = None

@@ -107,6 +107,13 @@ def stalled(reason: str, message: str, stage: str = "spec") -> Plan:
     return result
 
 
+def resolve_image(spec: EnsembleRouterSpec, previous: dict[str, Any], default: str) -> EnsembleRouterSpec:
+    """The spec's image, else the one recorded at the first reconcile, else the operator's default (recorded
+    from now on): an operator upgrade must not roll a serving router onto an image nobody asked for."""
+    image = spec.router.image or previous.get("image") or default
+    return spec.model_copy(update={"router": spec.router.model_copy(update={"image": image})})
+
+
 def reconcile(ctx: OperatorContext, body: dict[str, Any]) -> Outcome:
     if still_stalled(body):
         return Outcome()
@@ -116,8 +123,7 @@ def reconcile(ctx: OperatorContext, body: dict[str, Any]) -> Outcome:
         return execute(ctx, body, stalled("InvalidSpec", spec_errors(error)), API, stalled)
     owner = Owner.of(body)
     previous = dict(body.get("status") or {})
-    image = spec.router.image or previous.get("image") or ctx.image
-    spec = spec.model_copy(update={"router": spec.router.model_copy(update={"image": image})})
+    spec = resolve_image(spec, previous, ctx.image)
     shared = None
     if any(m.model_ref is not None for m in spec.models):
         shared = resolve(API[1], owner.name, spec, observe_models(ctx, owner.namespace, spec), owner.namespace)

@@ -36,6 +36,7 @@ from quorum.handlers.plan import transient_failure
 GROUP, VERSION = "quorum.dev", "v1alpha1"
 RESYNC_SECONDS = 30.0
 MAX_BACKOFF_SECONDS = 300.0
+FIRST_BACKOFF_SECONDS = 2.0
 
 Reconcile = Callable[[OperatorContext, dict[str, Any]], Outcome]
 KINDS: dict[str, tuple[str, str, Reconcile]] = {
@@ -126,6 +127,14 @@ def _follow_up(ctx: OperatorContext, namespace: str, name: str, delay: float) ->
     timer.start()
 
 
+def retry_delay(retry: int) -> float:
+    """The wait before kopf's next try after a transient error: 2 s doubling per retry, at most 5 min. The
+    exponent is capped before it is raised, so a resource that has failed for days (kopf's retry count only
+    grows) never overflows a float and breaks its own handler."""
+    doublings = min(max(retry, 0), 16)  # 2 · 2^16 is far past the cap already
+    return min(MAX_BACKOFF_SECONDS, FIRST_BACKOFF_SECONDS * 2**doublings)
+
+
 def _on_change(plural: str) -> Callable[..., None]:
     def handler(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
         metadata = body["metadata"]
@@ -135,7 +144,7 @@ def _on_change(plural: str) -> Callable[..., None]:
         for name in referenced_models(body):  # a new consumer scales its Models up at once
             reconcile_model(memo.ctx, metadata["namespace"], name)
         if outcome.waiting:
-            delay = min(MAX_BACKOFF_SECONDS, 2.0 * 2**retry) if outcome.retry else outcome.delay
+            delay = retry_delay(retry) if outcome.retry else outcome.delay
             raise kopf.TemporaryError(f"waiting for {outcome.waiting_for}", delay=delay)
 
     return handler

@@ -279,8 +279,32 @@ def status_of_run(
         {"backends": backends, "phase": phase, "progress": progress, "counts": counts, "stages": stages}
     )
     result.status["lastError"] = last_error
+    flag_degenerate_reviewers(result, job)
     if phase in ("Succeeded", "Failed") and spec.backends.delete_on_completion:
         result.deletes += observed.backend_objects
+
+
+def flag_degenerate_reviewers(result: Plan, job: Job) -> None:
+    """The reviewer models any shard's calibration found degenerate, as one list in `status`, and a Warning
+    event when that list first appears or grows: a reviewer that copies or scores constantly makes the gate's
+    verdicts mean less, and the user should learn it from `kubectl describe`, not from the manifest alone. The
+    list in the previous status is what was said already, so each model is announced once."""
+    assert result.status is not None
+    reports = _reports(job.previous, result.status["fingerprint"])
+    found = sorted({str(model) for r in reports for model in r.get("degenerateReviewers") or []})
+    result.status["degenerateReviewers"] = found
+    new = [model for model in found if model not in set(job.previous.get("degenerateReviewers") or [])]
+    if not new:
+        return
+    if job.spec.review.exclude_degenerate:
+        effect = "their verdicts are excluded from the gate (review.excludeDegenerate)"
+    else:
+        effect = "their verdicts still count in the gate (review.excludeDegenerate is false)"
+    message = (
+        f"degenerate reviewer model(s) {', '.join(new)} (copied critiques or constant scores in calibration; "
+        f"see the manifest's reviewers): {effect}"
+    )
+    result.events.append(("Warning", "DegenerateReviewer", message))
 
 
 def _failed(
