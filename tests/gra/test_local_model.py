@@ -44,6 +44,38 @@ def test_official_client_gets_schema_valid_reviews(server: LocalModelServer) -> 
     assert reply.usage.completion_tokens > 0
 
 
+def test_a_review_closes_its_json_within_a_small_token_budget(server: LocalModelServer) -> None:
+    """The demo's budget and six-dimension response rubric: the critique's length bound leaves room for every
+    score even when the model spends a token per character (it wrote "1.1.1.1..." and timestamps, which cut
+    the object off before its scores at the old two-characters-per-token sizing: seeds 0 and 7 here)."""
+    import json
+
+    from openai import OpenAI
+
+    rubric = ["correctness", "completeness", "relevance", "coherence", "language", "safety"]
+    max_tokens = 160
+    schema = prompts.review_schema(rubric, 10, max_tokens)
+    sample = {
+        "instruction": "Write a Python function that sums a list.",
+        "output": "def total(xs):\n    return sum(xs)",
+    }
+    messages = prompts.PromptBook.built_in().messages(
+        prompts.REVIEW_RESPONSE, **prompts.review_variables("code", sample, rubric, 10)
+    )
+    client = OpenAI(base_url=server.base_url, api_key="unused")
+    for seed in range(8):
+        reply = client.chat.completions.create(
+            model=server.alias,
+            messages=messages,
+            response_format={"type": "json_schema", "json_schema": {"name": "review", "schema": schema}},
+            max_tokens=max_tokens,
+            temperature=0.2,
+            seed=seed,
+        )
+        assert reply.choices[0].finish_reason == "stop", (seed, reply.choices[0].message.content)
+        jsonschema.validate(json.loads(reply.choices[0].message.content), schema)
+
+
 async def test_one_sample_runs_every_stage_against_the_tiny_model(server: LocalModelServer) -> None:
     spec = SynthesisJobSpec.model_validate(
         {

@@ -34,6 +34,19 @@ CLASSIFY = "gra_classify"
 
 CHARS_PER_TOKEN = 3
 """A conservative characters-per-token ratio used to size string limits from token budgets."""
+KEY_TOKENS = 14
+"""Tokens one short `"key": value,` pair may take under constrained decoding, whitespace included (measured
+with SmolLM2: 6 score pairs and the braces took up to 81 tokens)."""
+OBJECT_TOKENS = 12
+"""Tokens of the braces and the quotes around a free-text field."""
+
+
+def _text_chars(max_tokens: int, short_keys: int) -> int:
+    """Characters one free-text field may take so the object still closes within `max_tokens`, counting one
+    token per character: a constrained decoder may spend a token on every digit or dot (SmolLM2 writes
+    "1.1.1.1..." and timestamps), and text that overruns the budget leaves the other fields unwritten."""
+    return min(400, max(24, max_tokens - KEY_TOKENS * short_keys - OBJECT_TOKENS))
+
 
 STAGE_FIELDS = {
     CLASSIFY: "classify",
@@ -401,7 +414,7 @@ def review_schema(dimension_names: list[str], scale: int, max_tokens: int) -> di
     """The critique comes first: models score more sensibly after writing down what they saw."""
     score = {"type": "integer", "minimum": 1, "maximum": scale}
     keys = [dimension_key(d) for d in dimension_names]
-    critique = _string(min(400, max(40, (max_tokens - 8 * len(keys) - 12) * 2)), 10)
+    critique = _string(_text_chars(max_tokens, len(keys)), 10)
     properties: dict[str, Any] = {"critique": critique, **{key: score for key in keys}}
     return {
         "type": "object",
@@ -417,7 +430,7 @@ def adjudicate_schema(scale: int, max_tokens: int) -> dict[str, Any]:
         "properties": {
             "decision": {"type": "string", "enum": ["accept", "reject"]},
             "score": {"type": "integer", "minimum": 1, "maximum": scale},
-            "reason": _string(min(400, max(40, (max_tokens - 30) * 2))),
+            "reason": _string(_text_chars(max_tokens, 2)),
         },
         "required": ["decision", "score", "reason"],
         "additionalProperties": False,
