@@ -16,8 +16,6 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import ValidationError
-
 from quorum.api.ensemble import EnsembleRouterSpec
 from quorum.builders.ensemble import (
     CALIBRATE_COMPONENT,
@@ -34,16 +32,14 @@ from quorum.handlers.context import OperatorContext, Outcome, last_line, termina
 from quorum.handlers.plan import (
     Key,
     Plan,
-    execute,
     key_of,
     kstatus,
     name_conflicts,
     observe_children,
-    spec_errors,
+    reconcile_with,
     stalled_plan,
-    still_stalled,
 )
-from quorum.handlers.shared_models import Resolution, missing_message, observe_models, resolve
+from quorum.handlers.shared_models import Resolution, missing_message, resolve_references
 
 API = ("quorum.dev/v1alpha1", "EnsembleRouter")
 SUMMARY_KEY = "summary.json"
@@ -115,23 +111,15 @@ def resolve_image(spec: EnsembleRouterSpec, previous: dict[str, Any], default: s
 
 
 def reconcile(ctx: OperatorContext, body: dict[str, Any]) -> Outcome:
-    if still_stalled(body):
-        return Outcome()
-    try:
-        spec = EnsembleRouterSpec.model_validate(body.get("spec") or {})
-    except ValidationError as error:
-        return execute(ctx, body, stalled("InvalidSpec", spec_errors(error)), API, stalled)
-    owner = Owner.of(body)
-    previous = dict(body.get("status") or {})
-    spec = resolve_image(spec, previous, ctx.image)
-    shared = None
-    if any(m.model_ref is not None for m in spec.models):
-        shared = resolve(API[1], owner.name, spec, observe_models(ctx, owner.namespace, spec), owner.namespace)
-        if shared.missing:
-            return execute(ctx, body, stalled("ModelNotFound", missing_message(shared.missing), "models"), API, stalled)
-        spec = shared.spec
-    observed = dataclasses.replace(observe(ctx, owner, spec), shared=shared)
-    return execute(ctx, body, plan(owner, spec, observed, previous), API, stalled)
+    def plan_for(owner: Owner, spec: EnsembleRouterSpec, previous: dict[str, Any]) -> Plan:
+        spec = resolve_image(spec, previous, ctx.image)
+        shared = resolve_references(ctx, API[1], owner, spec)
+        if shared is not None and shared.missing:
+            return stalled("ModelNotFound", missing_message(shared.missing), "models")
+        spec = shared.spec if shared is not None else spec
+        return plan(owner, spec, dataclasses.replace(observe(ctx, owner, spec), shared=shared), previous)
+
+    return reconcile_with(ctx, body, EnsembleRouterSpec, API, stalled, plan_for)
 
 
 def _summary(config_map: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -26,13 +26,11 @@ from quorum.handlers.context import OperatorContext, Outcome
 from quorum.handlers.plan import (
     Key,
     Plan,
-    execute,
     kstatus,
     name_conflicts,
     observe_children,
-    spec_errors,
+    reconcile_with,
     stalled_plan,
-    still_stalled,
 )
 from quorum.handlers.scaling import desired_replicas, split_budget, waiting_requests
 from quorum.handlers.shared_models import needs_models, referenced_models, requested_concurrency
@@ -107,15 +105,11 @@ def observe(ctx: OperatorContext, owner: Owner, spec: ModelSpec) -> Observed:
 
 
 def reconcile(ctx: OperatorContext, body: dict[str, Any]) -> Outcome:
-    if still_stalled(body):
-        return Outcome()
-    try:
-        spec = ModelSpec.model_validate(body.get("spec") or {})
-    except ValidationError as error:
-        return execute(ctx, body, stalled("InvalidSpec", spec_errors(error)), API, stalled)
-    owner = Owner.of(body)
-    view = ModelView(owner, spec, dict(body.get("status") or {}), datetime.datetime.now(datetime.UTC))
-    return execute(ctx, body, plan(view, observe(ctx, owner, spec)), API, stalled)
+    def plan_for(owner: Owner, spec: ModelSpec, previous: dict[str, Any]) -> Plan:
+        view = ModelView(owner, spec, previous, datetime.datetime.now(datetime.UTC))
+        return plan(view, observe(ctx, owner, spec))
+
+    return reconcile_with(ctx, body, ModelSpec, API, stalled, plan_for)
 
 
 def stalled(reason: str, message: str, stage: str = "spec") -> Plan:

@@ -17,10 +17,10 @@ import contextlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from kubernetes.client.exceptions import ApiException
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from quorum.api.base import format_validation_error
 from quorum.builders.credentials import is_create_only
@@ -179,6 +179,29 @@ def execute(ctx: OperatorContext, body: dict[str, Any], plan: Plan, api: tuple[s
         status["lastError"] = stamped(body.get("status") or {}, status["lastError"])
     write_status(ctx, body, status, plan.conditions, api)
     return plan.outcome
+
+
+SpecT = TypeVar("SpecT", bound=BaseModel)
+
+
+def reconcile_with(
+    ctx: OperatorContext,
+    body: dict[str, Any],
+    spec_type: type[SpecT],
+    api: tuple[str, str],
+    stall: Stall,
+    plan_for: Callable[[Owner, SpecT, dict[str, Any]], Plan],
+) -> Outcome:
+    """Every kind's reconcile: nothing to do while this generation is Stalled already; a spec the models refuse
+    is Stalled naming its fields; otherwise the kind's observe and plan (`plan_for(owner, spec, previous
+    status)`), then execute."""
+    if still_stalled(body):
+        return Outcome()
+    try:
+        spec = spec_type.model_validate(body.get("spec") or {})
+    except ValidationError as error:
+        return execute(ctx, body, stall("InvalidSpec", spec_errors(error), "spec"), api, stall)
+    return execute(ctx, body, plan_for(Owner.of(body), spec, dict(body.get("status") or {})), api, stall)
 
 
 def transient_failure(ctx: OperatorContext, body: dict[str, Any], error: Exception, api: tuple[str, str]) -> None:

@@ -12,6 +12,7 @@ from quorum.api.ensemble import EnsembleRouterSpec
 from quorum.api.model import ModelSpec
 from quorum.api.resources import API_VERSION
 from quorum.api.synthesis import SynthesisJobSpec
+from quorum.builders.meta import Owner
 from quorum.builders.model import model_key, model_url
 from quorum.handlers.conditions import Cond, condition_true
 from quorum.handlers.context import OperatorContext
@@ -72,6 +73,15 @@ def observe_models(ctx: OperatorContext, namespace: str, spec: ConsumerSpec) -> 
     """The referenced Models that exist, by name."""
     found = {name: ctx.kube.get(API_VERSION, "Model", namespace, name) for name in referenced_models(spec)}
     return {name: body for name, body in found.items() if body is not None}
+
+
+def resolve_references(
+    ctx: OperatorContext, kind: str, owner: Owner, spec: ConsumerSpec, *, needed: bool = True
+) -> Resolution | None:
+    """A consumer's shared Models resolved (see `resolve`); None when it references none (nothing is read)."""
+    if not any(m.model_ref is not None for m in spec.models):
+        return None
+    return resolve(kind, owner.name, spec, observe_models(ctx, owner.namespace, spec), owner.namespace, needed=needed)
 
 
 def resolve(

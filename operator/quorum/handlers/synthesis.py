@@ -21,8 +21,6 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import ValidationError
-
 from quorum.api.synthesis import SynthesisJobSpec, count_keys, output_fingerprint
 from quorum.builders.meta import LABEL_COMPONENT, Owner
 from quorum.builders.synthesis import (
@@ -39,16 +37,14 @@ from quorum.handlers.context import OperatorContext, Outcome, last_line, termina
 from quorum.handlers.plan import (
     Key,
     Plan,
-    execute,
     key_of,
     kstatus,
     name_conflicts,
     observe_children,
-    spec_errors,
+    reconcile_with,
     stalled_plan,
-    still_stalled,
 )
-from quorum.handlers.shared_models import Resolution, missing_message, needs_models, observe_models, resolve
+from quorum.handlers.shared_models import Resolution, missing_message, needs_models, resolve_references
 
 API = ("quorum.dev/v1alpha1", "SynthesisJob")
 COUNT_KEYS = count_keys()
@@ -110,26 +106,17 @@ def resolve_image(spec: SynthesisJobSpec, previous: dict[str, Any], default: str
 
 
 def reconcile(ctx: OperatorContext, body: dict[str, Any]) -> Outcome:
-    if still_stalled(body):
-        return Outcome()
-    try:
-        spec = SynthesisJobSpec.model_validate(body.get("spec") or {})
-    except ValidationError as error:
-        return execute(ctx, body, stalled("InvalidSpec", spec_errors(error)), API, stalled)
-    owner = Owner.of(body)
-    previous = dict(body.get("status") or {})
-    spec = resolve_image(spec, previous, ctx.image)
-    shared = None
-    if any(m.model_ref is not None for m in spec.models):
-        models = observe_models(ctx, owner.namespace, spec)
-        shared = resolve(API[1], owner.name, spec, models, owner.namespace, needed=needs_models(API[1], body))
-        if shared.missing:
-            return execute(ctx, body, stalled("ModelNotFound", missing_message(shared.missing), "models"), API, stalled)
-        spec = shared.spec
-    now = datetime.datetime.now(datetime.UTC)
-    job = Job(owner, spec, previous, parse_time(body["metadata"].get("creationTimestamp")), now)
-    observed = dataclasses.replace(observe(ctx, owner, spec), shared=shared)
-    return execute(ctx, body, plan(job, observed), API, stalled)
+    def plan_for(owner: Owner, spec: SynthesisJobSpec, previous: dict[str, Any]) -> Plan:
+        spec = resolve_image(spec, previous, ctx.image)
+        shared = resolve_references(ctx, API[1], owner, spec, needed=needs_models(API[1], body))
+        if shared is not None and shared.missing:
+            return stalled("ModelNotFound", missing_message(shared.missing), "models")
+        spec = shared.spec if shared is not None else spec
+        created = parse_time(body["metadata"].get("creationTimestamp"))
+        job = Job(owner, spec, previous, created, datetime.datetime.now(datetime.UTC))
+        return plan(job, dataclasses.replace(observe(ctx, owner, spec), shared=shared))
+
+    return reconcile_with(ctx, body, SynthesisJobSpec, API, stalled, plan_for)
 
 
 def stalled(reason: str, message: str, stage: str = "spec") -> Plan:
