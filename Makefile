@@ -19,7 +19,7 @@ python-env: $(VENV)/.synced
 
 $(VENV)/.synced: pyproject.toml uv.lock scripts/bootstrap-uv.sh
 	@bash scripts/bootstrap-uv.sh
-	$(UV) sync --frozen --python $(PYTHON_VERSION)
+	$(UV) sync --frozen --all-extras --python $(PYTHON_VERSION)  # every image's dependencies, torch included (tests)
 	$(QUORUM) embedder export  # the ONNX embedder, once, from the packaged weights (cached)
 	@touch $@
 
@@ -53,7 +53,7 @@ fmt: python-env
 crds: python-env ## regenerate crds/ (and the CRD chart) from the pydantic models
 	$(QUORUM) crds generate
 
-image: python-env ## build the quorum image with podman from images/Dockerfile (root; apt-get install podman debootstrap)
+image: python-env ## build the operator and worker/router images with podman from images/Dockerfile (root; apt-get install podman debootstrap runc)
 	bash images/build.sh
 
 cluster-up: setup ## start etcd + kube-apiserver + controller-manager + scheduler + kwok on loopback

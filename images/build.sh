@@ -1,20 +1,25 @@
 #!/usr/bin/env bash
-# Builds the Quorum image with podman from images/Dockerfile, on a machine that can pull no image:
+# Builds the Quorum images with podman from images/Dockerfile, on a machine that can pull no image:
 # the base is a Debian bookworm root filesystem made with debootstrap and imported into podman once
-# (cached as localhost/quorum-base:bookworm). Python wheels come from the host's uv cache (mounted into the
+# (cached as localhost/quorum-base:bookworm-slim). Python wheels come from the host's uv cache (mounted into the
 # build), so after `make setup` the build downloads little or nothing.
 #
-#   images/build.sh                 build localhost/quorum:<version> (version from pyproject.toml)
+#   images/build.sh                      build the operator and worker variants (version from pyproject.toml):
+#                                        localhost/quorum-operator:<version> and localhost/quorum:<version>
+#   images/build.sh torch                build one variant (operator, worker or torch: localhost/quorum-torch:...)
 #   BASE_IMAGE=debian:bookworm-slim images/build.sh   use a pullable base instead of the debootstrapped one
+#   IMAGE_PREFIX=registry.example/       name the images registry.example/quorum... instead of localhost/quorum...
 #
-# Needs root (debootstrap, rootful podman): apt-get install podman debootstrap.
-# Prints the build time and the image size at the end.
+# Needs root (debootstrap, rootful podman): apt-get install podman debootstrap runc. The worker variants take
+# the ONNX graph of the packaged MiniLM that `make setup` exported (`.venv/bin/quorum embedder export`).
+# Prints each build's time and the image size at the end.
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 version="$(sed -n 's/^version = "\(.*\)"/\1/p' "$repo/pyproject.toml" | head -1)"
-image="${IMAGE:-localhost/quorum:$version}"
-base_image="${BASE_IMAGE:-localhost/quorum-base:bookworm}"
+prefix="${IMAGE_PREFIX:-localhost/}"
+default_base="localhost/quorum-base:bookworm-slim"
+base_image="${BASE_IMAGE:-$default_base}"
 uv_cache="${UV_CACHE_DIR:-$HOME/.cache/uv}"
 work="${QUORUM_IMAGE_WORK:-$HOME/.cache/quorum/image}"
 
@@ -32,9 +37,27 @@ debian_mirror() {
     echo "$uri"
 }
 
+slim_rootfs() {
+    # What Debian's own slim images leave out (about 50 MB): manuals, documentation but the copyright files,
+    # translations; the dpkg configuration keeps packages installed later from adding them back.
+    local rootfs="$1"
+    cat >"$rootfs/etc/dpkg/dpkg.cfg.d/quorum-slim" <<'EOF'
+path-exclude /usr/share/doc/*
+path-include /usr/share/doc/*/copyright
+path-exclude /usr/share/man/*
+path-exclude /usr/share/info/*
+path-exclude /usr/share/locale/*
+path-include /usr/share/locale/locale.alias
+EOF
+    find "$rootfs/usr/share/doc" -mindepth 1 -not -name copyright -not -type d -delete
+    find "$rootfs/usr/share/doc" -mindepth 1 -type d -empty -delete
+    rm -rf "$rootfs"/usr/share/man/* "$rootfs"/usr/share/info/*
+    find "$rootfs/usr/share/locale" -mindepth 1 -maxdepth 1 -not -name locale.alias -exec rm -rf {} +
+}
+
 ensure_base() {
     if "${podman_cmd[@]}" image exists "$base_image"; then return; fi
-    if [ "$base_image" != "localhost/quorum-base:bookworm" ]; then
+    if [ "$base_image" != "$default_base" ]; then
         say "base $base_image is not present and cannot be pulled here"; exit 1
     fi
     command -v debootstrap >/dev/null || { say "debootstrap missing: apt-get install debootstrap"; exit 1; }
@@ -45,6 +68,7 @@ ensure_base() {
     debootstrap --variant=minbase --include=ca-certificates,python3.11 bookworm "$rootfs" "$(debian_mirror)" \
         >"$work/debootstrap.log" 2>&1 || { tail -20 "$work/debootstrap.log" >&2; exit 1; }
     rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+    slim_rootfs "$rootfs"
     tar -C "$rootfs" -c . | "${podman_cmd[@]}" import \
         --change 'CMD ["/bin/bash"]' --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
         - "$base_image" >/dev/null
@@ -68,30 +92,62 @@ uv_binary_dir() {
     dirname "$uv_bin"
 }
 
-uv_context=""
+image_name() {
+    # The image of a variant: the worker keeps the plain name, which the chart gives to every pod it creates.
+    case "$1" in
+        operator) echo "${prefix}quorum-operator:$version" ;;
+        worker) echo "${prefix}quorum:$version" ;;
+        torch) echo "${prefix}quorum-torch:$version" ;;
+        *) say "unknown variant $1 (operator, worker or torch)"; exit 2 ;;
+    esac
+}
 
-main() {
-    command -v podman >/dev/null || { say "podman missing: apt-get install podman"; exit 1; }
-    local started=$SECONDS
-    ensure_base
-    uv_context="$(mktemp -d)"
-    trap 'rm -rf "${uv_context}"' EXIT
-    cp "$(uv_binary_dir)/uv" "$uv_context/uv"
-    mkdir -p "$uv_cache"
-    say "building $image from $base_image"
+stage_embedders() {
+    # The exported graph's directory (model-<digest>/model.onnx) copied into $1, as the Dockerfile expects;
+    # `quorum embedder export` only prints its path when `make setup` already made it.
+    local quorum="$repo/.venv/bin/quorum" graph
+    [ -x "$quorum" ] || { say "$quorum missing: run \`make setup\` first"; exit 1; }
+    graph="$("$quorum" embedder export | tail -1)"
+    [ -f "$graph" ] || { say "no ONNX graph at $graph"; exit 1; }
+    cp -r "$(dirname "$graph")" "$1/"
+}
+
+work_dir=""
+
+build_variant() {
+    local variant="$1" image started=$SECONDS size
+    image="$(image_name "$variant")"
+    local embedders="$work_dir/embedders-$variant"
+    mkdir -p "$embedders"
+    [ "$variant" = operator ] || stage_embedders "$embedders"
+    say "building $image (variant $variant) from $base_image"
     "${podman_cmd[@]}" build \
         --file "$repo/images/Dockerfile" \
-        --build-context "uv=$uv_context" \
+        --build-context "uv=$work_dir/uv" \
+        --build-context "embedders=$embedders" \
         --build-arg "BASE_IMAGE=$base_image" \
+        --build-arg "VARIANT=$variant" \
         --build-arg UV_OFFLINE=1 \
         --volume "$uv_cache:/cache/uv" \
         --tag "$image" \
         "$repo"
-    # Earlier builds' layers are 6 GB each once the dependencies change: keep only what the tags use.
-    "${podman_cmd[@]}" image prune --force >/dev/null
-    local size
     size="$("${podman_cmd[@]}" image inspect "$image" --format '{{.Size}}')"
     say "built $image in $((SECONDS - started)) s; size $((size / 1000000)) MB"
+}
+
+main() {
+    command -v podman >/dev/null || { say "podman missing: apt-get install podman runc"; exit 1; }
+    local variants=("$@")
+    [ ${#variants[@]} -gt 0 ] || variants=(operator worker)
+    for variant in "${variants[@]}"; do image_name "$variant" >/dev/null; done
+    ensure_base
+    work_dir="$(mktemp -d)"
+    trap 'rm -rf "${work_dir}"' EXIT
+    mkdir -p "$work_dir/uv" "$uv_cache"
+    cp "$(uv_binary_dir)/uv" "$work_dir/uv/uv"
+    for variant in "${variants[@]}"; do build_variant "$variant"; done
+    # Superseded layers of earlier builds are gigabytes once the dependencies change: keep what the tags use.
+    "${podman_cmd[@]}" image prune --force >/dev/null
 }
 
 main "$@"

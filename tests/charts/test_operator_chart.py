@@ -29,6 +29,7 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
     },
     "monitored-and-pinned-by-digest": {
         "image": {"repository": "registry.example/quorum", "tag": "0.1.0", "digest": "sha256:" + "a" * 64},
+        "operatorImage": {"repository": "registry.example/quorum-operator", "digest": "sha256:" + "b" * 64},
         "metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "prometheus"}}},
         "networkPolicy": {
             "apiServer": {"cidrs": ["10.0.0.1/32"]},
@@ -106,21 +107,25 @@ def test_one_replica_recreated_with_kopf_liveness_probes(rendered: dict[str, lis
     assert health["containerPort"] == 8080
 
 
-def test_image_is_pinned_to_the_app_version_and_given_to_children(
+def test_operator_runs_its_own_image_and_gives_children_the_worker_image_both_pinned(
     rendered: dict[str, list[dict[str, Any]]],
 ) -> None:
     container = one(rendered["defaults"], "Deployment")["spec"]["template"]["spec"]["containers"][0]
     chart = yaml.safe_load((OPERATOR_CHART / "Chart.yaml").read_text())
-    assert container["image"] == f"quorum-dev/quorum:{chart['appVersion']}"
-    assert {"name": "QUORUM_IMAGE", "value": container["image"]} in container["env"]
-    pinned = one(rendered["monitored-and-pinned-by-digest"], "Deployment")
-    assert pinned["spec"]["template"]["spec"]["containers"][0]["image"].endswith("@sha256:" + "a" * 64)
+    assert container["image"] == f"quorum-dev/quorum-operator:{chart['appVersion']}"
+    assert {"name": "QUORUM_IMAGE", "value": f"quorum-dev/quorum:{chart['appVersion']}"} in container["env"]
+    pinned = one(rendered["monitored-and-pinned-by-digest"], "Deployment")["spec"]["template"]["spec"]
+    operator = pinned["containers"][0]
+    assert operator["image"] == f"registry.example/quorum-operator:{chart['appVersion']}@sha256:" + "b" * 64
+    children = "registry.example/quorum:0.1.0@sha256:" + "a" * 64
+    assert {"name": "QUORUM_IMAGE", "value": children} in operator["env"]
 
 
 @pytest.mark.parametrize(
     ("values", "complaint"),
     [
-        ({"image": {"tag": "latest"}}, "must be pinned"),
+        ({"image": {"tag": "latest"}}, "image.tag must be pinned"),
+        ({"operatorImage": {"tag": "latest"}}, "operatorImage.tag must be pinned"),
         ({"securityContext": {"allowPrivilegeEscalation": True, "readOnlyRootFilesystem": True}}, "allowPrivilege"),
         ({"securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": False}}, "readOnlyRoot"),
         ({"podSecurityContext": {"runAsNonRoot": False}}, "runAsNonRoot"),
@@ -128,7 +133,16 @@ def test_image_is_pinned_to_the_app_version_and_given_to_children(
         ({"operator": {"watchNamespaces": ["Not_A_Namespace"]}}, "watchNamespaces"),
         ({"serviceAccount": {"create": False}}, "serviceAccount.name is required"),
     ],
-    ids=["latest-tag", "escalation", "writable-root", "root", "typo", "bad-namespace", "no-service-account"],
+    ids=[
+        "latest-tag",
+        "latest-operator-tag",
+        "escalation",
+        "writable-root",
+        "root",
+        "typo",
+        "bad-namespace",
+        "no-service-account",
+    ],
 )
 def test_bad_values_are_refused_with_the_reason(helm: Helm, values: dict[str, Any], complaint: str) -> None:
     with pytest.raises(HelmError, match=complaint):

@@ -3,9 +3,13 @@ dimension, read from the model; and `shared_embedder` gives dedup and routing th
 
 from __future__ import annotations
 
-import numpy as np
+import sys
 
-from quorum.embedding import ONNXRUNTIME, SENTENCE_TRANSFORMERS, load_embedder, shared_embedder
+import numpy as np
+import pytest
+
+from quorum.api.ensemble import EnsembleRouterSpec
+from quorum.embedding import ONNXRUNTIME, SENTENCE_TRANSFORMERS, EngineUnavailable, load_embedder, shared_embedder
 from quorum.gra import dedup
 from quorum.routing import embedding as routing_embedding
 
@@ -29,3 +33,25 @@ def test_dedup_and_routing_share_one_embedder_instance() -> None:
     assert dedup.shared_embedder is routing_embedding.shared_embedder is shared_embedder
     assert shared_embedder("packaged") is shared_embedder("packaged")
     assert shared_embedder("packaged").engine == ONNXRUNTIME
+
+
+def test_an_engine_missing_here_is_refused_at_start_naming_the_field_and_the_image(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The worker/router image has no torch: a sentence-transformers spec stops with the field and the way out,
+    not with an ImportError (even when another spec of this process already loaded that engine)."""
+    spec = EnsembleRouterSpec.model_validate(
+        {
+            "models": [{"name": "a", "endpoint": {"url": "http://127.0.0.1:1/v1", "model": "a"}}],
+            "calibration": {"dataset": {"uri": "file://unused.jsonl"}, "clusters": 2},
+            "embedding": {"engine": SENTENCE_TRANSFORMERS},
+        }
+    )
+    monkeypatch.setitem(sys.modules, "sentence_transformers", None)  # what `import` meets without the package
+    with pytest.raises(EngineUnavailable, match=r"^spec\.embedding\.engine: sentence-transformers: .*quorum-torch"):
+        routing_embedding.spec_embedder(spec)
+    with pytest.raises(EngineUnavailable, match="quorum-torch"):
+        load_embedder("packaged", SENTENCE_TRANSFORMERS)
+    assert routing_embedding.spec_embedder(spec.model_copy(update={"embedding": type(spec.embedding)()})).engine == (
+        ONNXRUNTIME
+    )

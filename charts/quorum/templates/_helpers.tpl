@@ -38,17 +38,28 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | 
 {{- end }}
 {{- end }}
 
-{{/* The pinned image: repository@digest, or repository:tag with the tag defaulting to the appVersion. */}}
-{{- define "quorum.image" -}}
-{{- $tag := default .Chart.AppVersion .Values.image.tag }}
+{{/* A pinned image reference from (dict "values" <image values> "field" <their key> "appVersion" <default tag>):
+repository@digest, or repository:tag with the tag defaulting to the appVersion. */}}
+{{- define "quorum.imageRef" -}}
+{{- $tag := default .appVersion .values.tag }}
 {{- if eq $tag "latest" }}
-{{- fail "image.tag must be pinned; `latest` is not allowed" }}
+{{- fail (printf "%s.tag must be pinned; `latest` is not allowed" .field) }}
 {{- end }}
-{{- if .Values.image.digest }}
-{{- printf "%s:%s@%s" .Values.image.repository $tag .Values.image.digest }}
+{{- if .values.digest }}
+{{- printf "%s:%s@%s" .values.repository $tag .values.digest }}
 {{- else }}
-{{- printf "%s:%s" .Values.image.repository $tag }}
+{{- printf "%s:%s" .values.repository $tag }}
 {{- end }}
+{{- end }}
+
+{{/* The worker/router image: given to every pod the operator creates (QUORUM_IMAGE), always admitted. */}}
+{{- define "quorum.image" -}}
+{{- include "quorum.imageRef" (dict "values" .Values.image "field" "image" "appVersion" .Chart.AppVersion) }}
+{{- end }}
+
+{{/* The operator's own image: `quorum operator run` only, no engines (images/README.md). */}}
+{{- define "quorum.operatorImage" -}}
+{{- include "quorum.imageRef" (dict "values" .Values.operatorImage "field" "operatorImage" "appVersion" .Chart.AppVersion) }}
 {{- end }}
 
 {{/* The namespaces with a Role: the watched ones, or the release namespace. */}}

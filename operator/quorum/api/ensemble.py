@@ -38,7 +38,9 @@ class Embedding(ApiModel):
     model: str = "sentence-transformers/all-MiniLM-L6-v2"
     """Local model id or path; the packaged all-MiniLM-L6-v2 is used offline by default."""
     engine: EmbeddingEngine = EmbeddingEngine.ONNXRUNTIME
-    """How the local model runs: ONNX Runtime (no torch, faster on CPUs) or sentence-transformers (torch)."""
+    """How the local model runs: ONNX Runtime (no torch, faster on CPUs) or sentence-transformers (torch, which
+    the default image lacks: set `router.image` to the quorum-torch image, or calibration and the router stop at
+    start naming this field)."""
     endpoint: Endpoint | None = None
     """An OpenAI-compatible `/v1/embeddings` server (vLLM, TEI, a Quorum Model) instead of the local model:
     `url` with `/v1`, the served `model`, and `apiKeySecretRef` for its bearer token."""
@@ -222,8 +224,8 @@ class RouterSettings(ApiModel):
     autoscaling: Autoscaling = Field(default_factory=Autoscaling)
     """Optional HPA."""
     image: ImageRef | None = None
-    """Router and calibration image, pinned by tag or digest; default the operator's own image, resolved once
-    when the resource is first reconciled and kept in `status.image`."""
+    """Router and calibration image, pinned by tag or digest; default the operator's worker image (`--image`,
+    the chart's `image`), resolved once when the resource is first reconciled and kept in `status.image`."""
 
 
 class EnsembleRouterSpec(ApiModel):

@@ -305,8 +305,9 @@ class Workers(ApiModel):
     backoff_limit_per_index: int = Field(default=3, ge=0, le=100)
     """Retries of a failing shard before the job fails."""
     image: ImageRef | None = None
-    """Worker image, pinned by tag or digest; default the operator's own image, resolved once when the job
-    starts and kept in `status.image` (an operator upgrade never changes a running job's image)."""
+    """Worker image, pinned by tag or digest; default the operator's worker image (`--image`, the chart's
+    `image`), resolved once when the job starts and kept in `status.image` (an operator upgrade never changes a
+    running job's image)."""
 
     cross_field_rules = (
         CrossFieldRule(

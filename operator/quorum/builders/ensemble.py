@@ -15,7 +15,7 @@ from quorum.builders.network import backend_policies, egress_only_to_backends
 from quorum.builders.pods import CONFIG_DIR, config_map, quorum_pod_spec
 from quorum.builders.rbac import calibrator_rules, role_with_binding, service_account
 from quorum.builders.storage import PodStorage
-from quorum.routing.embedding import EMBEDDING_API_KEY_ENV
+from quorum.routing.config import EMBEDDING_API_KEY_ENV
 
 CALIBRATE_COMPONENT = "calibration"
 ROUTER_COMPONENT = "router"

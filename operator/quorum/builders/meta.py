@@ -12,7 +12,8 @@ from quorum.api.resources import API_VERSION
 MANAGED_BY = "quorum"
 FIELD_MANAGER = "quorum-operator"
 DEFAULT_IMAGE = "quorum-dev/quorum:0.1.0"
-"""Image of the workers, the calibration Job and the router when the spec names none: the operator's own."""
+"""Image of the workers, the calibration Job and the router when the spec names none and the operator was given
+no `--image`: the worker/router image (the operator itself runs from quorum-operator, images/README.md)."""
 
 APPLIED_HASH_ANNOTATION = "quorum.dev/applied-hash"
 """Hash of the manifest the operator last applied to a child: an unchanged child is not applied again."""

@@ -9,14 +9,16 @@ import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from quorum.api.ensemble import EnsembleRouterSpec
 from quorum.api.resources import EnsembleRouter
 from quorum.cli.common import ConfigAlias, ManifestFile, console, fail, manifest_path, read_resource
-from quorum.embedding.onnx import THREADS_ENV as EMBED_THREADS_ENV
-from quorum.llm import ModelEndpoint
+
+if TYPE_CHECKING:  # engine modules load inside the commands: `quorum operator run` never imports them
+    from quorum.llm import ModelEndpoint
 
 app = typer.Typer(
     help="Calibrate, choose the pool of, and serve the Avengers router of an EnsembleRouter.", no_args_is_help=True
@@ -58,6 +60,7 @@ def _endpoints(resource: EnsembleRouter, overrides: dict[str, str], local: bool)
     if not missing:
         yield backend_endpoints(resource.metadata.name, spec, overrides=overrides)
         return
+    from quorum.llm import ModelEndpoint
     from quorum.llm.local import LocalModelServer
 
     console.print(f"local mode: serving {', '.join(missing)} with the packaged tiny model on 127.0.0.1")
@@ -91,7 +94,7 @@ def calibrate(
     from quorum.routing.artifact import save_artifact
     from quorum.routing.calibrate import calibrate as run_calibration
     from quorum.routing.dataset import DatasetError, load_dataset
-    from quorum.routing.embedding import spec_embedder
+    from quorum.routing.embedding import EngineUnavailable, spec_embedder
     from quorum.routing.report import write_report
 
     config = manifest_path(file, config)
@@ -103,7 +106,10 @@ def calibrate(
         items = load_dataset(spec.calibration.dataset, base_dir=config.resolve().parent, pvc_root=pvc_root)
     except (DatasetError, UnsupportedUri) as error:
         fail(str(error))
-    embedder = spec_embedder(spec)
+    try:
+        embedder = spec_embedder(spec)
+    except EngineUnavailable as error:
+        fail(str(error))
     with _endpoints(resource, _parse_backends(backend), local) as endpoints:
         console.print(f"calibrating {len(endpoints)} model(s) on {len(items)} questions")
 
@@ -184,10 +190,17 @@ def serve(
     """Serve the OpenAI-compatible routing and voting API."""
     from aiohttp import web
 
+    from quorum.embedding.onnx import THREADS_ENV as EMBED_THREADS_ENV
     from quorum.llm.service import LISTEN_BACKLOG
     from quorum.routing.artifact import ArtifactError, load_artifact
     from quorum.routing.config import TokenSource
-    from quorum.routing.embedding import EmbedderMismatch, EmbeddingBatcher, artifact_embedder, limit_torch_threads
+    from quorum.routing.embedding import (
+        EmbedderMismatch,
+        EmbeddingBatcher,
+        EngineUnavailable,
+        artifact_embedder,
+        limit_torch_threads,
+    )
     from quorum.routing.engine import RouterEngine
     from quorum.routing.server import build_app, freeze_after_start, new_event_loop
 
@@ -213,12 +226,12 @@ def serve(
     batcher = None
     if loaded is not None and len(spec.models) > 1:
         os.environ.setdefault(EMBED_THREADS_ENV, "1")  # ONNX Runtime reads it; one thread per replica
-        if loaded.embedder_engine == "sentence-transformers":
-            limit_torch_threads(int(os.environ[EMBED_THREADS_ENV]))
         try:
             embedder = artifact_embedder(loaded, spec)
-        except EmbedderMismatch as error:
+        except (EmbedderMismatch, EngineUnavailable) as error:
             fail(str(error))
+        if embedder.engine == "sentence-transformers":
+            limit_torch_threads(int(os.environ[EMBED_THREADS_ENV]))
         batcher = EmbeddingBatcher(embedder, max_batch=spec.embedding.batch_size)
     with _endpoints(resource, _parse_backends(backend), local) as endpoints:
         engine = RouterEngine(resource.metadata.name, spec, endpoints, artifact=loaded, batcher=batcher)

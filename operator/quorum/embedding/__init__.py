@@ -36,8 +36,10 @@ __all__ = [
     "Embedder",
     "EmbedderId",
     "EmbeddingBatcher",
+    "EngineUnavailable",
     "limit_torch_threads",
     "load_embedder",
+    "require_engine",
     "shared_embedder",
 ]
 
@@ -79,8 +81,31 @@ def model_path(model_id: str) -> str:
     return model_id
 
 
+class EngineUnavailable(RuntimeError):
+    """The engine's packages are not installed: the quorum image carries onnxruntime, not torch."""
+
+
+def require_engine(engine: str) -> None:
+    """Refuse, naming the way out, an engine whose packages this installation lacks, before any model loads.
+
+    The worker/router image ships the ONNX engine only (torch and its CUDA libraries weigh 4 GB); without this
+    check a sentence-transformers spec would die on a bare ImportError deep in a pod's log.
+    """
+    if engine != SENTENCE_TRANSFORMERS:
+        return
+    try:
+        import sentence_transformers  # noqa: F401  (imports torch)
+    except ImportError as error:
+        raise EngineUnavailable(
+            f"the {SENTENCE_TRANSFORMERS} engine needs torch, which is not installed here ({error}); the quorum "
+            f"image carries only {ONNXRUNTIME}: use {ONNXRUNTIME} (the default, same vectors to cosine 0.9999) or "
+            "the quorum-torch image (images/README.md), or install quorum[torch]"
+        ) from error
+
+
 def load_embedder(model_id: str, engine: str = DEFAULT_ENGINE) -> Embedder:
     """A local embedder of `model_id` with the given engine."""
+    require_engine(engine)
     if engine == ONNXRUNTIME:
         from quorum.embedding.onnx import OnnxEmbedder
 

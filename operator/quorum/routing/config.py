@@ -5,6 +5,7 @@ How a pod learns what the spec cannot say (the operator sets these; local mode p
   `http://<resource>-<model>:8000/v1`, the model's Service in the router's namespace.
 - `QUORUM_API_KEY_<MODEL>`: the bearer token of an external endpoint (from its `apiKeySecretRef`).
 - `QUORUM_ROUTER_TOKEN_FILE` (a mounted Secret key) or `QUORUM_ROUTER_TOKEN`: the token clients must send.
+- `QUORUM_EMBEDDING_API_KEY`: the bearer token of `spec.embedding.endpoint`.
 `<MODEL>` is the model name upper-cased with `-` → `_`.
 """
 
@@ -15,13 +16,19 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from quorum.api.ensemble import EnsembleRouterSpec
-from quorum.llm import ModelEndpoint
+
+if TYPE_CHECKING:  # the operator reads this module's names; its image carries no model client
+    from quorum.llm import ModelEndpoint
 
 TOKEN_FILE_ENV = "QUORUM_ROUTER_TOKEN_FILE"
 TOKEN_ENV = "QUORUM_ROUTER_TOKEN"
 DEFAULT_BACKEND_CONCURRENCY = 256
+EMBEDDING_API_KEY_ENV = "QUORUM_EMBEDDING_API_KEY"
+"""The bearer token of `spec.embedding.endpoint` (from its `apiKeySecretRef`), set by the operator in the
+calibration and router pods."""
 
 
 def env_name(prefix: str, model: str) -> str:
@@ -36,6 +43,8 @@ def backend_endpoints(
     environ: Mapping[str, str] | None = None,
 ) -> list[ModelEndpoint]:
     """One endpoint per model in spec order; `overrides` (model → base URL) win over the environment."""
+    from quorum.llm import ModelEndpoint
+
     environ = os.environ if environ is None else environ
     overrides = overrides or {}
     endpoints = []

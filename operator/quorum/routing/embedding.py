@@ -7,7 +7,16 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from quorum.embedding import REMOTE, Embedder, EmbeddingBatcher, limit_torch_threads, shared_embedder
+from quorum.embedding import (
+    REMOTE,
+    Embedder,
+    EmbeddingBatcher,
+    EngineUnavailable,
+    limit_torch_threads,
+    require_engine,
+    shared_embedder,
+)
+from quorum.routing.config import EMBEDDING_API_KEY_ENV
 
 if TYPE_CHECKING:
     from quorum.api.ensemble import EnsembleRouterSpec
@@ -16,6 +25,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Embedder",
     "EmbeddingBatcher",
+    "EngineUnavailable",
     "artifact_embedder",
     "conversation_text",
     "limit_torch_threads",
@@ -44,9 +54,13 @@ def conversation_text(messages: Sequence[dict[str, Any]]) -> str:
     return "\n".join(f"{m.get('role', 'user')}: {_content_text(m.get('content'))}" for m in messages)
 
 
-EMBEDDING_API_KEY_ENV = "QUORUM_EMBEDDING_API_KEY"
-"""The bearer token of `spec.embedding.endpoint` (from its `apiKeySecretRef`), set by the operator in the
-calibration and router pods."""
+def _local_embedder(model: str, engine: str) -> Embedder:
+    """The shared local embedder, refused at start with the field to change when its engine is missing here."""
+    try:
+        require_engine(engine)
+    except EngineUnavailable as error:
+        raise EngineUnavailable(f"spec.embedding.engine: {engine}: {error}") from error
+    return shared_embedder(model, engine)
 
 
 def spec_embedder(spec: EnsembleRouterSpec, environ: Mapping[str, str] | None = None) -> Embedder:
@@ -54,7 +68,7 @@ def spec_embedder(spec: EnsembleRouterSpec, environ: Mapping[str, str] | None = 
     environ = os.environ if environ is None else environ
     settings = spec.embedding
     if settings.endpoint is None:
-        return shared_embedder(settings.model, settings.engine.value)
+        return _local_embedder(settings.model, settings.engine.value)
     from quorum.embedding.remote import RemoteEmbedder
     from quorum.routing.breaker import CircuitBreaker
 
@@ -85,7 +99,7 @@ def artifact_embedder(
                 "spec.embedding.endpoint must name it (recalibrate to change the embedder)"
             )
         return spec_embedder(spec, environ)
-    embedder = shared_embedder(artifact.embedder, artifact.embedder_engine)
+    embedder = _local_embedder(artifact.embedder, artifact.embedder_engine)
     if embedder.dimension != artifact.dimension:
         raise EmbedderMismatch(
             f"embedder {artifact.embedder!r} gives {embedder.dimension}-d vectors, "
