@@ -26,7 +26,7 @@ import yaml
 from quorum.api.common import DataFormat
 from quorum.api.synthesis import RecordFormat
 from quorum.gra.records import jsonl_bytes
-from quorum.gra.sample import ROUNDS, RoundOutcome, SampleRecord
+from quorum.gra.sample import ROUNDS, RoundOutcome, SampleRecord, SampleStatus
 from quorum.locations import Location
 
 _SCORE = pa.struct([("dimension", pa.string()), ("score", pa.float64())])
@@ -144,7 +144,13 @@ def rejected_row(record: SampleRecord) -> dict[str, Any]:
 
 def failed_call_row(entry: dict[str, Any]) -> dict[str, Any]:
     """One row of rejected.jsonl for a per-seed call (classification, digest, calibration) that failed."""
-    return {"id": entry["key"], "kind": "call", "status": "failed", "error": entry["error"], "seedId": entry["seedId"]}
+    return {
+        "id": entry["key"],
+        "kind": "call",
+        "status": SampleStatus.FAILED.value,
+        "error": entry["error"],
+        "seedId": entry["seedId"],
+    }
 
 
 def provenance(record: SampleRecord) -> dict[str, Any]:
