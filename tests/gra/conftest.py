@@ -10,6 +10,8 @@ import pytest
 
 from quorum.api.synthesis import SynthesisJobSpec
 from quorum.gra.pipeline import SampleRunner, Slot
+from quorum.gra.records import read_jsonl
+from quorum.gra.sample import SampleRecord
 from quorum.gra.seeds import Seed
 from quorum.llm import ClientPool, ModelEndpoint, RetryPolicy
 
@@ -40,12 +42,19 @@ def endpoints_for(spec: SynthesisJobSpec) -> list[ModelEndpoint]:
     return [ModelEndpoint(m.name, m.endpoint.url, m.endpoint.model, None, 16) for m in spec.models]
 
 
-async def run_one(spec: SynthesisJobSpec, index: int = 0) -> dict[str, Any]:
+async def run_one(spec: SynthesisJobSpec, index: int = 0) -> SampleRecord:
     """One sample through generate → review → gate → adjudicate, against the spec's endpoints."""
     async with ClientPool(endpoints_for(spec), RetryPolicy.from_spec(spec.calls)) as pool:
         runner = SampleRunner(spec, pool, digests={})
         demo = Seed(id="math-0", instruction="What is 2 + 2?", output="4", domain="math")
         return await runner.run(Slot(round=1, index=index, domain="math", demos=(demo,)))
+
+
+def provenances(out: Path) -> list[dict[str, Any]]:
+    """Every candidate's published provenance, with its id and domain: the kept ones from the dataset (JSONL),
+    the others from rejected.jsonl, where they have the same shape."""
+    rows = read_jsonl(out / "dataset.jsonl") + [r for r in read_jsonl(out / "rejected.jsonl") if r["kind"] == "sample"]
+    return [r["provenance"] | {"id": r["id"], "domain": r["domain"]} for r in rows]
 
 
 def run_simulated(folder: Path, script: Any, models: list[str], **sections: Any) -> tuple[dict[str, Any], Any]:

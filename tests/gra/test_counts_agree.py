@@ -1,21 +1,29 @@
 """One set of counts: the live board, the shards' status reports, the manifest, the final summary and the
-SynthesisJob status agree, on a run with failed calls, duplicates, adjudications and a target trim."""
+SynthesisJob status agree, on a run with failed calls, duplicates, adjudications and a target trim. On the
+same run, a rejected record carries the same provenance as an accepted one."""
 
 from __future__ import annotations
 
+import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
 
 from quorum.api.synthesis import SynthesisCounts, count_keys
 from quorum.cli.synth import StageBoard, summary_line
 from quorum.gra import GraConfig, prompts, run_local
+from quorum.gra.output import PROVENANCE
 from quorum.gra.records import read_jsonl
 from quorum.gra.store import ShardStore
 from quorum.gra.testing import GraScript
 from quorum.handlers.synthesis import COUNT_KEYS, _counts
 from quorum.llm.simulated import SimReply, SimRequest, SimulatedBackend
 from quorum.worker.synth import PodJob, run_worker_merge
-from tests.gra.conftest import endpoints_for, make_spec
+from tests.gra.conftest import SEEDS, endpoints_for, make_spec
 
 POOL = ["a", "b", "c", "d"]
 
@@ -36,7 +44,18 @@ def failures(request: SimRequest) -> SimReply | None:
     return None
 
 
-def test_manifest_summary_board_and_status_agree(seed_dir: Path) -> None:
+@dataclass
+class FailingRun:
+    manifest: dict[str, Any]
+    out: Path
+    board: StageBoard
+    config: GraConfig
+
+
+@pytest.fixture(scope="module")
+def failing_run(tmp_path_factory: pytest.TempPathFactory) -> FailingRun:
+    seed_dir = tmp_path_factory.mktemp("counts")
+    (seed_dir / "seeds.jsonl").write_text("".join(json.dumps(s) + "\n" for s in SEEDS))
     script = GraScript(score=split_scores, duplicate_every=3, fail=failures, adjudicate=lambda request: "accept")
     sim = SimulatedBackend(script, models=POOL)
     url = sim.start_in_thread()
@@ -55,7 +74,11 @@ def test_manifest_summary_board_and_status_agree(seed_dir: Path) -> None:
         run = run_local(config, seed_dir / "out", endpoints=endpoints_for(spec), progress=board)
     finally:
         sim.stop_thread()
-    manifest = run.manifest
+    return FailingRun(run.manifest, seed_dir / "out", board, config)
+
+
+def test_manifest_summary_board_and_status_agree(failing_run: FailingRun) -> None:
+    manifest, out, board, config = failing_run.manifest, failing_run.out, failing_run.board, failing_run.config
     counts = manifest["counts"]
 
     # the run exercised what it should
@@ -63,7 +86,6 @@ def test_manifest_summary_board_and_status_agree(seed_dir: Path) -> None:
     assert counts["adjudicated"] > 0 and counts["accepted"] == 9
 
     # the counts mean what their definitions say, against the files
-    out = seed_dir / "out"
     candidates = [r for r in read_jsonl(out / "rejected.jsonl") if r.get("kind") != "call"]
     calls = [r for r in read_jsonl(out / "rejected.jsonl") if r.get("kind") == "call"]
     assert len(read_jsonl(out / "dataset.jsonl")) == counts["accepted"]
@@ -103,3 +125,30 @@ def test_manifest_summary_board_and_status_agree(seed_dir: Path) -> None:
     merged = run_worker_merge(job)
     assert set(COUNT_KEYS) == set(count_keys()) == set(counts)
     assert {k: merged["counts"][k] for k in COUNT_KEYS} == counts and merged["records"] == counts["accepted"]
+
+
+def test_a_rejected_record_carries_the_provenance_of_an_accepted_one(failing_run: FailingRun) -> None:
+    kept = read_jsonl(failing_run.out / "dataset.jsonl")
+    rejected = [r for r in read_jsonl(failing_run.out / "rejected.jsonl") if r["kind"] == "sample"]
+    assert {"failed", "duplicate", "surplus"} <= {r["status"] for r in rejected}
+    assert any(r["provenance"]["review"]["instruction"] is None for r in rejected)  # failed before any review
+
+    def published(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The rows' provenance as the dataset's Arrow schema reads it: a key it lacks, a key it does not
+        have or a value of another type makes this differ from the rows themselves."""
+        provenance = [r["provenance"] for r in rows]
+        table = pa.Table.from_pylist([{"p": p} for p in provenance], schema=pa.schema([("p", PROVENANCE)]))
+        assert [row["p"] for row in table.to_pylist()] == provenance
+        return provenance
+
+    accepted_keys = {key for p in published(kept) for key in p}
+    for provenance, row in zip(published(rejected), rejected, strict=True):
+        assert set(provenance) == accepted_keys, row["id"]
+        assert provenance["status"] == row["status"] and provenance["gatePath"]
+        assert (row["error"] is not None) == (row["status"] == "failed"), row["id"]
+    for row in rejected:
+        if row["status"] == "failed":
+            assert row["error"]["stage"] == "generate" and row["error"]["reason"] == "HTTP500"
+            assert row["provenance"]["gatePath"].endswith("failed:generate") and row["instruction"] is None
+        else:
+            assert row["instruction"] and row["output"], row["id"]

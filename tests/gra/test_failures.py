@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from quorum.cli.main import app
 from quorum.gra import prompts
+from quorum.gra.sample import SampleStatus
 from quorum.gra.testing import GraScript, varied_high
 from quorum.llm.simulated import SimReply, SimRequest, SimulatedBackend
 from tests.gra.conftest import make_spec, run_one
@@ -36,7 +37,7 @@ async def test_server_errors_are_retried_then_the_sample_goes_on() -> None:
     async with SimulatedBackend(script, models=POOL) as sim:
         record = await run_one(make_spec(sim.base_url, POOL, review={"reviewers": 2}))
         generate_calls = [r for r in sim.requests if r.schema_name == prompts.GENERATE]
-    assert record["status"] == "accepted"
+    assert record.status == SampleStatus.ACCEPTED
     assert len(generate_calls) == 3
 
 
@@ -50,12 +51,13 @@ async def test_persistent_failures_are_recorded_with_the_error(reply: SimReply, 
     async with SimulatedBackend(script, models=POOL) as sim:
         spec = make_spec(sim.base_url, POOL, review={"reviewers": 2}, calls={"timeoutSeconds": 0.3, "maxRetries": 1})
         record = await run_one(spec)
-    assert record["review"]["instruction"]["outcome"] == "accept"
-    assert record["status"] == "failed"
-    assert record["error"]["stage"] == "review-response"
-    assert record["error"]["reason"] == reason
-    assert record["error"]["attempts"] == 2
-    assert record["gatePath"].endswith("failed:review-response")
+    assert record.review["instruction"].outcome == "accept"
+    assert record.status == SampleStatus.FAILED
+    assert record.error is not None
+    assert record.error.stage == "review-response"
+    assert record.error.reason == reason
+    assert record.error.attempts == 2
+    assert record.gate_path.endswith("failed:review-response")
 
 
 async def test_invalid_json_is_repaired_with_the_parse_error() -> None:
@@ -63,7 +65,7 @@ async def test_invalid_json_is_repaired_with_the_parse_error() -> None:
     async with SimulatedBackend(script, models=POOL) as sim:
         record = await run_one(make_spec(sim.base_url, POOL, review={"reviewers": 2}))
         generate_calls = [r for r in sim.requests if r.schema_name == prompts.GENERATE]
-    assert record["status"] == "accepted"
+    assert record.status == SampleStatus.ACCEPTED
     assert len(generate_calls) == 2
     assert "invalid" in generate_calls[1].messages[-1]["content"]
 

@@ -12,6 +12,7 @@ from quorum.api.synthesis import Review
 from quorum.gra import GraConfig, prompts, run_local
 from quorum.gra.gate import Verdict, gate
 from quorum.gra.records import read_jsonl
+from quorum.gra.sample import SampleStatus
 from quorum.gra.testing import GraScript
 from quorum.llm.simulated import SimReply, SimRequest, SimulatedBackend
 from tests.gra.conftest import endpoints_for, make_spec, run_one
@@ -96,23 +97,23 @@ async def test_gate_paths_end_to_end(instruction, response, decision, grey_zone,
     async with SimulatedBackend(scripted(instruction, response, decision), models=MODELS) as sim:
         record = await run_one(spec_for(sim.base_url, greyZone=grey_zone))
         asked_adjudicator = [r for r in sim.requests if r.schema_name == prompts.ADJUDICATE]
-    assert record["status"] == status
-    assert record["gatePath"] == path
+    assert record.status == status
+    assert record.gate_path == path
     assert bool(asked_adjudicator) == ("adjudicate" in path)
-    assert record["generator"] == "gen"
-    adjudications = [o["adjudication"] for o in record["review"].values() if o["adjudication"]]
-    assert all(a["model"] == "adj" and not a["fallback"] for a in adjudications)
+    assert record.generator == "gen"
+    adjudications = [o.adjudication for o in record.review.values() if o.adjudication]
+    assert all(a.model == "adj" and not a.fallback for a in adjudications)
 
 
 async def test_round_one_rejection_skips_round_two() -> None:
     async with SimulatedBackend(scripted(LOW, HIGH), models=MODELS) as sim:
         record = await run_one(spec_for(sim.base_url))
         stages = [r.schema_name for r in sim.requests]
-    assert record["status"] == "rejected-round-1"
-    assert "response" not in record["review"]
+    assert record.status == SampleStatus.REJECTED_ROUND_1
+    assert "response" not in record.review
     assert prompts.REVIEW_RESPONSE not in stages
     assert stages.count(prompts.REVIEW_INSTRUCTION) == 3
-    assert record["review"]["instruction"]["mu"] == pytest.approx(10 / 3, abs=1e-3)
+    assert record.review["instruction"].mu == pytest.approx(10 / 3, abs=1e-3)
 
 
 async def test_adjudication_disabled_rejects_disagreement() -> None:
@@ -120,8 +121,8 @@ async def test_adjudication_disabled_rejects_disagreement() -> None:
         wire = spec_for(sim.base_url).to_wire()
         spec = type(spec_for(sim.base_url)).model_validate({**wire, "adjudication": {"enabled": False}})
         record = await run_one(spec)
-    assert record["status"] == "rejected-round-1"
-    assert record["gatePath"] == "instruction:adjudicate-disabled-reject"
+    assert record.status == SampleStatus.REJECTED_ROUND_1
+    assert record.gate_path == "instruction:adjudicate-disabled-reject"
 
 
 async def test_generator_never_reviews_its_own_sample() -> None:
@@ -130,17 +131,17 @@ async def test_generator_never_reviews_its_own_sample() -> None:
         spec = make_spec(sim.base_url, pool, review={"reviewers": 3})
         records = [await run_one(spec, index=i) for i in range(24)]
         by_call = [(r.model, r.schema_name) for r in sim.requests]
-    generators = {r["generator"] for r in records}
+    generators = {r.generator for r in records}
     assert len(generators) > 1  # roles really rotate
     for record in records:
-        assert record["independent"]
-        assert record["generator"] not in record["reviewers"]
-        assert len(set(record["reviewers"])) == 3
-        for outcome in record["review"].values():
-            assert record["generator"] not in {r["model"] for r in outcome["reviews"]}
-            if outcome["adjudication"]:
-                assert outcome["adjudication"]["model"] not in {record["generator"], *record["reviewers"]}
-                assert outcome["adjudication"]["fallback"] is False
+        assert record.independent
+        assert record.generator not in record.reviewers
+        assert len(set(record.reviewers)) == 3
+        for outcome in record.review.values():
+            assert record.generator not in {r.model for r in outcome.reviews}
+            if outcome.adjudication:
+                assert outcome.adjudication.model not in {record.generator, *record.reviewers}
+                assert outcome.adjudication.fallback is False
     assert sum(1 for _, name in by_call if name == prompts.GENERATE) == 24
 
 
@@ -148,11 +149,11 @@ async def test_single_model_pool_plays_every_role_when_allowed() -> None:
     async with SimulatedBackend(GraScript(), models=["solo"]) as sim:
         spec = make_spec(sim.base_url, ["solo"], review={"reviewers": 2, "allowSameModel": True})
         record = await run_one(spec)
-    assert record["reviewers"] == ["solo", "solo"]
-    assert record["independent"] is False
-    for outcome in record["review"].values():
-        if outcome["adjudication"]:
-            assert outcome["adjudication"]["fallback"] is True
+    assert record.reviewers == ("solo", "solo")
+    assert record.independent is False
+    for outcome in record.review.values():
+        if outcome.adjudication:
+            assert outcome.adjudication.fallback is True
 
 
 # --- exact thresholds, end to end: run_local over HTTP, four scripted reviewers, three rubric dimensions ---
@@ -269,10 +270,10 @@ def test_every_gate_decision_follows_the_spec_at_exact_thresholds(seed_dir, poli
     for record in records:
         if record.get("kind") == "call":
             continue
-        kept = "messages" in record  # dataset.jsonl in the default OpenAI layout; rejected.jsonl as the engine wrote
+        kept = "messages" in record  # dataset.jsonl in the default OpenAI layout; rejected.jsonl has the task
         instruction = next(m["content"] for m in record["messages"] if m["role"] == "user") if kept else None
-        instruction = instruction or record["sample"]["instruction"]
+        instruction = instruction or record["instruction"]
         pair = tuple(instruction.removeprefix("CASE ").split(" number", 1)[0].split(" / "))
-        decided[pair] = record.get("provenance", record)["status"]
+        decided[pair] = record["provenance"]["status"]
     assert run.manifest["reviewers"]["excluded"] == []  # honest calibration answers: nothing excluded
     assert decided == {pair: EXPECTED[pair][policy] for pair in PAIRS}

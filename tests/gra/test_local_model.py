@@ -100,8 +100,9 @@ async def test_one_sample_runs_every_stage_against_the_tiny_model(server: LocalM
         demo = Seed(id="math-1", instruction="What is 15% of 240?", output="36", domain="math")
         record = await runner.run(Slot(round=1, index=0, domain="math", demos=(demo,)))
         usage = pool["smollm"].usage
-    assert record["status"] != "failed", record.get("error")
-    assert record["sample"]["instruction"]
-    assert record["review"]["instruction"]["reviews"][0]["model"] == "smollm"
-    assert 1 <= record["review"]["instruction"]["mu"] <= 10
-    assert sum(record["tokens"]["smollm"]) > 0 and usage.completion_tokens > 0
+    assert record.status != "failed", record.error
+    assert record.sample is not None and record.sample.instruction
+    assert record.review["instruction"].reviews[0].model == "smollm"
+    assert 1 <= record.review["instruction"].mu <= 10
+    used = record.tokens["smollm"]
+    assert used.prompt + used.completion > 0 and usage.completion_tokens > 0

@@ -9,7 +9,7 @@ from quorum.gra import prompts
 from quorum.gra.records import read_jsonl
 from quorum.gra.testing import GraScript
 from quorum.llm.simulated import SimulatedBackend
-from tests.gra.conftest import SEEDS, run_simulated
+from tests.gra.conftest import SEEDS, provenances, run_simulated
 
 POOL = ["a", "b", "c"]
 
@@ -19,10 +19,7 @@ def run(seed_dir: Path, script: GraScript, **sections: object) -> tuple[dict, Si
 
 
 def candidates(seed_dir: Path) -> list[dict]:
-    kept = [
-        r["provenance"] | {"id": r["id"], "domain": r["domain"]} for r in read_jsonl(seed_dir / "out" / "dataset.jsonl")
-    ]
-    return kept + [r for r in read_jsonl(seed_dir / "out" / "rejected.jsonl") if r.get("kind") != "call"]
+    return provenances(seed_dir / "out")
 
 
 def test_refine_reviews_every_seed_and_writes_nothing_new(seed_dir: Path) -> None:

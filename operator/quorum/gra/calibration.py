@@ -16,6 +16,7 @@ from typing import Any
 
 from quorum.gra.reliability import Observation
 from quorum.gra.roles import rng_for
+from quorum.gra.sample import Review
 from quorum.gra.seeds import Seed
 
 INTACT, SHUFFLED, MISMATCHED = "intact", "shuffled-instruction", "mismatched-response"
@@ -66,11 +67,5 @@ def _shuffled(picked: Seed, rng: Any) -> str:
     return " ".join(mixed if mixed != words else words[::-1])
 
 
-def observation(item: CalibrationItem, round_name: str, review: dict[str, Any]) -> Observation:
-    return Observation(
-        model=review["model"],
-        unit=f"{round_name}:{item.unit}",
-        score=review["score"],
-        critique=review["critique"],
-        prompt_copy=review["promptCopy"],
-    )
+def observation(item: CalibrationItem, round_name: str, review: Review) -> Observation:
+    return Observation(review.model, f"{round_name}:{item.unit}", review.score, review.critique, review.prompt_copy)

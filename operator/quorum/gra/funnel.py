@@ -4,40 +4,37 @@ board, the merged manifest, the final summary, the report and the SynthesisJob's
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 from quorum.api.synthesis import SynthesisCounts
-from quorum.gra.records import is_kept
+from quorum.gra.sample import INSTRUCTION, RESPONSE, SampleRecord, SampleStatus
 
 
-def count(records: Iterable[dict[str, Any]], seeds: int = 0, failed_calls: int = 0) -> SynthesisCounts:
+def count(records: Iterable[SampleRecord], seeds: int = 0, failed_calls: int = 0) -> SynthesisCounts:
     counts = SynthesisCounts(seeds=seeds, failed_calls=failed_calls)
     for record in records:
         add(counts, record)
     return counts
 
 
-def add(counts: SynthesisCounts, record: dict[str, Any]) -> None:
+def add(counts: SynthesisCounts, record: SampleRecord) -> None:
     """One candidate's contribution; every candidate is either accepted or rejected."""
-    review = record.get("review", {})
-    if "sample" in record:
+    if record.sample is not None:
         counts.generated += 1
-    if review.get("instruction", {}).get("outcome") == "accept":
+    if record.passed(INSTRUCTION):
         counts.round1_passed += 1
-    if review.get("response", {}).get("outcome") == "accept":
+    if record.passed(RESPONSE):
         counts.round2_passed += 1
-    if any(outcome.get("adjudication") for outcome in review.values()):
+    if record.adjudicated:
         counts.adjudicated += 1
-    status = record.get("status")
-    if status == "failed":
+    if record.status == SampleStatus.FAILED:
         counts.failed += 1
-    elif status == "duplicate":
+    elif record.status == SampleStatus.DUPLICATE:
         counts.duplicates += 1
-    elif status == "surplus":
+    elif record.status == SampleStatus.SURPLUS:
         counts.surplus += 1
-    if is_kept(record):
+    if record.is_kept:
         counts.accepted += 1
-    elif status is not None:
+    else:
         counts.rejected += 1
 
 
@@ -53,13 +50,11 @@ def negated(counts: SynthesisCounts) -> SynthesisCounts:
     return SynthesisCounts(**{name: -getattr(counts, name) for name in SynthesisCounts.model_fields})
 
 
-def rates(counts: SynthesisCounts, records: list[dict[str, Any]], max_std: float) -> dict[str, float]:
+def rates(counts: SynthesisCounts, records: list[SampleRecord], max_std: float) -> dict[str, float]:
     """Acceptance and adjudication per generated candidate; agreement per reviewed sample: the share whose
     every gated round had σ ≤ maxStd (the paper's "highly consistent scores" is about samples)."""
-    reviewed = [r for r in records if r.get("review")]
-    agreed = sum(
-        1 for r in reviewed if all(o.get("sigma") is not None and o["sigma"] <= max_std for o in r["review"].values())
-    )
+    reviewed = [r for r in records if r.review]
+    agreed = sum(1 for r in reviewed if all(o.sigma is not None and o.sigma <= max_std for o in r.review.values()))
     return {
         "acceptance": counts.accepted / counts.generated if counts.generated else 0.0,
         "adjudication": counts.adjudicated / counts.generated if counts.generated else 0.0,

@@ -7,7 +7,6 @@ how many shards ran or which finished first.
 
 from __future__ import annotations
 
-import io
 import itertools
 import json
 import statistics
@@ -23,10 +22,10 @@ from quorum.api.synthesis import DedupScope
 from quorum.gra import funnel, reliability
 from quorum.gra.config import GraConfig
 from quorum.gra.dedup import DedupIndex, Embedder, shared_embedder
-from quorum.gra.output import dataset_card, llama_factory_info, write_dataset
-from quorum.gra.records import is_kept, jsonl_bytes
+from quorum.gra.output import dataset_card, llama_factory_info, write_dataset, write_rejected
 from quorum.gra.reliability import Observation, assess
 from quorum.gra.report import write_report
+from quorum.gra.sample import Neighbour, RoundOutcome, SampleRecord, tokens_from_json
 from quorum.gra.seeds import OnBadSeed
 from quorum.gra.store import FingerprintMismatch, ShardStore, run_fingerprint
 from quorum.locations import Location, as_location
@@ -62,14 +61,12 @@ def merge_shards(
     kept_vectors = _dedup_across_shards(config, records, vectors, embedder)
     kept_vectors = _trim_to_target(config, records, kept_vectors)
     entries = [entry for store in stores for entry in store.read_digests()]
-    failures = _call_failures(entries)
     from quorum.gra.shard import load_seed_set
 
     seed_set = load_seed_set(config, OnBadSeed.SKIP)
-    kept = [r for r in records if is_kept(r)]
-    rejected = [r for r in records if not is_kept(r)]
+    kept = [r for r in records if r.is_kept]
     dataset_path = write_dataset(out, kept, spec.postprocess.format, spec.output.format)
-    (out / "rejected.jsonl").write_bytes(jsonl_bytes([*rejected, *failures]))
+    write_rejected(out, [r for r in records if not r.is_kept], [e for e in entries if e.get("error")])
 
     manifest = _manifest(config, records, entries, seed_set, stores, shard_info, round_seconds)
     manifest["reviewers"] = reviewer_reliability(config, records, stores)
@@ -107,8 +104,8 @@ def write_manifest(out_dir: Path | Location, manifest: dict[str, Any]) -> None:
 
 def _collect(
     stores: list[ShardStore],
-) -> tuple[list[dict[str, Any]], dict[str, np.ndarray], dict[str, Any], dict[str, float]]:
-    records: list[dict[str, Any]] = []
+) -> tuple[list[SampleRecord], dict[str, np.ndarray], dict[str, Any], dict[str, float]]:
+    records: list[SampleRecord] = []
     vectors: dict[str, np.ndarray] = {}
     shard_info: dict[str, Any] = {}
     seconds: dict[str, float] = defaultdict(float)
@@ -120,80 +117,62 @@ def _collect(
             accepted, rejected = store.round_records(round_number)
             records.extend(accepted)
             records.extend(rejected)
-            path = store.round_dir(round_number) / "embeddings.npy"
-            if path.exists():
-                for record, vector in zip(accepted, np.load(io.BytesIO(path.read_bytes())), strict=True):
-                    vectors[record["id"]] = vector
-    records.sort(key=lambda r: (r["round"], r["slot"], r["id"]))
+            round_vectors = store.round_vectors(round_number)
+            if round_vectors is not None:
+                for record, vector in zip(accepted, round_vectors, strict=True):
+                    vectors[record.id] = vector
+    records.sort(key=lambda r: (r.round, r.slot, r.id))
     return records, vectors, shard_info, dict(seconds)
 
 
 def _dedup_across_shards(
-    config: GraConfig, records: list[dict[str, Any]], vectors: dict[str, np.ndarray], embedder: Embedder | None
+    config: GraConfig, records: list[SampleRecord], vectors: dict[str, np.ndarray], embedder: Embedder | None
 ) -> np.ndarray | None:
     """Kept samples against each other across shards; `dimension()` (the embedder's) sizes an empty set."""
     dedup = config.spec.postprocess.dedup
     if not dedup.enabled:
         return None
-    kept = [r for r in records if is_kept(r)]
+    kept = [r for r in records if r.is_kept]
     if not kept or not vectors:  # the dimension is the model's, whatever it is
         dimension = len(next(iter(vectors.values()))) if vectors else None
         if dimension is None:
             dimension = (embedder or shared_embedder(dedup.embedding_model)).dimension
         return np.zeros((0, dimension), dtype=np.float32)
-    matrix = np.stack([vectors[r["id"]] for r in kept])
+    matrix = np.stack([vectors[r.id] for r in kept])
     if DedupScope.ACCEPTED not in dedup.against:
         return matrix
     index = DedupIndex(matrix.shape[1], dedup.threshold)
     rows = []
-    for row, (record, (keep, match)) in enumerate(zip(kept, index.admit(matrix, [r["id"] for r in kept]), strict=True)):
+    for row, (record, (keep, match)) in enumerate(zip(kept, index.admit(matrix, [r.id for r in kept]), strict=True)):
         if keep:
             rows.append(row)
-            continue
-        record["status"] = "duplicate"
-        record["dedup"] = {"neighbour": f"sample:{match.label}", "similarity": match.similarity}
-        record["gatePath"] += ">dedup:duplicate"
+        else:
+            record.mark_duplicate(Neighbour(f"sample:{match.label}", match.similarity))
     return matrix[rows]
 
 
 def _trim_to_target(
-    config: GraConfig, records: list[dict[str, Any]], kept_vectors: np.ndarray | None
+    config: GraConfig, records: list[SampleRecord], kept_vectors: np.ndarray | None
 ) -> np.ndarray | None:
     """Exactly `generation.target` records: kept samples past it, in (round, slot) order, become `surplus`
     (kept in rejected.jsonl, never silently dropped). Refine mode keeps every seed that passed."""
     if config.is_refine:
         return kept_vectors
-    kept = [r for r in records if is_kept(r)]
+    kept = [r for r in records if r.is_kept]
     target = config.spec.generation.target
     for record in kept[target:]:
-        record["status"] = "surplus"
-        record["gatePath"] += ">target:surplus"
+        record.mark_surplus()
     return None if kept_vectors is None else kept_vectors[:target]
 
 
-def _call_failures(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Failed per-seed calls (classification, digest, calibration), so nothing that failed is silent."""
-    return [
-        {"id": e["key"], "status": "failed", "kind": "call", "seedId": e["seedId"], "error": e["error"]}
-        for e in entries
-        if e.get("error")
-    ]
-
-
-def reviewer_reliability(config: GraConfig, records: list[dict[str, Any]], stores: list[ShardStore]) -> dict[str, Any]:
+def reviewer_reliability(config: GraConfig, records: list[SampleRecord], stores: list[ShardStore]) -> dict[str, Any]:
     """Per reviewer model: calibration health (what the gate acted on) and the same measures over the run."""
     calibrations = [c for c in (store.calibration() for store in stores) if c is not None]
     observations = [
-        Observation(
-            review["model"],
-            f"{round_name}:{record['id']}",
-            review["score"],
-            review["critique"],
-            review.get("promptCopy", 0.0),
-        )
+        Observation(review.model, f"{round_name}:{record.id}", review.score, review.critique, review.prompt_copy)
         for record in records
-        for round_name, outcome in record.get("review", {}).items()
-        for review in outcome.get("reviews", [])
+        for round_name, outcome in record.review.items()
+        for review in outcome.reviews
     ]
     run = assess(observations, config.spec.review.scale).to_wire()
     calibration = calibrations[0] if calibrations else None
@@ -216,7 +195,7 @@ def reviewer_reliability(config: GraConfig, records: list[dict[str, Any]], store
 
 def _manifest(
     config: GraConfig,
-    records: list[dict[str, Any]],
+    records: list[SampleRecord],
     entries: list[dict[str, Any]],
     seed_set: Any,
     stores: list[ShardStore],
@@ -226,17 +205,18 @@ def _manifest(
     spec = config.spec
     failed_calls = sum(1 for e in entries if e.get("error"))
     counts = funnel.count(records, seeds=len(seed_set.seeds), failed_calls=failed_calls)
-    by_domain: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    by_domain: dict[str, list[SampleRecord]] = defaultdict(list)
     for record in records:
-        by_domain[record["domain"]].append(record)
+        by_domain[record.domain].append(record)
     seeds_by_domain = _seed_domains(stores)
-    rounds = [o for r in records for o in r.get("review", {}).values()]
+    rounds = [o for r in records for o in r.review.values()]
     tokens: dict[str, dict[str, int]] = defaultdict(lambda: {"prompt": 0, "completion": 0})
-    for entry in [*records, *entries]:
-        for model, (prompt, completion) in (entry.get("tokens") or {}).items():
-            tokens[model]["prompt"] += prompt
-            tokens[model]["completion"] += completion
-    independent = all(r.get("independent", True) for r in records) and not spec.review.allow_same_model
+    used = [*(r.tokens for r in records), *(tokens_from_json(e.get("tokens")) for e in entries)]
+    for by_model in used:
+        for model, use in by_model.items():
+            tokens[model]["prompt"] += use.prompt
+            tokens[model]["completion"] += use.completion
+    independent = all(r.independent for r in records) and not spec.review.allow_same_model
     domains = sorted({*by_domain, *seeds_by_domain})
     return {
         "name": config.name,
@@ -247,7 +227,7 @@ def _manifest(
         "byDomain": {d: funnel.count(by_domain.get(d, []), seeds=seeds_by_domain.get(d, 0)).to_wire() for d in domains},
         "rates": funnel.rates(counts, records, spec.review.max_std),
         "reviewerPairs": _pairwise_agreement(rounds),
-        "adjudicatorFallbacks": sum(1 for o in rounds if o.get("adjudication") and o["adjudication"].get("fallback")),
+        "adjudicatorFallbacks": sum(1 for o in rounds if o.adjudication is not None and o.adjudication.fallback),
         "tokens": dict(tokens),
         "timings": {"shardSeconds": round_seconds},
         "shards": shard_info,
@@ -265,11 +245,11 @@ def _seed_domains(stores: list[ShardStore]) -> dict[str, int]:
     return dict(counted)
 
 
-def _pairwise_agreement(rounds: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+def _pairwise_agreement(rounds: list[RoundOutcome]) -> dict[str, dict[str, float]]:
     """Mean absolute score difference per reviewer pair (reviewer-vs-reviewer agreement)."""
     gaps: dict[str, list[float]] = defaultdict(list)
     for outcome in rounds:
-        for a, b in itertools.combinations(outcome.get("reviews", []), 2):
-            key = "|".join(sorted((a["model"], b["model"])))
-            gaps[key].append(abs(a["score"] - b["score"]))
+        for a, b in itertools.combinations(outcome.reviews, 2):
+            key = "|".join(sorted((a.model, b.model)))
+            gaps[key].append(abs(a.score - b.score))
     return {k: {"meanAbsDiff": round(statistics.fmean(v), 3), "pairs": len(v)} for k, v in sorted(gaps.items())}

@@ -7,15 +7,17 @@ nulls. `DATASET_SCHEMA` is the one definition: Parquet is written with it, JSONL
 function, and the dataset card declares it to `datasets` (`load_dataset(<output dir>)`), so a JSONL run and a
 Parquet run concatenate.
 
-Beside the data the merge writes `dataset_info.json` (LLaMA-Factory's dataset registry entry) and `README.md`
-(a dataset card with the counts, the pool and its roles, the gate settings, per-reviewer reliability and
-reviewer agreement).
+`rejected.jsonl` carries every candidate that is not in the dataset with the same `provenance` (plus its status,
+its error and the task as written), then the per-seed calls that failed. Beside the data the merge writes
+`dataset_info.json` (LLaMA-Factory's dataset registry entry) and `README.md` (a dataset card with the counts,
+the pool and its roles, the gate settings, per-reviewer reliability and reviewer agreement).
+
+Rows are built from typed `SampleRecord`s here and nowhere else.
 """
 
 from __future__ import annotations
 
 import io
-import json
 from typing import Any
 
 import pyarrow as pa
@@ -23,6 +25,8 @@ import yaml
 
 from quorum.api.common import DataFormat
 from quorum.api.synthesis import RecordFormat
+from quorum.gra.records import jsonl_bytes
+from quorum.gra.sample import ROUNDS, RoundOutcome, SampleRecord, SampleStatus
 from quorum.locations import Location
 
 _SCORE = pa.struct([("dimension", pa.string()), ("score", pa.float64())])
@@ -96,83 +100,117 @@ def dataset_schema(layout: RecordFormat) -> pa.Schema:
     )
 
 
-def training_row(record: dict[str, Any], layout: RecordFormat) -> dict[str, Any]:
-    """One published row from an engine record (the wire dict the shards commit)."""
-    sample = record["sample"]
-    prompt = f"{sample['instruction']}\n\n{sample['input']}" if sample.get("input") else sample["instruction"]
+def training_row(record: SampleRecord, layout: RecordFormat) -> dict[str, Any]:
+    """One published row of a kept record."""
+    sample = record.sample
+    assert sample is not None, f"{record.id} is kept without a sample"
+    prompt = f"{sample.instruction}\n\n{sample.input}" if sample.input else sample.instruction
     if layout == RecordFormat.SHAREGPT:
         body: dict[str, Any] = {
-            "conversations": [{"from": "human", "value": prompt}, {"from": "gpt", "value": sample["output"]}]
+            "conversations": [{"from": "human", "value": prompt}, {"from": "gpt", "value": sample.output}]
         }
     elif layout == RecordFormat.OPENAI:
-        body = {"messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": sample["output"]}]}
+        body = {"messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": sample.output}]}
     else:
-        body = {"instruction": sample["instruction"], "input": sample.get("input", ""), "output": sample["output"]}
+        body = {"instruction": sample.instruction, "input": sample.input, "output": sample.output}
     return {
-        "id": record["id"],
-        "domain": record["domain"],
+        "id": record.id,
+        "domain": record.domain,
         **body,
-        "keywords": list(sample.get("keywords", [])),
-        "summary": sample.get("summary", ""),
+        "keywords": list(sample.keywords),
+        "summary": sample.summary,
         "provenance": provenance(record),
     }
 
 
-def provenance(record: dict[str, Any]) -> dict[str, Any]:
-    review = record.get("review", {})
-    dedup = record.get("dedup") or {}
+def rejected_row(record: SampleRecord) -> dict[str, Any]:
+    """One row of rejected.jsonl for a candidate that is not in the dataset: its status and error, the task
+    as written (nulls when generation failed) and the same `provenance` as a dataset row."""
+    sample = record.sample
     return {
-        "round": record["round"],
-        "slot": record["slot"],
-        "shard": record.get("shard"),
-        "status": record.get("status"),
-        "gatePath": record.get("gatePath"),
-        "generator": record.get("generator"),
-        "reviewers": list(record.get("reviewers", [])),
-        "independent": record.get("independent"),
-        "demoSeedIds": list(record.get("demoSeedIds", [])),
-        "sourceSeedId": record.get("sourceSeedId"),
-        "review": {name: _round(review.get(name)) for name in ("instruction", "response")},
-        "dedup": {"neighbour": dedup.get("neighbour"), "similarity": _number(dedup.get("similarity"))},
-        "digestFilled": bool(record.get("digestFilled", False)),
+        "id": record.id,
+        "kind": "sample",
+        "status": record.status.value,
+        "error": None if record.error is None else record.error.to_json(),
+        "domain": record.domain,
+        "instruction": None if sample is None else sample.instruction,
+        "input": None if sample is None else sample.input,
+        "output": None if sample is None else sample.output,
+        "keywords": [] if sample is None else list(sample.keywords),
+        "summary": None if sample is None else sample.summary,
+        "provenance": provenance(record),
+    }
+
+
+def failed_call_row(entry: dict[str, Any]) -> dict[str, Any]:
+    """One row of rejected.jsonl for a per-seed call (classification, digest, calibration) that failed."""
+    return {
+        "id": entry["key"],
+        "kind": "call",
+        "status": SampleStatus.FAILED.value,
+        "error": entry["error"],
+        "seedId": entry["seedId"],
+    }
+
+
+def provenance(record: SampleRecord) -> dict[str, Any]:
+    """gra.md "Every record carries its provenance", in the published schema (`PROVENANCE`)."""
+    dedup = record.dedup
+    return {
+        "round": record.round,
+        "slot": record.slot,
+        "shard": record.shard,
+        "status": record.status.value,
+        "gatePath": record.gate_path,
+        "generator": record.generator,
+        "reviewers": list(record.reviewers),
+        "independent": record.independent,
+        "demoSeedIds": list(record.demo_seed_ids),
+        "sourceSeedId": record.source_seed_id,
+        "review": {name: _round(record.review.get(name)) for name in ROUNDS},
+        "dedup": {
+            "neighbour": None if dedup is None else dedup.label,
+            "similarity": None if dedup is None else float(dedup.similarity),
+        },
+        "digestFilled": record.digest_filled,
         "tokens": [
-            {"model": model, "prompt": int(used[0]), "completion": int(used[1])}
-            for model, used in sorted(record.get("tokens", {}).items())
+            {"model": model, "prompt": used.prompt, "completion": used.completion}
+            for model, used in sorted(record.tokens.items())
         ],
     }
 
 
-def _round(outcome: dict[str, Any] | None) -> dict[str, Any] | None:
+def _round(outcome: RoundOutcome | None) -> dict[str, Any] | None:
     if outcome is None:
         return None
-    adjudication = outcome.get("adjudication")
+    adjudication = outcome.adjudication
     return {
-        "mu": _number(outcome.get("mu")),
-        "sigma": _number(outcome.get("sigma")),
-        "gate": outcome.get("gate"),
-        "reason": outcome.get("reason"),
-        "outcome": outcome.get("outcome"),
+        "mu": _number(outcome.mu),
+        "sigma": _number(outcome.sigma),
+        "gate": outcome.gate.value,
+        "reason": outcome.reason,
+        "outcome": outcome.outcome.value,
         "reviews": [
             {
-                "model": review["model"],
-                "score": _number(review.get("score")),
-                "critique": review.get("critique", ""),
-                "scores": [{"dimension": d, "score": _number(s)} for d, s in review.get("scores", {}).items()],
-                "excluded": bool(review.get("excluded", False)),
+                "model": review.model,
+                "score": review.score,
+                "critique": review.critique,
+                "scores": [{"dimension": d, "score": float(s)} for d, s in review.scores.items()],
+                "excluded": review.excluded,
             }
-            for review in outcome.get("reviews", [])
+            for review in outcome.reviews
         ],
         "adjudication": None
         if adjudication is None
-        else {**adjudication, "score": _number(adjudication.get("score")), "fallback": bool(adjudication["fallback"])},
+        else {**adjudication.to_json(), "score": float(adjudication.score)},
     }
 
 
-def _number(value: Any) -> float | None:
+def _number(value: float | None) -> float | None:
     return None if value is None else float(value)
 
 
-def write_dataset(out: Location, records: list[dict[str, Any]], layout: RecordFormat, fmt: DataFormat) -> Location:
+def write_dataset(out: Location, records: list[SampleRecord], layout: RecordFormat, fmt: DataFormat) -> Location:
     rows = [training_row(r, layout) for r in records]
     if fmt == DataFormat.PARQUET:
         import pyarrow.parquet as pq
@@ -183,7 +221,14 @@ def write_dataset(out: Location, records: list[dict[str, Any]], layout: RecordFo
         target.write_bytes(buffer.getvalue())
         return target
     target = out / "dataset.jsonl"
-    target.write_bytes("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode())
+    target.write_bytes(jsonl_bytes(rows))
+    return target
+
+
+def write_rejected(out: Location, records: list[SampleRecord], failed_calls: list[dict[str, Any]]) -> Location:
+    """`rejected.jsonl`: every candidate not in the dataset, then every failed per-seed call."""
+    target = out / "rejected.jsonl"
+    target.write_bytes(jsonl_bytes([*map(rejected_row, records), *map(failed_call_row, failed_calls)]))
     return target
 
 

@@ -8,14 +8,26 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from quorum.api.synthesis import SynthesisJobSpec
 from quorum.gra import prompts
-from quorum.gra.gate import Verdict, gate, mean_score
+from quorum.gra.gate import Verdict, gate
 from quorum.gra.reliability import prompt_copy
 from quorum.gra.roles import Cast, cast_sample, pick_adjudicator, pick_generator, rng_for
+from quorum.gra.sample import (
+    INSTRUCTION,
+    ROUNDS,
+    Adjudication,
+    CallError,
+    Review,
+    RoundOutcome,
+    Sample,
+    SampleRecord,
+    SampleStatus,
+    TokenUse,
+)
 from quorum.gra.seeds import Seed
 from quorum.llm import CallFailed, ClientPool, Completion
 
@@ -49,12 +61,11 @@ class SampleFailed(Exception):
 
 @dataclass
 class Tokens:
-    by_model: dict[str, list[int]] = field(default_factory=dict)
+    by_model: dict[str, TokenUse] = field(default_factory=dict)
 
     def add(self, completion: Completion) -> None:
-        entry = self.by_model.setdefault(completion.model, [0, 0])
-        entry[0] += completion.prompt_tokens
-        entry[1] += completion.completion_tokens
+        used = TokenUse(completion.prompt_tokens, completion.completion_tokens)
+        self.by_model[completion.model] = self.by_model.get(completion.model, TokenUse()) + used
 
 
 class SampleRunner:
@@ -69,6 +80,7 @@ class SampleRunner:
         *,
         book: prompts.PromptBook | None = None,
         excluded: frozenset[str] = frozenset(),
+        shard: int | None = None,
     ) -> None:
         self.spec = spec
         self.pool = pool
@@ -77,57 +89,58 @@ class SampleRunner:
         self.book = book or prompts.PromptBook.built_in()
         self.excluded = excluded
         """Reviewer models whose verdicts the gate leaves out (degenerate by calibration)."""
+        self.shard = shard
         review = spec.review
         self.generate_schema = prompts.generate_schema(spec.generation.max_tokens)
         self.adjudicate_schema = prompts.adjudicate_schema(review.scale, spec.adjudication.max_tokens)
 
-    async def run(self, slot: Slot) -> dict[str, Any]:
+    async def run(self, slot: Slot) -> SampleRecord:
         rng = rng_for(self.spec.generation.seed, "slot", slot.round, slot.index, slot.seed.id if slot.seed else "")
         tokens = Tokens()
         generator = pick_generator(self.spec, rng) if slot.seed is None else None
         cast = cast_sample(self.spec, rng, generator)
-        record: dict[str, Any] = {
-            "id": slot.id,
-            "round": slot.round,
-            "slot": slot.index,
-            "domain": slot.domain,
-            "demoSeedIds": [s.id for s in slot.demos],
-            "sourceSeedId": slot.seed.id if slot.seed else None,
-            "generator": generator,
-            "reviewers": list(cast.reviewers),
-            "independent": cast.independent,
-            "review": {},
-        }
+        review: dict[str, RoundOutcome] = {}
+        sample: Sample | None = None
+        error: CallError | None = None
         try:
             sample = await self._sample(slot, generator, rng.randrange(2**31), tokens)
-            record["sample"] = sample
-            for round_name, round_number in (("instruction", 1), ("response", 2)):
+            for round_name in ROUNDS:
                 outcome = await self._review_round(slot, sample, cast, round_name, rng, tokens)
-                record["review"][round_name] = outcome
-                if outcome["outcome"] == "reject":
-                    adjudicated = outcome["adjudication"] is not None
-                    record["status"] = f"{'adjudicated-reject' if adjudicated else 'rejected'}-round-{round_number}"
+                review[round_name] = outcome
+                if not outcome.accepted:
                     break
-            else:
-                via_adjudicator = any(r["adjudication"] for r in record["review"].values())
-                record["status"] = "adjudicated-accept" if via_adjudicator else "accepted"
+            status = SampleStatus.gated(review)
         except SampleFailed as failed:
-            record["status"] = "failed"
-            record["error"] = {"stage": failed.stage, **failed.failure.as_record()}
-        record["gatePath"] = _gate_path(record)
-        record["tokens"] = tokens.by_model
-        return record
+            status = SampleStatus.FAILED
+            error = CallError.of(failed.stage, failed.failure)
+        return SampleRecord(
+            id=slot.id,
+            round=slot.round,
+            slot=slot.index,
+            domain=slot.domain,
+            demo_seed_ids=tuple(s.id for s in slot.demos),
+            source_seed_id=slot.seed.id if slot.seed else None,
+            generator=generator,
+            reviewers=tuple(cast.reviewers),
+            independent=cast.independent,
+            status=status,
+            review=review,
+            sample=sample,
+            error=error,
+            tokens=tokens.by_model,
+            shard=self.shard,
+        )
 
-    async def _sample(self, slot: Slot, generator: str | None, call_seed: int, tokens: Tokens) -> dict[str, Any]:
+    async def _sample(self, slot: Slot, generator: str | None, call_seed: int, tokens: Tokens) -> Sample:
         if slot.seed is not None:
             digest = self.digests.get(slot.seed.id) or {}
-            return {
-                "instruction": slot.seed.instruction,
-                "input": slot.seed.input,
-                "output": slot.seed.output,
-                "keywords": list(digest.get("keywords", [])),
-                "summary": digest.get("summary", ""),
-            }
+            return Sample(
+                slot.seed.instruction,
+                slot.seed.input,
+                slot.seed.output,
+                tuple(digest.get("keywords", [])),
+                digest.get("summary", ""),
+            )
         assert generator is not None
         generation = self.spec.generation
         demos = [(seed, self.digests.get(seed.id)) for seed in slot.demos]
@@ -147,80 +160,63 @@ class SampleRunner:
         finally:
             self.hook("generate", -1)
         tokens.add(completion)
-        return {
-            "instruction": value["instruction"].strip(),
-            "input": value.get("input", "").strip(),
-            "output": value["output"].strip(),
-            **prompts.clean_digest(value),
-        }
+        digest = prompts.clean_digest(value)
+        return Sample(
+            value["instruction"].strip(),
+            value.get("input", "").strip(),
+            value["output"].strip(),
+            tuple(digest["keywords"]),
+            digest["summary"],
+        )
 
     async def _review_round(
-        self, slot: Slot, sample: dict[str, Any], cast: Cast, round_name: str, rng: Any, tokens: Tokens
-    ) -> dict[str, Any]:
+        self, slot: Slot, sample: Sample, cast: Cast, round_name: str, rng: Any, tokens: Tokens
+    ) -> RoundOutcome:
         stage = f"review-{round_name}"
         seeds = [rng.randrange(2**31) for _ in cast.reviewers]
         self.hook(stage, len(cast.reviewers))
 
-        async def one(model: str, seat: int) -> dict[str, Any]:
+        async def one(model: str, seat: int) -> Review:
             try:
                 return await review_once(
-                    self.spec, self.pool, self.book, model, round_name, slot.domain, sample, seeds[seat], tokens
+                    self.spec, self.pool, self.book, model, round_name, slot.domain, sample.task(), seeds[seat], tokens
                 )
             finally:
                 self.hook(stage, -1)
 
-        reviews = list(await asyncio.gather(*(one(m, seat) for seat, m in enumerate(cast.reviewers))))
-        for review in reviews:
-            review["excluded"] = review["model"] in self.excluded
-        counted = [r for r in reviews if not r["excluded"]]
-        outcome = self._gate(counted, len(reviews))
-        for review in reviews:
-            review.pop("exactScore")
-        outcome["reviews"] = reviews
-        if outcome["gate"] == Verdict.ADJUDICATE:
+        reviews = await asyncio.gather(*(one(m, seat) for seat, m in enumerate(cast.reviewers)))
+        reviews = [replace(review, excluded=review.model in self.excluded) for review in reviews]
+        counted = [r for r in reviews if not r.excluded]
+        outcome = self._gate(tuple(reviews), counted)
+        if outcome.gate == Verdict.ADJUDICATE:
             if not self.spec.adjudication.enabled:
-                outcome["reason"] += "; adjudication disabled"
+                outcome = replace(outcome, reason=outcome.reason + "; adjudication disabled")
             else:
                 verdict = await self._adjudicate(slot, sample, cast, round_name, counted, rng, tokens)
-                outcome["adjudication"] = verdict
-                outcome["outcome"] = verdict["decision"]
+                outcome = replace(outcome, adjudication=verdict)
         return outcome
 
-    def _gate(self, counted: list[dict[str, Any]], panel: int) -> dict[str, Any]:
+    def _gate(self, reviews: tuple[Review, ...], counted: list[Review]) -> RoundOutcome:
         """The gate on the exact scores of the reviewers it may count; a panel of degenerate reviewers only
         is rejected (there is no verdict to trust)."""
-        outcome: dict[str, Any] = {"reviews": [], "adjudication": None, "counted": len(counted)}
         if not counted:
-            reason = f"all {panel} reviewers are degenerate and excluded (review.excludeDegenerate)"
-            return {
-                **outcome,
-                "mu": None,
-                "sigma": None,
-                "gate": str(Verdict.REJECT),
-                "reason": reason,
-                "outcome": "reject",
-            }
-        result = gate([r["exactScore"] for r in counted], self.spec.review)
-        return {
-            **outcome,
-            "mu": round(result.mu, 4),
-            "sigma": round(result.sigma, 4),
-            "gate": str(result.verdict),
-            "reason": result.reason
-            + (f"; {panel - len(counted)} degenerate reviewer(s) excluded" if panel > len(counted) else ""),
-            "outcome": "accept" if result.verdict == Verdict.ACCEPT else "reject",
-        }
+            reason = f"all {len(reviews)} reviewers are degenerate and excluded (review.excludeDegenerate)"
+            return RoundOutcome(reviews, 0, None, None, Verdict.REJECT, reason)
+        result = gate([r.exact_score for r in counted], self.spec.review)
+        excluded = len(reviews) - len(counted)
+        reason = result.reason + (f"; {excluded} degenerate reviewer(s) excluded" if excluded else "")
+        return RoundOutcome(reviews, len(counted), round(result.mu, 4), round(result.sigma, 4), result.verdict, reason)
 
     async def _adjudicate(
         self,
         slot: Slot,
-        sample: dict[str, Any],
+        sample: Sample,
         cast: Cast,
         round_name: str,
-        reviews: list[dict[str, Any]],
+        reviews: list[Review],
         rng: Any,
         tokens: Tokens,
-    ) -> dict[str, Any]:
+    ) -> Adjudication:
         choice = pick_adjudicator(self.spec, rng, cast)
         self.hook("adjudicate", 1)
         try:
@@ -228,9 +224,9 @@ class SampleRunner:
                 self.book.messages(
                     prompts.ADJUDICATE,
                     domain=slot.domain,
-                    **prompts.task_variables(sample),
+                    **prompts.task_variables(sample.task()),
                     round=round_name,
-                    reviews=[{"score": r["score"], "critique": r["critique"]} for r in reviews],
+                    reviews=[{"score": r.score, "critique": r.critique} for r in reviews],
                     scale=self.spec.review.scale,
                 ),
                 self.adjudicate_schema,
@@ -244,13 +240,9 @@ class SampleRunner:
         finally:
             self.hook("adjudicate", -1)
         tokens.add(completion)
-        return {
-            "model": choice.model,
-            "fallback": choice.fallback,
-            "decision": value["decision"],
-            "score": value["score"],
-            "reason": value["reason"].strip(),
-        }
+        return Adjudication(
+            choice.model, choice.fallback, Verdict(value["decision"]), value["score"], value["reason"].strip()
+        )
 
 
 async def review_once(
@@ -260,16 +252,16 @@ async def review_once(
     model: str,
     round_name: str,
     domain: str,
-    sample: dict[str, Any],
+    task: dict[str, str],
     seed: int,
     tokens: Tokens,
-) -> dict[str, Any]:
-    """One reviewer's verdict on one round: dimension scores, their exact mean (`exactScore`, for the gate
-    only, never written) and how much of the critique is the prompt's own text."""
+) -> Review:
+    """One reviewer's verdict on one round of a task (`Sample.task()`): dimension scores and how much of the
+    critique is the prompt's own text."""
     review = spec.review
-    rubric = review.instruction_rubric if round_name == "instruction" else review.response_rubric
-    stage = prompts.REVIEW_INSTRUCTION if round_name == "instruction" else prompts.REVIEW_RESPONSE
-    messages = book.messages(stage, **prompts.review_variables(domain, sample, rubric, review.scale))
+    rubric = review.instruction_rubric if round_name == INSTRUCTION else review.response_rubric
+    stage = prompts.REVIEW_INSTRUCTION if round_name == INSTRUCTION else prompts.REVIEW_RESPONSE
+    messages = book.messages(stage, **prompts.review_variables(domain, task, rubric, review.scale))
     try:
         value, completion = await pool[model].chat_json(
             messages,
@@ -282,29 +274,10 @@ async def review_once(
     except CallFailed as failure:
         raise SampleFailed(f"review-{round_name}", failure) from failure
     tokens.add(completion)
-    scores = {d: int(value[prompts.dimension_key(d)]) for d in rubric}
-    exact_score = mean_score(list(scores.values()))
     critique = value["critique"].strip()
-    return {
-        "model": model,
-        "scores": scores,
-        "score": round(float(exact_score), 4),
-        "exactScore": exact_score,
-        "critique": critique,
-        "promptCopy": round(prompt_copy(critique, "\n".join(m["content"] for m in messages)), 4),
-    }
-
-
-def _gate_path(record: dict[str, Any]) -> str:
-    """`instruction:accept>response:adjudicate-reject`: the route a sample took through both gates."""
-    steps = []
-    for round_name, outcome in record["review"].items():
-        step = outcome["gate"]
-        if outcome["adjudication"] is not None:
-            step = f"adjudicate-{outcome['adjudication']['decision']}"
-        elif outcome["gate"] == "adjudicate":
-            step = "adjudicate-disabled-reject"
-        steps.append(f"{round_name}:{step}")
-    if record.get("status") == "failed":
-        steps.append(f"failed:{record['error']['stage']}")
-    return ">".join(steps)
+    return Review(
+        model=model,
+        scores={d: int(value[prompts.dimension_key(d)]) for d in rubric},
+        critique=critique,
+        prompt_copy=round(prompt_copy(critique, "\n".join(m["content"] for m in messages)), 4),
+    )

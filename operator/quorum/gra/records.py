@@ -1,5 +1,6 @@
-"""Engine records on the wire: which count as kept, and JSONL encoding. The published layouts (Alpaca,
-ShareGPT, OpenAI messages) and their schema live in `quorum.gra.output`."""
+"""JSONL encoding and the one tolerant JSONL reader of the run's own files. What a sample record looks like
+in JSON is `quorum.gra.sample`'s; the published layouts (Alpaca, ShareGPT, OpenAI messages, rejected.jsonl)
+and their schema live in `quorum.gra.output`."""
 
 from __future__ import annotations
 
@@ -9,12 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from quorum.locations import Location, as_location
-
-KEPT = frozenset({"accepted", "adjudicated-accept"})
-
-
-def is_kept(record: dict[str, Any]) -> bool:
-    return record.get("status") in KEPT
 
 
 def jsonl_bytes(records: Iterable[dict[str, Any]]) -> bytes:

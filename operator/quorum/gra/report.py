@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from quorum.gra.records import is_kept
+from quorum.gra.sample import SampleRecord
 
 FUNNEL = (
     ("generated", "generated"),
@@ -22,7 +22,7 @@ FUNNEL = (
 def write_report(
     report_dir: Path,
     manifest: dict[str, Any],
-    records: list[dict[str, Any]],
+    records: list[SampleRecord],
     seed_vectors: np.ndarray | None,
     kept_vectors: np.ndarray | None,
     seed_domains: list[str] | None = None,
@@ -36,7 +36,7 @@ def write_report(
     report_dir.mkdir(parents=True, exist_ok=True)
     written = [_funnel_plot(report_dir, manifest), _score_histograms(report_dir, records, manifest)]
     if seed_vectors is not None and kept_vectors is not None and len(seed_vectors) + len(kept_vectors) >= 3:
-        kept_domains = [r["domain"] for r in records if is_kept(r)]
+        kept_domains = [r.domain for r in records if r.is_kept]
         written.append(_embedding_map(report_dir, seed_vectors, kept_vectors, seed_domains, kept_domains))
         manifest["diversity"] = diversity(seed_vectors, kept_vectors)
         written.append(_diversity_plot(report_dir, manifest["diversity"]))
@@ -78,7 +78,7 @@ def _funnel_plot(report_dir: Path, manifest: dict[str, Any]) -> str:
     return _save(figure, report_dir, "funnel.png")
 
 
-def _score_histograms(report_dir: Path, records: list[dict[str, Any]], manifest: dict[str, Any]) -> str:
+def _score_histograms(report_dir: Path, records: list[SampleRecord], manifest: dict[str, Any]) -> str:
     """Per reviewer model and round: the distribution of its scores, with the gate's thresholds drawn in."""
     import matplotlib.pyplot as plt
 
@@ -86,9 +86,9 @@ def _score_histograms(report_dir: Path, records: list[dict[str, Any]], manifest:
     scale = review.get("scale", 10)
     scores: dict[str, dict[str, list[float]]] = defaultdict(lambda: {"instruction": [], "response": []})
     for record in records:
-        for round_name, outcome in record.get("review", {}).items():
-            for entry in outcome.get("reviews", []):
-                scores[entry["model"]][round_name].append(entry["score"])
+        for round_name, outcome in record.review.items():
+            for entry in outcome.reviews:
+                scores[entry.model][round_name].append(entry.score)
     models = sorted(scores) or ["(no reviews)"]
     figure, axes = plt.subplots(len(models), 2, figsize=(8, 2.6 * len(models)), squeeze=False)
     bins = np.linspace(0.5, scale + 0.5, scale + 1)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import io
 import itertools
 import json
 import math
@@ -28,9 +27,9 @@ from quorum.gra.calibration import ROUNDS, CalibrationItem, calibration_items, o
 from quorum.gra.config import GraConfig
 from quorum.gra.dedup import DedupIndex, Embedder, shared_embedder
 from quorum.gra.pipeline import SampleFailed, SampleRunner, Slot, Tokens, review_once
-from quorum.gra.records import is_kept, jsonl_bytes
 from quorum.gra.reliability import PanelHealth, assess
 from quorum.gra.roles import rng_for, with_role
+from quorum.gra.sample import CallError, Neighbour, Review, SampleRecord, tokens_from_json, tokens_to_json
 from quorum.gra.seeds import OnBadSeed, Seed, SeedSet, read_instruction_file, read_seeds, shard_of
 from quorum.gra.store import JournalWriter, ShardStore, claim_output
 from quorum.llm import CallFailed, ClientPool, ModelEndpoint, RetryPolicy
@@ -182,7 +181,9 @@ class _ShardWorker:
         health = await self._calibration(domains)
         excluded = frozenset(health["degenerate"]) if spec.review.exclude_degenerate else frozenset()
         digests: dict[str, dict[str, Any] | None] = {}
-        runner = SampleRunner(spec, self.pool, digests, self.progress.hook, book=self.book, excluded=excluded)
+        runner = SampleRunner(
+            spec, self.pool, digests, self.progress.hook, book=self.book, excluded=excluded, shard=self.shard_index
+        )
         rounds = 1 if self.config.is_refine else spec.generation.rounds
         quota = self.quota
         kept_total, rounds_run, reason = 0, 0, "rounds exhausted"
@@ -224,15 +225,14 @@ class _ShardWorker:
         live = funnel.count(done.values())
         self.progress.counts = funnel.merged([self.progress.counts, live])
         todo = [s for s in slots if s.id not in done]
-        journal = JournalWriter(self.store.journal(round_number))
+        journal = self.store.open_journal(round_number)
         limit = asyncio.Semaphore(max(4, 2 * sum(c.endpoint.max_concurrency for c in self.pool)))
 
         async def one(slot: Slot) -> None:
             async with limit:
                 record = await runner.run(slot)
-            record["shard"] = self.shard_index
             journal.write(record)
-            done[record["id"]] = record
+            done[record.id] = record
             funnel.add(self.progress.counts, record)
 
         try:
@@ -240,18 +240,11 @@ class _ShardWorker:
         finally:
             journal.close()
         self.progress.counts = funnel.merged([self.progress.counts, funnel.negated(funnel.count(done.values()))])
-        records = sorted(done.values(), key=lambda r: r["slot"])
+        records = sorted(done.values(), key=lambda r: r.slot)
         vectors = await self._dedup(records, index)
         await self._fill_digests(records)
         self.digest_journal.flush()
         counts = funnel.count(records)
-        kept = [r for r in records if is_kept(r)]
-        files = {
-            "accepted.jsonl": jsonl_bytes(kept),
-            "rejected.jsonl": jsonl_bytes(r for r in records if not is_kept(r)),
-        }
-        if vectors is not None:
-            files["embeddings.npy"] = _npy_bytes(vectors)
         marker = {
             "round": round_number,
             "shard": self.shard_index,
@@ -260,7 +253,7 @@ class _ShardWorker:
             "slots": len(slots),
             "seconds": round(time.perf_counter() - started, 3),
         }
-        self.store.commit_round(round_number, files, marker)
+        self.store.commit_round(round_number, records, vectors, marker)
         return marker
 
     def _plan(self, round_number: int, domains: dict[str, str]) -> list[Slot]:
@@ -369,18 +362,17 @@ class _ShardWorker:
             async def call() -> tuple[dict[str, Any], dict[str, list[int]]]:
                 tokens = Tokens()
                 seed = rng_for(self.spec.generation.seed, "calibration", model, round_name, item.unit).randrange(2**31)
-                value = await review_once(
+                review = await review_once(
                     self.spec, self.pool, self.book, model, round_name, item.domain, item.sample, seed, tokens
                 )
-                value.pop("exactScore")
-                return value, tokens.by_model
+                return review.to_json(), tokens_to_json(tokens.by_model)
 
             key = f"calibration:{model}:{round_name}:{item.seed_id}:{item.variant}"
             return await self._remember(key, "calibrate", item.seed_id, model, call)
 
         entries = await self._staged("calibrate", [one(*job) for job in jobs])
         observations = [
-            observation(item, round_name, entry["value"])
+            observation(item, round_name, Review.from_json(entry["value"]))
             for (_, round_name, item), entry in zip(jobs, entries, strict=True)
             if entry.get("value")
         ]
@@ -464,61 +456,53 @@ class _ShardWorker:
 
     def _restore_round(self, round_number: int, index: DedupIndex | None) -> None:
         """Committed kept samples join the shard's dedup index before later rounds run."""
-        path = self.store.round_dir(round_number) / "embeddings.npy"
-        if index is None or DedupScope.ACCEPTED not in self.spec.postprocess.dedup.against or not path.exists():
+        if index is None or DedupScope.ACCEPTED not in self.spec.postprocess.dedup.against:
             return
-        kept, _ = self.store.round_records(round_number)
-        index.add(np.load(io.BytesIO(path.read_bytes())), [f"sample:{r['id']}" for r in kept])
+        vectors = self.store.round_vectors(round_number)
+        if vectors is not None:
+            kept, _ = self.store.round_records(round_number)
+            index.add(vectors, [f"sample:{r.id}" for r in kept])
 
-    async def _dedup(self, records: list[dict[str, Any]], index: DedupIndex | None) -> np.ndarray | None:
+    async def _dedup(self, records: list[SampleRecord], index: DedupIndex | None) -> np.ndarray | None:
         if index is None:
             return None
-        candidates = [r for r in records if is_kept(r)]
+        candidates = [r for r in records if r.is_kept]
         self.progress.hook("dedup", len(candidates))
-        texts = [f"{r['sample']['instruction']}\n{r['sample'].get('input', '')}".strip() for r in candidates]
+        texts = [r.sample.prompt_text() for r in candidates if r.sample is not None]  # kept ones have a sample
         vectors = await asyncio.to_thread(self._embedder().encode, texts)
         if DedupScope.ACCEPTED in self.spec.postprocess.dedup.against:
-            decisions = index.admit(vectors, [f"sample:{r['id']}" for r in candidates])
+            decisions = index.admit(vectors, [f"sample:{r.id}" for r in candidates])
         else:
             decisions = [(m.similarity < index.threshold, m) for m in index.nearest(vectors)]
         kept_rows = []
         for row, (record, (kept, match)) in enumerate(zip(candidates, decisions, strict=True)):
-            record["dedup"] = {"neighbour": match.label, "similarity": match.similarity}
+            neighbour = Neighbour(match.label, match.similarity)
             if kept:
+                record.dedup = neighbour
                 kept_rows.append(row)
             else:
-                record["status"] = "duplicate"
-                record["gatePath"] += ">dedup:duplicate"
+                record.mark_duplicate(neighbour)
             self.progress.hook("dedup", -1)
         return vectors[kept_rows] if kept_rows else np.zeros((0, vectors.shape[1]), dtype=np.float32)
 
-    async def _fill_digests(self, records: list[dict[str, Any]]) -> None:
+    async def _fill_digests(self, records: list[SampleRecord]) -> None:
         if not self.spec.postprocess.fill_digests:
             return
-        missing = [
-            r for r in records if is_kept(r) and not (len(r["sample"]["keywords"]) >= 3 and r["sample"]["summary"])
-        ]
+        missing = [r for r in records if r.is_kept and r.sample is not None and not r.sample.has_digest]
         schema = prompts.digest_schema(self.spec.digest.max_tokens)
         sampling = {"temperature": self.spec.digest.temperature, "max_tokens": self.spec.digest.max_tokens}
 
-        async def fill(record: dict[str, Any]) -> None:
-            sample = record["sample"]
-            seed = Seed(id=record["id"], instruction=sample["instruction"])
-            messages = self.book.messages(prompts.DIGEST, **prompts.task_variables(sample))
+        async def fill(record: SampleRecord) -> None:
+            assert record.sample is not None
+            seed = Seed(id=record.id, instruction=record.sample.instruction)
+            messages = self.book.messages(prompts.DIGEST, **prompts.task_variables(record.sample.task()))
             entry = await self._cached_call(
-                f"fill:{record['id']}", "digest", messages, schema, prompts.DIGEST, seed, sampling
+                f"fill:{record.id}", "digest", messages, schema, prompts.DIGEST, seed, sampling
             )
             if entry.get("value"):
-                value = prompts.clean_digest(entry["value"])
-                sample["keywords"] = sample["keywords"] if len(sample["keywords"]) >= 3 else value["keywords"]
-                sample["summary"] = sample["summary"] or value["summary"]
-                record["digestFilled"] = True
-                for model, used in entry.get("tokens", {}).items():
-                    total = record["tokens"].setdefault(model, [0, 0])
-                    total[0] += used[0]
-                    total[1] += used[1]
-            else:
-                record["digestError"] = entry.get("error")
+                record.fill_digest(prompts.clean_digest(entry["value"]), tokens_from_json(entry.get("tokens")))
+            elif entry.get("error"):
+                record.digest_error = CallError.from_json(entry["error"])
 
         await self._staged("digest", [fill(r) for r in missing])
 
@@ -530,12 +514,6 @@ _CALIBRATIONS: dict[tuple[Path, str], asyncio.Task[PanelHealth]] = {}
 def _tops_up(finished: dict[str, Any], quota: int) -> bool:
     """A done shard runs again only when it stopped at its share and the share has grown."""
     return str(finished.get("reason", "")).startswith("target share") and quota > int(finished.get("quota") or 0)
-
-
-def _npy_bytes(vectors: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    np.save(buffer, vectors)
-    return buffer.getvalue()
 
 
 def domain_allocation(by_domain: dict[str, list[Seed]], allocation: DomainAllocation) -> Callable[[int], str]:

@@ -12,18 +12,23 @@
 
 Object stores have no rename and no append, so the protocol uses neither: a round's files are written in place
 and `commit.json` last (a round directory without it is an interrupted commit, redone from the journal), and a
-journal is a folder of part files that readers concatenate, deduplicating by sample id.
+journal is a folder of part files that readers concatenate, deduplicating by sample id. Samples go in and
+come out of these files as `SampleRecord`s (`to_json` / `from_json` lines); the engine never sees their JSON.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import time
 from pathlib import Path
 from typing import Any, TextIO
 
+import numpy as np
+
 from quorum.gra.records import jsonl_bytes, parse_jsonl, read_jsonl
+from quorum.gra.sample import SampleRecord
 from quorum.locations import Location, as_location
 
 JOURNAL_FLUSH_SECONDS = 1.0
@@ -87,6 +92,19 @@ class JournalWriter:
         self.close()
 
 
+class SampleJournal:
+    """A round's journal of finished samples: each `SampleRecord` as one `to_json` line."""
+
+    def __init__(self, folder: Location) -> None:
+        self._writer = JournalWriter(folder)
+
+    def write(self, record: SampleRecord) -> None:
+        self._writer.write(record.to_json())
+
+    def close(self) -> None:
+        self._writer.close()
+
+
 def read_journal(folder: Location) -> list[dict[str, Any]]:
     """Every entry of every part, in write order; a line cut short by a crash is skipped (its work is redone)."""
     return [entry for part in folder.children("*.jsonl") for entry in parse_jsonl(part.read_text())]
@@ -113,18 +131,30 @@ class ShardStore:
         marker = self.round_dir(round_number) / "commit.json"
         return json.loads(marker.read_text()) if marker.exists() else None
 
-    def read_journal(self, round_number: int) -> dict[str, dict[str, Any]]:
+    def open_journal(self, round_number: int) -> SampleJournal:
+        return SampleJournal(self.journal(round_number))
+
+    def read_journal(self, round_number: int) -> dict[str, SampleRecord]:
         """Finished samples by id (the first entry wins: a sample journaled twice is one sample)."""
-        found: dict[str, dict[str, Any]] = {}
-        for record in read_journal(self.journal(round_number)):
-            found.setdefault(record["id"], record)
+        found: dict[str, SampleRecord] = {}
+        for entry in read_journal(self.journal(round_number)):
+            if entry["id"] not in found:
+                found[entry["id"]] = SampleRecord.from_json(entry)
         return found
 
-    def commit_round(self, round_number: int, files: dict[str, bytes], marker: dict[str, Any]) -> None:
+    def commit_round(
+        self, round_number: int, records: list[SampleRecord], vectors: np.ndarray | None, marker: dict[str, Any]
+    ) -> None:
+        """The round's records (kept ones in accepted.jsonl, the others in rejected.jsonl), the embeddings of
+        the kept ones (row `i` is the `i`-th kept record) and, last, the marker that makes it committed."""
         final = self.round_dir(round_number)
         final.delete_tree()  # an interrupted commit: redone from the journal
-        for name, data in files.items():
-            (final / name).write_bytes(data)
+        (final / "accepted.jsonl").write_bytes(jsonl_bytes(r.to_json() for r in records if r.is_kept))
+        (final / "rejected.jsonl").write_bytes(jsonl_bytes(r.to_json() for r in records if not r.is_kept))
+        if vectors is not None:
+            buffer = io.BytesIO()
+            np.save(buffer, vectors)
+            (final / "embeddings.npy").write_bytes(buffer.getvalue())
         (final / "commit.json").write_bytes(json.dumps(marker, indent=2).encode())
         self.journal(round_number).delete_tree()
 
@@ -168,9 +198,19 @@ class ShardStore:
                 rounds.append((int(folder.name[-2:]), marker))
         return rounds
 
-    def round_records(self, round_number: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    def round_records(self, round_number: int) -> tuple[list[SampleRecord], list[SampleRecord]]:
+        """A committed round's (kept, other) records."""
         folder = self.round_dir(round_number)
-        return read_jsonl(folder / "accepted.jsonl"), read_jsonl(folder / "rejected.jsonl")
+        kept, other = (
+            [SampleRecord.from_json(entry) for entry in read_jsonl(folder / name)]
+            for name in ("accepted.jsonl", "rejected.jsonl")
+        )
+        return kept, other
+
+    def round_vectors(self, round_number: int) -> np.ndarray | None:
+        """Embeddings of a committed round's kept records, in their order (None when dedup was off)."""
+        path = self.round_dir(round_number) / "embeddings.npy"
+        return np.load(io.BytesIO(path.read_bytes())) if path.exists() else None
 
 
 def shards_root(out_dir: Path | Location) -> Location:
