@@ -169,13 +169,26 @@ def running_operator(plane: ControlPlane, namespace: str, metrics_port: int):  #
 
 @contextmanager
 def profiled(pid: int, output: Path | None):  # type: ignore[no-untyped-def]
-    """py-spy on the operator while the block runs (nothing when no output is asked for)."""
+    """py-spy on the operator while the block runs (nothing when no output is asked for). Idle threads are
+    sampled too: a reconcile is mostly a chain of API calls, so the wall-clock view is the one that says where
+    a job's time goes (the CPU share is printed beside it)."""
     if output is None:
         yield
         return
     formats = {".svg": "flamegraph", ".txt": "raw", ".json": "speedscope"}
     py_spy = Path(sys.executable).with_name("py-spy")
-    argv = [str(py_spy), "record", "--pid", str(pid), "--rate", "50", "--nonblocking", "--output", str(output)]
+    argv = [
+        str(py_spy),
+        "record",
+        "--pid",
+        str(pid),
+        "--rate",
+        "50",
+        "--idle",
+        "--nonblocking",
+        "--output",
+        str(output),
+    ]
     argv += ["--format", formats.get(output.suffix, "raw")]
     recorder = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:

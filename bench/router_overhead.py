@@ -360,7 +360,8 @@ def main() -> None:
                     continue
                 print(f"  measured {name}", flush=True)
     report(results, args)
-    print(json.dumps({k: {m: round(x, 5) for m, x in r.items()} for k, r in results.items()}))
+    figures = {k: {m: None if math.isnan(x) else round(x, 5) for m, x in r.items()} for k, r in results.items()}
+    print(json.dumps(figures))  # strict JSON: a figure a path does not have (no router, no helper) is null
 
 
 if __name__ == "__main__":
