@@ -18,14 +18,15 @@ The load average is printed beside them: the plane, the operator and this poller
 
     python bench/operator_scale.py [--n 1000] [--timeout 300] [--profile out.svg]
 
-`--profile PATH` records the operator with py-spy during the window (`--format` follows PATH's suffix:
-.svg flame graph, .txt collapsed stacks, .json speedscope). The plane and the operator are stopped at the
-end whatever happens, and die with this process if it is killed.
+`--profile PATH` records the operator with py-spy during the window, wall-clock (idle threads included;
+`--format` follows PATH's suffix: .svg flame graph, .txt collapsed stacks, .json speedscope). The plane and
+the operator are stopped at the end whatever happens, and die with this process if it is killed.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import signal
@@ -33,7 +34,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -45,7 +46,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.procstat import cpu_seconds, peak_rss_mb, rss_mb  # noqa: E402
 from e2e import paths  # noqa: E402
-from e2e.netutil import LOOPBACK  # noqa: E402
+from e2e.netutil import LOOPBACK, free_ports  # noqa: E402
 from e2e.plane import ControlPlane  # noqa: E402
 from e2e.procs import PidFile, spawn, stop  # noqa: E402
 from quorum.api.resources import API_VERSION  # noqa: E402
@@ -141,18 +142,11 @@ def wait_for(url: str, timeout: float, process: subprocess.Popen[bytes]) -> None
     raise RuntimeError(f"{url} did not answer within {timeout:.0f}s")
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind((LOOPBACK, 0))
-        return s.getsockname()[1]
-
-
 @contextmanager
-def running_operator(plane: ControlPlane, namespace: str, metrics_port: int):  # type: ignore[no-untyped-def]
+def running_operator(
+    plane: ControlPlane, namespace: str, metrics_port: int, health: int
+) -> Iterator[subprocess.Popen[bytes]]:
     """`quorum operator run` in its own process (it dies with this one), ready once its liveness answers."""
-    health = free_port()
     argv = [sys.executable, "-m", "quorum.cli.main", "operator", "run", "-n", namespace]
     argv += ["--kubeconfig", str(plane.kubeconfig), "--image", "quorum:bench"]
     argv += ["--metrics-port", str(metrics_port), "--metrics-address", LOOPBACK]
@@ -168,7 +162,7 @@ def running_operator(plane: ControlPlane, namespace: str, metrics_port: int):  #
 
 
 @contextmanager
-def profiled(pid: int, output: Path | None):  # type: ignore[no-untyped-def]
+def profiled(pid: int, output: Path | None) -> Iterator[None]:
     """py-spy on the operator while the block runs (nothing when no output is asked for). Idle threads are
     sampled too: a reconcile is mostly a chain of API calls, so the wall-clock view is the one that says where
     a job's time goes (the CPU share is printed beside it)."""
@@ -177,20 +171,9 @@ def profiled(pid: int, output: Path | None):  # type: ignore[no-untyped-def]
         return
     formats = {".svg": "flamegraph", ".txt": "raw", ".json": "speedscope"}
     py_spy = Path(sys.executable).with_name("py-spy")
-    argv = [
-        str(py_spy),
-        "record",
-        "--pid",
-        str(pid),
-        "--rate",
-        "50",
-        "--idle",
-        "--nonblocking",
-        "--output",
-        str(output),
-    ]
-    argv += ["--format", formats.get(output.suffix, "raw")]
-    recorder = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    argv = [str(py_spy), "record", "--pid", str(pid), "--rate", "50", "--idle", "--nonblocking"]
+    argv += ["--output", str(output), "--format", formats.get(output.suffix, "raw")]
+    recorder = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         yield
     finally:
@@ -199,7 +182,7 @@ def profiled(pid: int, output: Path | None):  # type: ignore[no-untyped-def]
             recorder.wait(60)
         except subprocess.TimeoutExpired:
             recorder.kill()
-        print(f"py-spy profile of the operator: {output}")
+        print(f"py-spy profile of the operator: {output if output.exists() else 'none written (py-spy failed)'}")
 
 
 METADATA_ONLY = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
@@ -210,11 +193,8 @@ class ChildLister:
     plane and the operator, so it reads names and labels, not whole objects."""
 
     def __init__(self, kubeconfig: Path, namespace: str, kinds: Iterable[tuple[str, str]]) -> None:
-        import json
-
         from kubernetes.dynamic import DynamicClient
 
-        self._json = json
         self.client = DynamicClient(load_config(str(kubeconfig)))
         self.namespace = namespace
         self.kinds = sorted(set(kinds))
@@ -232,7 +212,7 @@ class ChildLister:
                 header_params={"Accept": METADATA_ONLY},
                 serialize=False,
             )
-            found[kind] = self._json.loads(response.data).get("items") or []
+            found[kind] = json.loads(response.data).get("items") or []
         return found
 
 
@@ -297,9 +277,9 @@ def measure(plane: ControlPlane, args: argparse.Namespace) -> Run:
     manifests = [job_manifest(f"sj-{i:05d}", NAMESPACE) for i in range(args.n)]
     expected = {m["metadata"]["name"]: expected_children(m) for m in manifests}
     lister = ChildLister(plane.kubeconfig, NAMESPACE, {key[:2] for keys in expected.values() for key in keys})
-    metrics_port = free_port()
+    metrics_port, health_port = free_ports(2)
     run = Run()
-    with running_operator(plane, NAMESPACE, metrics_port) as operator:
+    with running_operator(plane, NAMESPACE, metrics_port, health_port) as operator:
         print(f"operator running (pid {operator.pid}, {rss_mb(operator.pid):.0f} MB idle)")
         run.metrics_start, run.cpu_start = scrape(metrics_port), cpu_seconds(operator.pid)
         with profiled(operator.pid, args.profile), ThreadPoolExecutor(1) as applier:
