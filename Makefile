@@ -62,11 +62,12 @@ cluster-up: setup ## start etcd + kube-apiserver + controller-manager + schedule
 cluster-down: python-env ## stop it and remove .cache/cluster
 	$(PY) -m e2e.cluster down
 
-bench: python-env
+bench: python-env k8s
 	$(PY) bench/synth_throughput.py
 	$(PY) bench/router_overhead.py
 	$(PY) bench/dedup.py
 	$(PY) bench/embedding.py
+	$(PY) bench/operator_scale.py
 
 clean: ## stops a `make cluster-up` plane before deleting its state under .cache
 	@if [ -x $(PY) ]; then $(PY) -m e2e.cluster down; fi

@@ -28,6 +28,7 @@ import argparse
 import contextlib
 import dataclasses
 import json
+import math
 import os
 import shutil
 import socket
@@ -42,9 +43,15 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.procstat import cpu_seconds, peak_rss_mb
+
 ROOT = Path(__file__).resolve().parents[1]
 LOADGEN = ROOT / ".cache" / "bin" / "loadgen"
 ROUTED_REMOTE = "quorum routed, remote emb."
+RSS_LIMIT_MB = 400.0
+"""Issue 17's goal for the embedding-routed router's resident memory; every router's peak is shown against it."""
 QUESTIONS = [
     *(f"Compute {a} + {a * 3 % 97}. Put the final number in \\boxed{{}}." for a in range(20)),
     *(f"Which city is the capital of country number {a}? A) X B) Y C) Z D) W" for a in range(20)),
@@ -166,15 +173,11 @@ def load(url: str, body: Path, concurrency: int, *, seconds: float = 0, requests
     return {**result, "load": os.getloadavg()[0]}
 
 
-def cpu_seconds(pid: int | None) -> float:
-    """User + system CPU of a process and its threads so far (0 for the direct path, which has no router)."""
-    if pid is None:
-        return 0.0
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def measure(url: str, body: Path, args: argparse.Namespace, pid: int | None = None) -> dict[str, float]:
+def measure(
+    url: str, body: Path, args: argparse.Namespace, pid: int | None = None, helper: int | None = None
+) -> dict[str, float]:
+    """Every figure of one target; `pid` is its router process (None for the direct path), `helper` a process
+    the path needs besides it (the remote embedder), whose peak memory is reported with the router's."""
     sequential = load(url, body, 1, requests=args.requests)
     cpu = cpu_seconds(pid)
     busy = load(url, body, args.concurrency, seconds=args.seconds)
@@ -193,12 +196,30 @@ def measure(url: str, body: Path, args: argparse.Namespace, pid: int | None = No
         "crowd_errors": crowd["errors"],
         "overflows": listen_overflows() - overflows,
         "load_crowd": crowd["load"],
+        "peak_mb": peak_rss_mb(pid),  # after all three runs: VmHWM keeps the highest mark
+        "helper_peak_mb": peak_rss_mb(helper),
     }
 
 
 def quorum_target(quorum: str, config: Path, port: int, artifact: Path | None = None) -> list[str]:
     command = [quorum, "router", "serve", str(config), "--port", str(port)]
     return command + (["--artifact", str(artifact)] if artifact is not None else [])
+
+
+def memory(results: dict[str, dict[str, float]]) -> None:
+    """Each router's peak RSS (VmHWM over all its runs) against the routed-path goal; for the remote-embedder
+    path the embedder process's peak is added, since that path needs both."""
+    print(f"\npeak RSS (VmHWM) of the router process, ÷ the {RSS_LIMIT_MB:.0f} MB goal")
+    for name, r in results.items():
+        if math.isnan(r["peak_mb"]):
+            continue
+        line = f"  {name:26} {r['peak_mb']:6.0f} MB  ×{r['peak_mb'] / RSS_LIMIT_MB:.2f}"
+        if not math.isnan(r["helper_peak_mb"]):
+            total = r["peak_mb"] + r["helper_peak_mb"]
+            line += (
+                f"   (+ embedder process {r['helper_peak_mb']:.0f} MB = {total:.0f} MB, ×{total / RSS_LIMIT_MB:.2f})"
+            )
+        print(line)
 
 
 def report(results: dict[str, dict[str, float]], args: argparse.Namespace) -> None:
@@ -215,10 +236,12 @@ def report(results: dict[str, dict[str, float]], args: argparse.Namespace) -> No
         ("err", lambda r: f"{r['crowd_errors']:.0f}"),
         ("overflows", lambda r: f"{r['overflows']:.0f}"),
         ("load", lambda r: f"{r['load_crowd']:.1f}"),
+        ("peak RSS MB", lambda r: "-" if math.isnan(r["peak_mb"]) else f"{r['peak_mb']:.0f}"),
     ]
     print("\n" + f"{'path':26}" + "".join(f" {title:>{len(title) + 1}}" for title, _ in columns))
     for name, r in results.items():
         print(f"{name:26}" + "".join(f" {cell(r):>{len(title) + 1}}" for title, cell in columns))
+    memory(results)
     peer = results.get("vllm-router")
     if peer is None:
         return
@@ -277,6 +300,7 @@ def main() -> None:
             results["direct (no router)"] = measure(backend + "/v1/chat/completions", bodies["sim"], args)
             print("  measured direct", flush=True)
             targets: dict[str, tuple[list[str], str, str, dict[str, str] | None]] = {}
+            helpers: dict[str, int | None] = {}
             single_port, routed_port, vllm_port, remote_port = free_port(), free_port(), free_port(), free_port()
             single = manifest(directory, {"solo": backend + "/v1"})
             targets["quorum pass-through"] = (quorum_target(quorum, single, single_port), "readyz", "bench", quorum_env)
@@ -311,6 +335,7 @@ def main() -> None:
                 from quorum.embedding.server import EmbeddingServerProcess
 
                 server = stack.enter_context(EmbeddingServerProcess())
+                helpers[ROUTED_REMOTE] = server.pid
                 remote_manifest, remote_artifact = remote_copy(directory, artifact, two, server.base_url)
                 targets[ROUTED_REMOTE] = (
                     quorum_target(quorum, remote_manifest, remote_port, remote_artifact),
@@ -328,13 +353,15 @@ def main() -> None:
                 base = f"http://127.0.0.1:{ports[name]}"
                 try:
                     with process(command, f"{base}/{ready}", env) as proc:
-                        results[name] = measure(base + "/v1/chat/completions", bodies[model], args, proc.pid)
+                        url = base + "/v1/chat/completions"
+                        results[name] = measure(url, bodies[model], args, proc.pid, helpers.get(name))
                 except (RuntimeError, FileNotFoundError) as error:
                     print(f"{name}: could not run: {error}")
                     continue
                 print(f"  measured {name}", flush=True)
     report(results, args)
-    print(json.dumps({k: {m: round(x, 5) for m, x in r.items()} for k, r in results.items()}))
+    figures = {k: {m: None if math.isnan(x) else round(x, 5) for m, x in r.items()} for k, r in results.items()}
+    print(json.dumps(figures))  # strict JSON: a figure a path does not have (no router, no helper) is null
 
 
 if __name__ == "__main__":

@@ -84,6 +84,11 @@ class EmbeddingServerProcess:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
+    @property
+    def pid(self) -> int | None:
+        """The server process while it runs (benches read its CPU and memory from /proc)."""
+        return self._process.pid if self._process is not None else None
+
     def start(self, timeout_s: float = 300.0) -> EmbeddingServerProcess:
         command = [sys.executable, "-m", "quorum.cli.main", "embedder", "serve", "--engine", self.engine]
         environment = {**os.environ, THREADS_ENV: str(self.threads)}

@@ -1,0 +1,356 @@
+"""Operator at scale: N small SynthesisJobs applied at once on the local control plane (issue 17's limits:
+every job has all its children within 60 s, peak operator RSS ≤ 250 MB).
+
+The plane is the e2e one (etcd, kube-apiserver, controller manager, scheduler and kwok on loopback, the CRDs
+installed before the controllers start); the operator runs as `quorum operator run` in its own process,
+watching one namespace, with its Prometheus metrics on a free port. Each job has one external `endpoint`
+model, so no backend Deployment is needed and the worker Job is created by the first reconcile; its worker
+pod then runs (and succeeds) under kwok, so the operator also sees the pod and Job events of a real run.
+
+Figures, each with its ratio to the limit:
+- seconds from the first apply until every job has every expected child (the children a running job has,
+  derived from the builders: its declarative children and the worker Job; the merge Job only follows
+  finished workers, so it is not waited for), and the per-job latency from its create to its last child;
+- the operator's peak RSS (VmHWM of its process, sampled at every poll);
+- the reconcile rate from the operator's own metrics over that window: reconciles per second, errors, mean
+  reconcile time; and the operator's CPU over the window.
+The load average is printed beside them: the plane, the operator and this poller share the machine.
+
+    python bench/operator_scale.py [--n 1000] [--timeout 300] [--profile out.svg]
+
+`--profile PATH` records the operator with py-spy during the window, wall-clock (idle threads included;
+`--format` follows PATH's suffix: .svg flame graph, .txt collapsed stacks, .json speedscope). The plane and
+the operator are stopped at the end whatever happens, and die with this process if it is killed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.procstat import cpu_seconds, peak_rss_mb, rss_mb  # noqa: E402
+from e2e import paths  # noqa: E402
+from e2e.netutil import LOOPBACK, free_ports  # noqa: E402
+from e2e.plane import ControlPlane  # noqa: E402
+from e2e.procs import PidFile, spawn, stop  # noqa: E402
+from quorum.api.resources import API_VERSION  # noqa: E402
+from quorum.api.synthesis import SynthesisJobSpec  # noqa: E402
+from quorum.builders.meta import LABEL_SYNTHESISJOB, Owner  # noqa: E402
+from quorum.handlers.kube import Kube, load_config  # noqa: E402
+from quorum.handlers.plan import Key, key_of  # noqa: E402
+from quorum.handlers.synthesis import desired  # noqa: E402
+
+CHILDREN_LIMIT_S = 60.0
+RSS_LIMIT_MB = 250.0
+NAMESPACE = "scale"
+KIND = "SynthesisJob"
+
+
+def job_manifest(name: str, namespace: str) -> dict[str, Any]:
+    """The smallest valid SynthesisJob: one external endpoint (no backend to wait for), one shard, seeds from
+    a ConfigMap and output to s3:// (nothing the scheduler waits on, so the worker pod runs under kwok)."""
+    spec = {
+        "models": [{"name": "ext", "endpoint": {"url": "http://127.0.0.1:9/v1", "model": "sim"}}],
+        "seeds": {"uri": "configmap://seeds/seeds.jsonl"},
+        "generation": {"target": 8, "rounds": 1},
+        "review": {"reviewers": 1, "allowSameModel": True},
+        "output": {"uri": f"s3://bench/{name}/"},
+        "workers": {"shards": 1, "parallelism": 1},
+    }
+    return {"apiVersion": API_VERSION, "kind": KIND, "metadata": {"name": name, "namespace": namespace}, "spec": spec}
+
+
+def expected_children(manifest: dict[str, Any]) -> set[Key]:
+    """The children a running job has, by the builders the operator uses: every declarative child and the
+    worker Job (created by the first reconcile when no backend has to become ready). Names depend on the
+    owner's kind, name and namespace only, so a placeholder uid gives the real names."""
+    metadata = manifest["metadata"]
+    owner = Owner(kind=manifest["kind"], name=metadata["name"], namespace=metadata["namespace"], uid="expected")
+    base, workers, _merge = desired(owner, SynthesisJobSpec.model_validate(manifest["spec"]))
+    return {key_of(child) for child in [*base, workers]}
+
+
+def children_by_parent(
+    listings: dict[tuple[str, str], Iterable[dict[str, Any]]], label: str = LABEL_SYNTHESISJOB
+) -> dict[str, set[Key]]:
+    """Listed objects, by (apiVersion, kind) of their listing, grouped into keys by the parent their `label`
+    names; objects without it belong to no job. The listing names the kind because metadata-only lists
+    (PartialObjectMetadata) do not."""
+    found: dict[str, set[Key]] = {}
+    for (api_version, kind), items in listings.items():
+        for item in items:
+            parent = (item["metadata"].get("labels") or {}).get(label)
+            if parent:
+                found.setdefault(parent, set()).add((api_version, kind, item["metadata"]["name"]))
+    return found
+
+
+def complete(expected: dict[str, set[Key]], found: dict[str, set[Key]]) -> set[str]:
+    """The jobs that have every expected child (extra children, e.g. a merge Job, do not matter)."""
+    return {job for job, keys in expected.items() if keys <= found.get(job, set())}
+
+
+def reconcile_totals(exposition: str, kind: str = KIND) -> dict[str, float]:
+    """The reconcile counters of one kind from the operator's Prometheus text: `reconciles` (every result),
+    `errors` (reconciles that ended in an error), `seconds` (time spent in them)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    totals = {"reconciles": 0.0, "errors": 0.0, "seconds": 0.0}
+    for family in text_string_to_metric_families(exposition):
+        for sample in family.samples:
+            if sample.labels.get("kind") != kind:
+                continue
+            if sample.name == "quorum_operator_reconciles_total":
+                totals["reconciles"] += sample.value
+                totals["errors"] += sample.value if sample.labels.get("result") == "error" else 0.0
+            elif sample.name == "quorum_operator_reconcile_duration_seconds_sum":
+                totals["seconds"] += sample.value
+    return totals
+
+
+def scrape(port: int) -> dict[str, float]:
+    with urllib.request.urlopen(f"http://{LOOPBACK}:{port}/metrics", timeout=10) as response:
+        return reconcile_totals(response.read().decode())
+
+
+def wait_for(url: str, timeout: float, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the operator exited with {process.returncode} before {url} answered")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"{url} did not answer within {timeout:.0f}s")
+
+
+@contextmanager
+def running_operator(
+    plane: ControlPlane, namespace: str, metrics_port: int, health: int
+) -> Iterator[subprocess.Popen[bytes]]:
+    """`quorum operator run` in its own process (it dies with this one), ready once its liveness answers."""
+    argv = [sys.executable, "-m", "quorum.cli.main", "operator", "run", "-n", namespace]
+    argv += ["--kubeconfig", str(plane.kubeconfig), "--image", "quorum:bench"]
+    argv += ["--metrics-port", str(metrics_port), "--metrics-address", LOOPBACK]
+    argv += ["--liveness", f"http://{LOOPBACK}:{health}/healthz"]
+    env = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "HTTPS_PROXY", "HTTP_PROXY")}
+    process = spawn("operator", argv, plane.layout.run, plane.layout.logs, die_with_parent=True, env=env)
+    try:
+        wait_for(f"http://{LOOPBACK}:{health}/healthz", 120, process)
+        wait_for(f"http://{LOOPBACK}:{metrics_port}/metrics", 30, process)
+        yield process
+    finally:
+        stop(PidFile(plane.layout.run / "operator.pid"), reap=process.poll)
+
+
+@contextmanager
+def profiled(pid: int, output: Path | None) -> Iterator[None]:
+    """py-spy on the operator while the block runs (nothing when no output is asked for). Idle threads are
+    sampled too: a reconcile is mostly a chain of API calls, so the wall-clock view is the one that says where
+    a job's time goes (the CPU share is printed beside it)."""
+    if output is None:
+        yield
+        return
+    formats = {".svg": "flamegraph", ".txt": "raw", ".json": "speedscope"}
+    py_spy = Path(sys.executable).with_name("py-spy")
+    argv = [str(py_spy), "record", "--pid", str(pid), "--rate", "50", "--idle", "--nonblocking"]
+    argv += ["--output", str(output), "--format", formats.get(output.suffix, "raw")]
+    recorder = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield
+    finally:
+        recorder.send_signal(signal.SIGINT)
+        try:
+            recorder.wait(60)
+        except subprocess.TimeoutExpired:
+            recorder.kill()
+        print(f"py-spy profile of the operator: {output if output.exists() else 'none written (py-spy failed)'}")
+
+
+METADATA_ONLY = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+
+
+class ChildLister:
+    """Metadata-only LISTs of the child kinds, one per kind per poll: the poller shares the machine with the
+    plane and the operator, so it reads names and labels, not whole objects."""
+
+    def __init__(self, kubeconfig: Path, namespace: str, kinds: Iterable[tuple[str, str]]) -> None:
+        from kubernetes.dynamic import DynamicClient
+
+        self.client = DynamicClient(load_config(str(kubeconfig)))
+        self.namespace = namespace
+        self.kinds = sorted(set(kinds))
+        self.paths = {
+            k: self.client.resources.get(api_version=k[0], kind=k[1]).path(namespace=namespace) for k in self.kinds
+        }
+
+    def listings(self) -> dict[tuple[str, str], list[dict[str, Any]]]:
+        found = {}
+        for kind in self.kinds:
+            response = self.client.request(
+                "GET",
+                self.paths[kind],
+                label_selector=LABEL_SYNTHESISJOB,
+                header_params={"Accept": METADATA_ONLY},
+                serialize=False,
+            )
+            found[kind] = json.loads(response.data).get("items") or []
+        return found
+
+
+@dataclass
+class Run:
+    """The measurement: when each job was created and first seen complete, and the operator's samples."""
+
+    created: dict[str, float] = field(default_factory=dict)
+    done: dict[str, float] = field(default_factory=dict)
+    applied_s: float = 0.0
+    peak_mb: float = 0.0
+    cpu_start: float = 0.0
+    cpu_end: float = 0.0
+    metrics_start: dict[str, float] = field(default_factory=dict)
+    metrics_end: dict[str, float] = field(default_factory=dict)
+    window_s: float = 0.0
+    load: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+
+def apply_all(kube: Kube, manifests: list[dict[str, Any]], run: Run, started: float) -> None:
+    """Create every job from a few threads, as a `kubectl apply` of many files would; creation times are kept
+    per job for the per-job latency."""
+
+    def create(manifest: dict[str, Any]) -> None:
+        kube.create(manifest)
+        run.created[manifest["metadata"]["name"]] = time.monotonic()
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(create, manifests))
+    run.applied_s = time.monotonic() - started
+
+
+def wait_for_children(
+    lister: ChildLister, expected: dict[str, set[Key]], run: Run, pid: int, deadline: float, interval: float
+) -> None:
+    """Poll until every job is complete or the deadline passes, sampling the operator at every poll."""
+    last_print = 0.0
+    while True:
+        polled = time.monotonic()
+        for job in complete(expected, children_by_parent(lister.listings())) - run.done.keys():
+            run.done[job] = polled
+        peak, now = peak_rss_mb(pid), rss_mb(pid)
+        if math.isnan(peak):
+            raise RuntimeError("the operator exited during the run")
+        run.peak_mb = max(run.peak_mb, peak)
+        if polled - last_print >= 5:
+            last_print = polled
+            print(
+                f"  {len(run.done)}/{len(expected)} jobs complete, {len(run.created)} created, operator RSS "
+                f"{now:.0f} MB (peak {peak:.0f}), load {os.getloadavg()[0]:.1f}",
+                flush=True,
+            )
+        if len(run.done) == len(expected) or polled >= deadline:
+            return
+        time.sleep(max(0.0, interval - (time.monotonic() - polled)))
+
+
+def measure(plane: ControlPlane, args: argparse.Namespace) -> Run:
+    """Operator up and idle, then N jobs created at once while the children are polled."""
+    kube = Kube(load_config(str(plane.kubeconfig)))
+    kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
+    manifests = [job_manifest(f"sj-{i:05d}", NAMESPACE) for i in range(args.n)]
+    expected = {m["metadata"]["name"]: expected_children(m) for m in manifests}
+    lister = ChildLister(plane.kubeconfig, NAMESPACE, {key[:2] for keys in expected.values() for key in keys})
+    metrics_port, health_port = free_ports(2)
+    run = Run()
+    with running_operator(plane, NAMESPACE, metrics_port, health_port) as operator:
+        print(f"operator running (pid {operator.pid}, {rss_mb(operator.pid):.0f} MB idle)")
+        run.metrics_start, run.cpu_start = scrape(metrics_port), cpu_seconds(operator.pid)
+        with profiled(operator.pid, args.profile), ThreadPoolExecutor(1) as applier:
+            started = time.monotonic()
+            applying = applier.submit(apply_all, kube, manifests, run, started)
+            wait_for_children(lister, expected, run, operator.pid, started + args.timeout, args.interval)
+            applying.result()
+            run.window_s = (max(run.done.values()) if len(run.done) == args.n else time.monotonic()) - started
+            run.metrics_end, run.cpu_end = scrape(metrics_port), cpu_seconds(operator.pid)
+            run.peak_mb = max(run.peak_mb, peak_rss_mb(operator.pid))
+            run.load = os.getloadavg()
+            run.done = {job: at - started for job, at in run.done.items()}
+            run.created = {job: at - started for job, at in run.created.items()}
+    return run
+
+
+def percentile(values: list[float], q: float) -> float:
+    return sorted(values)[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
+
+
+def report(run: Run, n: int) -> None:
+    latencies = [max(0.0, run.done[job] - run.created.get(job, 0.0)) for job in run.done]
+    reconciles = run.metrics_end["reconciles"] - run.metrics_start["reconciles"]
+    errors = run.metrics_end["errors"] - run.metrics_start["errors"]
+    busy = run.metrics_end["seconds"] - run.metrics_start["seconds"]
+    cpu = run.cpu_end - run.cpu_start
+    window = max(run.window_s, 1e-9)
+    all_done = len(run.done) == n
+    children = f"{run.window_s:.1f} s" if all_done else f"not all within {run.window_s:.0f} s ({len(run.done)}/{n})"
+    print(f"\noperator at scale: {n} SynthesisJobs applied at once (create calls took {run.applied_s:.1f} s)")
+    print(
+        f"  every job has all its children: {children}; ×{run.window_s / CHILDREN_LIMIT_S:.2f} of the "
+        f"{CHILDREN_LIMIT_S:.0f} s limit{'' if all_done else ' (at least)'}"
+    )
+    print(
+        f"  per job, create → last child: p50 {percentile(latencies, 0.5):.1f} s, p99 "
+        f"{percentile(latencies, 0.99):.1f} s, max {max(latencies, default=float('nan')):.1f} s"
+    )
+    print(
+        f"  operator peak RSS (VmHWM): {run.peak_mb:.0f} MB; ×{run.peak_mb / RSS_LIMIT_MB:.2f} of {RSS_LIMIT_MB:.0f} MB"
+    )
+    print(
+        f"  reconciles: {reconciles:.0f} in {window:.1f} s = {reconciles / window:.1f}/s "
+        f"({reconciles / n:.1f} per job), {errors:.0f} errors, mean {busy / max(reconciles, 1) * 1000:.0f} ms each"
+    )
+    print(f"  operator CPU: {cpu:.1f} s = {cpu / window * 100:.0f}% of one core over the window")
+    print(f"  load average at the end: {run.load[0]:.2f} {run.load[1]:.2f} {run.load[2]:.2f} ({os.cpu_count()} CPUs)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=1000, help="SynthesisJobs applied at once")
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for every job's children")
+    parser.add_argument("--interval", type=float, default=1.0, help="seconds between polls of the children")
+    parser.add_argument("--profile", type=Path, default=None, help="record the operator with py-spy into PATH")
+    args = parser.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    workdir = paths.state_root() / "bench" / f"operator-scale-{os.getpid()}"
+    plane = ControlPlane(workdir, crd_dirs=[ROOT / "crds"])
+    print(f"conditions: {os.cpu_count()} CPUs (shared; load average {os.getloadavg()[0]:.1f} at start), N={args.n}")
+    try:
+        plane.start()
+        print(f"plane ready in {plane.timings['total']:.1f} s")
+        run = measure(plane, args)
+    except BaseException:
+        print(f"operator log (tail):\n{plane.log_tail('operator')}", file=sys.stderr)
+        raise
+    finally:
+        plane.stop(remove=True)
+    report(run, args.n)
+
+
+if __name__ == "__main__":
+    main()
