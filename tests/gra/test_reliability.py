@@ -11,7 +11,7 @@ import pytest
 from quorum.api.synthesis import Review
 from quorum.gra import GraConfig, prompts, run_local
 from quorum.gra.gate import Verdict, gate
-from quorum.gra.reliability import Observation, assess, krippendorff_alpha
+from quorum.gra.reliability import Observation, assess, gate_note, krippendorff_alpha
 from quorum.gra.testing import GraScript, own_words
 from quorum.llm.simulated import SimRequest, SimulatedBackend
 from tests.gra.conftest import endpoints_for, make_spec, provenances
@@ -132,3 +132,25 @@ def test_built_in_review_prompts_carry_no_copyable_example_answer() -> None:
         text = book.messages(stage, **prompts.review_variables("math", sample, rubric, 10))[1]["content"]
         assert "{" not in text and "Example" not in text
         assert "9-10:" in text and "1-2:" in text  # anchored bands over the whole scale
+
+
+@pytest.mark.parametrize(
+    ("reviewers", "note"),
+    [
+        ({"calibration": {"degenerate": []}, "run": {"degenerate": []}}, "no degenerate reviewer"),
+        (
+            {"calibration": {"degenerate": ["flat"]}, "run": {"degenerate": ["flat"]}, "excluded": ["flat"]},
+            "degenerate on the calibration set: flat (excluded from the gate)",
+        ),
+        (
+            {"calibration": {"degenerate": ["flat"]}, "excluded": []},
+            "degenerate on the calibration set: flat (NOT excluded (review.excludeDegenerate: false))",
+        ),
+        (  # the demo's case: honest-looking on the calibration set, copying over the run
+            {"calibration": {"degenerate": []}, "run": {"degenerate": ["smollm"]}, "excluded": []},
+            "degenerate over the run: smollm (found after the gate: its verdicts counted)",
+        ),
+    ],
+)
+def test_the_gate_note_never_implies_a_run_level_flag_was_excluded(reviewers: dict, note: str) -> None:
+    assert gate_note(reviewers) == note

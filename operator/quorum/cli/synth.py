@@ -216,11 +216,10 @@ def summary_line(manifest: dict) -> str:
         f"{counts['failed']}, surplus {counts['surplus']}; failed per-seed calls {counts['failedCalls']}); "
         f"acceptance {rates['acceptance']:.0%}, independent={str(manifest['independent']).lower()}"
     )
-    reviewers = manifest.get("reviewers") or {}
-    degenerate = (reviewers.get("calibration") or {}).get("degenerate") or []
-    if degenerate:
-        action = "excluded from the gate" if reviewers.get("excluded") else "NOT excluded (excludeDegenerate: false)"
-        line += f"; degenerate reviewers: {', '.join(degenerate)} ({action})"
+    if manifest.get("reviewers"):
+        from quorum.gra.reliability import gate_note
+
+        line += f"; {gate_note(manifest['reviewers'])}"
     return line
 
 

@@ -224,3 +224,20 @@ def krippendorff_alpha(units: list[list[float]]) -> float | None:
     observed /= n
     alpha = 1 - observed / expected
     return alpha if math.isfinite(alpha) else None
+
+
+def gate_note(reviewers: dict[str, Any]) -> str:
+    """What the gate did about degenerate reviewers, one clause for the summary line, the report and the card.
+    Only the calibration set decides exclusions (before any sample is gated); a model found degenerate over the
+    whole run was found after its verdicts counted, so it is named as such rather than implied excluded."""
+    before = (reviewers.get("calibration") or {}).get("degenerate") or []
+    after = [m for m in (reviewers.get("run") or {}).get("degenerate") or [] if m not in before]
+    parts = []
+    if before:
+        action = (
+            "excluded from the gate" if reviewers.get("excluded") else "NOT excluded (review.excludeDegenerate: false)"
+        )
+        parts.append(f"degenerate on the calibration set: {', '.join(before)} ({action})")
+    if after:
+        parts.append(f"degenerate over the run: {', '.join(after)} (found after the gate: its verdicts counted)")
+    return "; ".join(parts) or "no degenerate reviewer"

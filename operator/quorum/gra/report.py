@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from quorum.gra.reliability import gate_note
 from quorum.gra.sample import SampleRecord
 
 FUNNEL = (
@@ -177,16 +178,11 @@ def reliability_lines(manifest: dict[str, Any]) -> list[str]:
         return []
     alpha_calibration = _fmt((reviewers.get("calibration") or {}).get("alpha"))
     alpha_run = _fmt((reviewers.get("run") or {}).get("alpha"))
-    policy = (
-        "are excluded from the gate"
-        if reviewers.get("excludeDegenerate")
-        else "are NOT excluded (review.excludeDegenerate: false)"
-    )
     lines = [
         "## Reviewer reliability",
         "",
-        f"Krippendorff's α (interval) of the panel: calibration {alpha_calibration}, run {alpha_run}. "
-        f"Degenerate reviewers {policy}.",
+        f"Krippendorff's α (interval) of the panel: calibration {alpha_calibration}, run {alpha_run}; "
+        f"{gate_note(reviewers)}.",
         "",
         "| reviewer | measured on | reviews | copy rate | score mean ± std | modal share | r vs others | "
         "α without | verdict |",
