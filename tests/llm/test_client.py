@@ -122,6 +122,23 @@ async def test_concurrency_per_endpoint_is_capped() -> None:
     assert sim.max_in_flight == 3
 
 
+async def test_waiting_calls_reach_the_server_by_priority_and_priority_is_not_sent() -> None:
+    async with (
+        SimulatedBackend(lambda r: SimReply(text="x"), latency_s=0.05) as sim,
+        ClientPool([endpoint(sim, max_concurrency=1)], FAST) as pool,
+    ):
+        client = pool["m"]
+        first = asyncio.ensure_future(client.chat([{"role": "user", "content": "first"}]))
+        await asyncio.sleep(0.01)  # holds the one slot
+        queued = [("late-stage", 2), ("early", 0), ("middle", 1), ("early-2", 0), ("late-2", 2)]
+        await asyncio.gather(
+            first, *(client.chat([{"role": "user", "content": name}], priority=p) for name, p in queued)
+        )
+    served = [r.messages[0]["content"] for r in sim.requests]
+    assert served == ["first", "late-stage", "late-2", "middle", "early", "early-2"]
+    assert all("priority" not in r.body for r in sim.requests)
+
+
 async def test_bearer_token_is_sent_when_configured() -> None:
     async with SimulatedBackend(lambda r: SimReply(text="x")) as sim:
         client = ChatClient(endpoint(sim, api_key="s3cret"), FAST)

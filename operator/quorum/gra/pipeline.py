@@ -28,6 +28,7 @@ from quorum.gra.sample import (
     SampleStatus,
     TokenUse,
 )
+from quorum.gra.schedule import STAGE_PRIORITY
 from quorum.gra.seeds import Seed
 from quorum.llm import CallFailed, ClientPool, Completion
 
@@ -154,6 +155,7 @@ class SampleRunner:
                 top_p=generation.top_p,
                 max_tokens=generation.max_tokens,
                 seed=call_seed,
+                priority=STAGE_PRIORITY["generate"],
             )
         except CallFailed as failure:
             raise SampleFailed("generate", failure) from failure
@@ -234,6 +236,7 @@ class SampleRunner:
                 temperature=self.spec.adjudication.temperature,
                 max_tokens=self.spec.adjudication.max_tokens,
                 seed=rng.randrange(2**31),
+                priority=STAGE_PRIORITY["adjudicate"],
             )
         except CallFailed as failure:
             raise SampleFailed("adjudicate", failure) from failure
@@ -270,6 +273,7 @@ async def review_once(
             temperature=review.temperature,
             max_tokens=review.max_tokens,
             seed=seed,
+            priority=STAGE_PRIORITY[f"review-{round_name}"],
         )
     except CallFailed as failure:
         raise SampleFailed(f"review-{round_name}", failure) from failure

@@ -13,6 +13,7 @@ schemas themselves are never overridden, so the pipeline always gets the answer 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -411,7 +412,13 @@ def generate_schema(max_tokens: int) -> dict[str, Any]:
 
 
 def review_schema(dimension_names: list[str], scale: int, max_tokens: int) -> dict[str, Any]:
-    """The critique comes first: models score more sensibly after writing down what they saw."""
+    """The critique comes first: models score more sensibly after writing down what they saw. One shared
+    (read-only) object per rubric, so a client's validator cache recognises it on every review."""
+    return _review_schema(tuple(dimension_names), scale, max_tokens)
+
+
+@functools.lru_cache(maxsize=64)
+def _review_schema(dimension_names: tuple[str, ...], scale: int, max_tokens: int) -> dict[str, Any]:
     score = {"type": "integer", "minimum": 1, "maximum": scale}
     keys = [dimension_key(d) for d in dimension_names]
     critique = _string(_text_chars(max_tokens, len(keys)), 10)

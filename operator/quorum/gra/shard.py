@@ -30,9 +30,11 @@ from quorum.gra.pipeline import SampleFailed, SampleRunner, Slot, Tokens, review
 from quorum.gra.reliability import PanelHealth, assess
 from quorum.gra.roles import rng_for, with_role
 from quorum.gra.sample import CallError, Neighbour, Review, SampleRecord, tokens_from_json, tokens_to_json
+from quorum.gra.schedule import samples_in_flight
 from quorum.gra.seeds import OnBadSeed, Seed, SeedSet, read_instruction_file, read_seeds, shard_of
 from quorum.gra.store import JournalWriter, ShardStore, claim_output
 from quorum.llm import CallFailed, ClientPool, ModelEndpoint, RetryPolicy
+from quorum.llm.slots import Slots
 from quorum.locations import Location
 
 ProgressCallback = Callable[[str, int, int, SynthesisCounts], None]
@@ -226,7 +228,7 @@ class _ShardWorker:
         self.progress.counts = funnel.merged([self.progress.counts, live])
         todo = [s for s in slots if s.id not in done]
         journal = self.store.open_journal(round_number)
-        limit = asyncio.Semaphore(max(4, 2 * sum(c.endpoint.max_concurrency for c in self.pool)))
+        limit = Slots(samples_in_flight(c.endpoint.max_concurrency for c in self.pool))
 
         async def one(slot: Slot) -> None:
             async with limit:

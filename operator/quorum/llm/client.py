@@ -20,6 +20,7 @@ import httpx
 import jsonschema
 
 from quorum.llm.aiohttp_transport import AiohttpTransport
+from quorum.llm.slots import Slots
 
 Message = Mapping[str, Any]
 
@@ -163,7 +164,11 @@ def parse_json_reply(text: str, validator: jsonschema.protocols.Validator) -> tu
 
 
 class ChatClient:
-    """Chat completions against one endpoint, with a concurrency cap, retries and usage accounting."""
+    """Chat completions against one endpoint, with a concurrency cap, retries and usage accounting.
+
+    Calls beyond the cap wait for a slot by `priority` (higher first, then in arrival order): an engine with
+    dependent calls (the GRA chain generate → review → adjudicate) ranks later stages higher, so the calls
+    that finish work are served before those that start more, and the slots never wait on a stage boundary."""
 
     def __init__(
         self, endpoint: ModelEndpoint, policy: RetryPolicy | None = None, http: httpx.AsyncClient | None = None
@@ -173,7 +178,8 @@ class ChatClient:
         self.usage = TokenUsage()
         self._owns_http = http is None
         self._http = http or new_http_client()
-        self._slots = asyncio.Semaphore(endpoint.max_concurrency)
+        self._slots = Slots(endpoint.max_concurrency)
+        self._validators: dict[int, tuple[Mapping[str, Any], jsonschema.protocols.Validator]] = {}
         self._url = endpoint.base_url.rstrip("/") + "/chat/completions"
         self._headers = {"Authorization": f"Bearer {endpoint.api_key}"} if endpoint.api_key else {}
 
@@ -192,10 +198,12 @@ class ChatClient:
         top_p: float | None = None,
         seed: int | None = None,
         response_format: Mapping[str, Any] | None = None,
+        priority: int = 0,
     ) -> Completion:
-        """One completion; raises `CallFailed` once retries are exhausted or on a non-retryable error."""
+        """One completion; raises `CallFailed` once retries are exhausted or on a non-retryable error.
+        `priority` orders it among the calls waiting for this endpoint's slots (higher first)."""
         body = self._body(messages, temperature, max_tokens, n, stop, top_p, seed, response_format)
-        async with self._slots:
+        async with self._slots.held(priority):
             return await self._post_with_retries(body)
 
     async def stream(
@@ -207,6 +215,7 @@ class ChatClient:
         stop: Sequence[str] | None = None,
         top_p: float | None = None,
         seed: int | None = None,
+        priority: int = 0,
     ) -> AsyncIterator[dict[str, Any]]:
         """The chunks (`chat.completion.chunk` objects) of one streamed completion.
 
@@ -214,7 +223,7 @@ class ChatClient:
         the stream raise `CallFailed`; the time-out applies to each read."""
         body = self._body(messages, temperature, max_tokens, 1, stop, top_p, seed, None)
         body["stream"] = True
-        async with self._slots:
+        async with self._slots.held(priority):
             try:
                 async with self._http.stream(
                     "POST", self._url, json=body, headers=self._headers, timeout=self.policy.timeout_seconds
@@ -269,7 +278,7 @@ class ChatClient:
     ) -> tuple[dict[str, Any], Completion]:
         """A completion constrained to `schema`; invalid replies are re-asked with the error, then raised as
         `InvalidJson` so the caller can record the sample."""
-        validator = jsonschema.Draft202012Validator(schema)
+        validator = self._validator(schema)
         response_format = {"type": "json_schema", "json_schema": {"name": schema_name, "schema": dict(schema)}}
         conversation = list(messages)
         attempts = 0
@@ -291,6 +300,19 @@ class ChatClient:
             ]
         self.usage.failures += 1
         raise InvalidJson(self.endpoint.name, "InvalidJson", problem, attempts, last_text=completion.text)
+
+    def _validator(self, schema: Mapping[str, Any]) -> jsonschema.protocols.Validator:
+        """One validator per schema object: an engine passes the same few schemas on every call, and building
+        a validator (and its first validation's compiled checks) is a large share of a call's CPU. Keyed by
+        identity, with the schema held so the identity is not reused; callers must not mutate a schema."""
+        cached = self._validators.get(id(schema))
+        if cached is not None and cached[0] is schema:
+            return cached[1]
+        if len(self._validators) >= 64:
+            self._validators.clear()
+        validator = jsonschema.Draft202012Validator(schema)
+        self._validators[id(schema)] = (schema, validator)
+        return validator
 
     async def _post_with_retries(self, body: dict[str, Any]) -> Completion:
         last: CallFailed | None = None

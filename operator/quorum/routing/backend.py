@@ -8,9 +8,7 @@ body is serialised once with orjson, and the pass-through path forwards bytes wi
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +18,7 @@ import orjson
 from yarl import URL
 
 from quorum.llm import CallFailed, ModelEndpoint
+from quorum.llm.slots import Slots
 from quorum.routing.metrics import RouterMetrics
 
 
@@ -33,44 +32,6 @@ class BackendAnswer:
     prompt_tokens: int
     completion_tokens: int
     latency_s: float
-
-
-class Slots:
-    """A first-come first-served counting semaphore whose acquire and release cost O(1).
-
-    Why not `asyncio.Semaphore`: on Python 3.11 its `acquire` calls `locked()`, which scans every waiter, so
-    with 1,000 clients queued on a backend's 256 slots each call walked ~750 futures (quadratic in the queue)."""
-
-    def __init__(self, size: int) -> None:
-        self._free = size
-        self._waiters: deque[asyncio.Future[None]] = deque()
-
-    async def acquire(self) -> None:
-        if self._free > 0 and not self._waiters:
-            self._free -= 1
-            return
-        future = asyncio.get_running_loop().create_future()
-        self._waiters.append(future)
-        try:
-            await future
-        except asyncio.CancelledError:
-            if future.done() and not future.cancelled():
-                self.release()  # a slot was handed over just as the waiter was cancelled: pass it on
-            raise  # a cancelled future left in the queue is skipped by `release`
-
-    def release(self) -> None:
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)  # the slot goes straight to the longest waiter
-                return
-        self._free += 1
-
-    async def __aenter__(self) -> None:
-        await self.acquire()
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        self.release()
 
 
 def new_session() -> aiohttp.ClientSession:

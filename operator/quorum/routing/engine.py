@@ -28,8 +28,9 @@ import numpy as np
 
 from quorum.api.ensemble import EnsembleRouterSpec, VotingStrategy
 from quorum.llm import CallFailed, ModelEndpoint
+from quorum.llm.slots import Slots
 from quorum.routing.artifact import Artifact
-from quorum.routing.backend import Backend, BackendAnswer, Slots, new_session
+from quorum.routing.backend import Backend, BackendAnswer, new_session
 from quorum.routing.breaker import CircuitBreaker
 from quorum.routing.embedding import EmbeddingBatcher, conversation_text
 from quorum.routing.metrics import RouterMetrics
