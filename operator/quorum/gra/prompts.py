@@ -362,8 +362,9 @@ def _keywords() -> dict[str, Any]:
 SUMMARY_MAX_SENTENCES = 2
 
 
-def summary_sentences(text: str) -> int:
-    return len([s for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s])
+def sentences(text: str) -> list[str]:
+    """Sentences split after `.`, `!` or `?` and white space (the rule the two-sentence summary is held to)."""
+    return [s for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s]
 
 
 def classify_schema(names: list[str]) -> dict[str, Any]:
@@ -389,8 +390,8 @@ def digest_schema(max_tokens: int = 256) -> dict[str, Any]:
 def clean_digest(value: dict[str, Any]) -> dict[str, Any]:
     """Keywords stripped and de-duplicated; the summary cut to its first two sentences."""
     keywords = list(dict.fromkeys(k.strip() for k in value.get("keywords", []) if k.strip()))[:8]
-    sentences = [s for s in re.split(r"(?<=[.!?])\s+", str(value.get("summary", "")).strip()) if s]
-    return {"keywords": keywords, "summary": " ".join(sentences[:SUMMARY_MAX_SENTENCES])}
+    summary = sentences(str(value.get("summary", "")))[:SUMMARY_MAX_SENTENCES]
+    return {"keywords": keywords, "summary": " ".join(summary)}
 
 
 def generate_schema(max_tokens: int) -> dict[str, Any]:
