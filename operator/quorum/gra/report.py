@@ -79,17 +79,24 @@ def _funnel_plot(report_dir: Path, manifest: dict[str, Any]) -> str:
     return _save(figure, report_dir, "funnel.png")
 
 
+def review_scores(records: list[SampleRecord]) -> dict[str, dict[str, list[float]]]:
+    """Every review's score by reviewer model and round: what the histograms draw, so they show the run's
+    reviews and nothing else."""
+    scores: dict[str, dict[str, list[float]]] = defaultdict(lambda: {"instruction": [], "response": []})
+    for record in records:
+        for round_name, outcome in record.review.items():
+            for entry in outcome.reviews:
+                scores[entry.model][round_name].append(entry.score)
+    return dict(scores)
+
+
 def _score_histograms(report_dir: Path, records: list[SampleRecord], manifest: dict[str, Any]) -> str:
     """Per reviewer model and round: the distribution of its scores, with the gate's thresholds drawn in."""
     import matplotlib.pyplot as plt
 
     review = manifest["spec"].get("review", {})
     scale = review.get("scale", 10)
-    scores: dict[str, dict[str, list[float]]] = defaultdict(lambda: {"instruction": [], "response": []})
-    for record in records:
-        for round_name, outcome in record.review.items():
-            for entry in outcome.reviews:
-                scores[entry.model][round_name].append(entry.score)
+    scores = review_scores(records)
     models = sorted(scores) or ["(no reviews)"]
     figure, axes = plt.subplots(len(models), 2, figsize=(8, 2.6 * len(models)), squeeze=False)
     bins = np.linspace(0.5, scale + 0.5, scale + 1)
