@@ -26,7 +26,7 @@ from quorum.gra.output import dataset_card, llama_factory_info, write_dataset, w
 from quorum.gra.reliability import Observation, assess
 from quorum.gra.report import write_report
 from quorum.gra.sample import Neighbour, RoundOutcome, SampleRecord, tokens_from_json
-from quorum.gra.seeds import OnBadSeed
+from quorum.gra.seeds import OnBadSeed, SeedSet
 from quorum.gra.store import FingerprintMismatch, ShardStore, run_fingerprint
 from quorum.locations import Location, as_location
 
@@ -78,24 +78,39 @@ def merge_shards(
         "llamaFactory": "dataset_info.json",
     }
     manifest.update(extra or {})
-    seed_vectors = None
-    if kept_vectors is not None:
-        seed_vectors = (embedder or shared_embedder(spec.postprocess.dedup.embedding_model)).encode(
-            [s.prompt_text() for s in seed_set.seeds]
-        )
+    _publish_report(config, out, manifest, records, kept_vectors, seed_set, stores, embedder)
     manifest.setdefault("timings", {})["mergeSeconds"] = round(time.perf_counter() - started, 3)
-    labels = stores[0].domains() if stores else {}
-    seed_domains = [labels.get(s.id, "general") for s in seed_set.seeds]
-    with tempfile.TemporaryDirectory(prefix="quorum-report-") as drawn:
-        manifest["report"] = write_report(Path(drawn), manifest, records, seed_vectors, kept_vectors, seed_domains)
-        (out / "report").delete_tree()
-        (out / "report").upload_tree(Path(drawn))
     layout = spec.postprocess.format
     info = llama_factory_info(config.name, dataset_path.name, layout)
     (out / "dataset_info.json").write_bytes(json.dumps(info, indent=2).encode())
     (out / "README.md").write_bytes(dataset_card(manifest, dataset_path.name, layout).encode())
     write_manifest(out, manifest)
     return manifest
+
+
+def _publish_report(
+    config: GraConfig,
+    out: Location,
+    manifest: dict[str, Any],
+    records: list[SampleRecord],
+    kept_vectors: np.ndarray | None,
+    seed_set: SeedSet,
+    stores: list[ShardStore],
+    embedder: Embedder | None,
+) -> None:
+    """Draw the report in a scratch folder and replace the output's `report/` with it: a rerun's report never
+    mixes with an older run's plots. Seeds are embedded only when dedup embedded the kept samples."""
+    seed_vectors = None
+    if kept_vectors is not None:
+        seed_vectors = (embedder or shared_embedder(config.spec.postprocess.dedup.embedding_model)).encode(
+            [s.prompt_text() for s in seed_set.seeds]
+        )
+    labels = stores[0].domains() if stores else {}
+    seed_domains = [labels.get(s.id, "general") for s in seed_set.seeds]
+    with tempfile.TemporaryDirectory(prefix="quorum-report-") as drawn:
+        manifest["report"] = write_report(Path(drawn), manifest, records, seed_vectors, kept_vectors, seed_domains)
+        (out / "report").delete_tree()
+        (out / "report").upload_tree(Path(drawn))
 
 
 def write_manifest(out_dir: Path | Location, manifest: dict[str, Any]) -> None:

@@ -12,6 +12,7 @@ scores 0 for that question (never dropped silently).
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -229,6 +230,12 @@ def endpoints_policy(spec: EnsembleRouterSpec) -> RetryPolicy:
     return RetryPolicy.from_spec(spec.calls)
 
 
+def _counting(progress: Progress, total: int) -> Callable[[], None]:
+    """One tick per answered question and model, reported as (done, total) to the calibration Job's status."""
+    done = itertools.count(1)
+    return lambda: progress(next(done), total)
+
+
 async def calibrate(
     spec: EnsembleRouterSpec,
     endpoints: Sequence[ModelEndpoint],
@@ -241,16 +248,8 @@ async def calibrate(
     cal = spec.calibration
     rules = task_rules(cal.tasks)
     calibration_idx, held_out_idx = split(list(items), cal.test_fraction, cal.seed)
-    total = len(items) * len(endpoints)
-    done = 0
-
-    def tick() -> None:
-        nonlocal done
-        done += 1
-        if progress:
-            progress(done, total)
-
-    results = await answer_everywhere(spec, endpoints, items, rules, progress=tick)
+    ticks = None if progress is None else _counting(progress, len(items) * len(endpoints))
+    results = await answer_everywhere(spec, endpoints, items, rules, progress=ticks)
     answers = dict(zip([e.name for e in endpoints], results, strict=True))
     vectors = embedder.encode([item.question for item in items], batch_size=spec.embedding.batch_size)
     models = [e.name for e in endpoints]
