@@ -17,13 +17,14 @@ Two paths:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import hmac
 import logging
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -43,6 +44,7 @@ from quorum.routing.engine import (
     RouterEngine,
 )
 from quorum.routing.http1 import BackendConnectionError
+from quorum.routing.metrics import PUBLISH_SECONDS
 from quorum.routing.wire import CHAT, COMPLETIONS, InvalidField, parse_request
 
 log = logging.getLogger("quorum.router")
@@ -384,6 +386,7 @@ class RouterServer:
 
     async def metrics(self, _: web.Request) -> web.Response:
         self.engine.healthy()
+        self.engine.metrics.publish()
         response = web.Response(body=generate_latest(self.engine.metrics.registry))
         response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
         return response
@@ -406,7 +409,27 @@ def build_app(engine: RouterEngine, token: TokenSource | None = None) -> web.App
         await engine.aclose()
 
     app.on_cleanup.append(close)
+    if engine.metrics.shared:
+        app.cleanup_ctx.append(_publishing)
     return app
+
+
+async def _publishing(app: web.Application) -> AsyncIterator[None]:
+    """A worker of several publishes its backend figures every `PUBLISH_SECONDS`, so that a scrape answered by
+    any worker sees the others' (at most that old)."""
+    engine = app[ENGINE]
+
+    async def loop() -> None:
+        while True:
+            engine.healthy()
+            engine.metrics.publish()
+            await asyncio.sleep(PUBLISH_SECONDS)
+
+    task = asyncio.create_task(loop())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def freeze_after_start(app: web.Application) -> web.Application:
