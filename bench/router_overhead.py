@@ -13,13 +13,19 @@ load generator keeps one keep-alive connection per client. Targets, each in fron
   separate `quorum embedder serve` process (one thread, same model and engine) over /v1/embeddings, as a pod
   would use `spec.embedding.endpoint`.
 
+Quorum's pass-through router runs with `--workers` = the machine's CPU count (`--quorum-workers`), as
+vllm-router spreads its work over a thread per core; its CPU and peak memory are summed over the worker
+processes. The embedding-routed targets run one process.
+
 Figures: added p50 at c=1 (sequential requests), throughput at c=256, and p99/errors with 1,000 concurrent
 connections, plus the kernel's listen-queue overflows during that run. The load average is printed beside
 every figure: on a shared machine only the ratios measured in one run mean anything.
 
     python bench/router_overhead.py [--latency 0.02] [--requests 400] [--seconds 5] [--quorum-src DIR]
+        [--quorum-workers N]
 
-`--quorum-src` runs Quorum's router from another source tree (e.g. `git archive` of main) for before/after.
+`--quorum-src` runs Quorum's router from another source tree (e.g. `git archive` of main) for before/after
+(with `--quorum-workers 1` for a tree older than `--workers`).
 """
 
 from __future__ import annotations
@@ -45,7 +51,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.procstat import cpu_seconds, peak_rss_mb
+from bench.procstat import cpu_seconds, peak_rss_mb, process_tree
 
 ROOT = Path(__file__).resolve().parents[1]
 LOADGEN = ROOT / ".cache" / "bin" / "loadgen"
@@ -179,9 +185,10 @@ def measure(
     """Every figure of one target; `pid` is its router process (None for the direct path), `helper` a process
     the path needs besides it (the remote embedder), whose peak memory is reported with the router's."""
     sequential = load(url, body, 1, requests=args.requests)
-    cpu = cpu_seconds(pid)
+    processes = process_tree(pid)  # the router and its workers, if it has any
+    cpu = sum(cpu_seconds(p) for p in processes)
     busy = load(url, body, args.concurrency, seconds=args.seconds)
-    cpu_per_request = (cpu_seconds(pid) - cpu) / max(busy["requests"], 1)
+    cpu_per_request = (sum(cpu_seconds(p) for p in processes) - cpu) / max(busy["requests"], 1)
     overflows = listen_overflows()
     crowd = load(url, body, args.connections, seconds=args.seconds)
     return {
@@ -196,20 +203,22 @@ def measure(
         "crowd_errors": crowd["errors"],
         "overflows": listen_overflows() - overflows,
         "load_crowd": crowd["load"],
-        "peak_mb": peak_rss_mb(pid),  # after all three runs: VmHWM keeps the highest mark
+        # after all three runs: VmHWM keeps the highest mark (summed over workers: an upper bound)
+        "peak_mb": sum(peak_rss_mb(p) for p in processes) if processes else math.nan,
         "helper_peak_mb": peak_rss_mb(helper),
     }
 
 
-def quorum_target(quorum: str, config: Path, port: int, artifact: Path | None = None) -> list[str]:
+def quorum_target(quorum: str, config: Path, port: int, artifact: Path | None = None, workers: int = 1) -> list[str]:
     command = [quorum, "router", "serve", str(config), "--port", str(port)]
+    command += ["--workers", str(workers)] if workers > 1 else []  # a tree before `--workers` runs one process
     return command + (["--artifact", str(artifact)] if artifact is not None else [])
 
 
 def memory(results: dict[str, dict[str, float]]) -> None:
     """Each router's peak RSS (VmHWM over all its runs) against the routed-path goal; for the remote-embedder
     path the embedder process's peak is added, since that path needs both."""
-    print(f"\npeak RSS (VmHWM) of the router process, ÷ the {RSS_LIMIT_MB:.0f} MB goal")
+    print(f"\npeak RSS (VmHWM) of the router process (summed over its workers), ÷ the {RSS_LIMIT_MB:.0f} MB goal")
     for name, r in results.items():
         if math.isnan(r["peak_mb"]):
             continue
@@ -273,6 +282,9 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=1000, help="clients in the many-connections run")
     parser.add_argument("--skip-routed", action="store_true", help="leave out the embedding-routed target")
     parser.add_argument("--quorum-src", type=Path, help="run Quorum's router from this source tree (PYTHONPATH)")
+    parser.add_argument(
+        "--quorum-workers", type=int, default=os.cpu_count() or 1, help="worker processes of the pass-through router"
+    )
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     sys.stdout.reconfigure(line_buffering=True)
@@ -283,7 +295,9 @@ def main() -> None:
     print(
         f"conditions: {os.cpu_count()} CPUs (shared; load average {os.getloadavg()[0]:.1f} at start), backend "
         f"latency {args.latency * 1000:.0f} ms (Go), {args.requests} sequential requests, {args.seconds:.0f} s at "
-        f"c={args.concurrency} and c={args.connections}; quorum from {args.quorum_src or 'this checkout'}"
+        f"c={args.concurrency} and c={args.connections}; quorum from {args.quorum_src or 'this checkout'}, "
+        f"pass-through with {args.quorum_workers} worker process(es) (vllm-router: its thread pool), "
+        "embedding-routed with one"
     )
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
@@ -303,7 +317,12 @@ def main() -> None:
             helpers: dict[str, int | None] = {}
             single_port, routed_port, vllm_port, remote_port = free_port(), free_port(), free_port(), free_port()
             single = manifest(directory, {"solo": backend + "/v1"})
-            targets["quorum pass-through"] = (quorum_target(quorum, single, single_port), "readyz", "bench", quorum_env)
+            targets["quorum pass-through"] = (
+                quorum_target(quorum, single, single_port, workers=args.quorum_workers),
+                "readyz",
+                "bench",
+                quorum_env,
+            )
             targets["vllm-router"] = (
                 [
                     vllm_router,

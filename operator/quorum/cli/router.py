@@ -19,6 +19,9 @@ from quorum.cli.common import ConfigAlias, ManifestFile, console, fail, manifest
 
 if TYPE_CHECKING:  # engine modules load inside the commands: `quorum operator run` never imports them
     from quorum.llm import ModelEndpoint
+    from quorum.routing.artifact import Artifact
+    from quorum.routing.config import TokenSource
+    from quorum.routing.embedding import EmbeddingBatcher
 
 app = typer.Typer(
     help="Calibrate, choose the pool of, and serve the Avengers router of an EnsembleRouter.", no_args_is_help=True
@@ -186,23 +189,17 @@ def serve(
     no_auth: bool = typer.Option(
         False, "--no-auth", help="Serve without a token on a non-loopback --host (refused otherwise)."
     ),
+    workers: int = typer.Option(
+        1,
+        "--workers",
+        min=1,
+        help="Router processes sharing the port (SO_REUSEPORT); circuit breakers and concurrency caps are per "
+        "worker, /metrics merges them all.",
+    ),
 ) -> None:
     """Serve the OpenAI-compatible routing and voting API."""
-    from aiohttp import web
-
-    from quorum.embedding.onnx import THREADS_ENV as EMBED_THREADS_ENV
-    from quorum.llm.service import LISTEN_BACKLOG
     from quorum.routing.artifact import ArtifactError, load_artifact
     from quorum.routing.config import TokenSource
-    from quorum.routing.embedding import (
-        EmbedderMismatch,
-        EmbeddingBatcher,
-        EngineUnavailable,
-        artifact_embedder,
-        limit_torch_threads,
-    )
-    from quorum.routing.engine import RouterEngine
-    from quorum.routing.server import build_app, freeze_after_start, new_event_loop
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per backend call otherwise
@@ -223,27 +220,109 @@ def serve(
         token.require_beyond_loopback(host, allow_none=no_auth)
     except ValueError as error:
         fail(str(error))
-    batcher = None
-    if loaded is not None and len(spec.models) > 1:
-        os.environ.setdefault(EMBED_THREADS_ENV, "1")  # ONNX Runtime reads it; one thread per replica
-        try:
-            embedder = artifact_embedder(loaded, spec)
-        except (EmbedderMismatch, EngineUnavailable) as error:
-            fail(str(error))
-        if embedder.engine == "sentence-transformers":
-            limit_torch_threads(int(os.environ[EMBED_THREADS_ENV]))
-        batcher = EmbeddingBatcher(embedder, max_batch=spec.embedding.batch_size)
+    listen = port or spec.router.port
+    if workers > 1 and listen == 0:
+        fail("--workers needs a fixed --port: each worker binds it with SO_REUSEPORT")
     with _endpoints(resource, _parse_backends(backend), local) as endpoints:
-        engine = RouterEngine(resource.metadata.name, spec, endpoints, artifact=loaded, batcher=batcher)
-        listen = port or spec.router.port
         auth = "bearer token required" if token.enabled else "no auth"
-        console.print(f"router {resource.metadata.name} on http://{host}:{listen}/v1 ({auth})")
+        shown = f" with {workers} workers" if workers > 1 else ""
+        console.print(f"router {resource.metadata.name} on http://{host}:{listen}/v1 ({auth}){shown}")
+        served = _Served(resource, endpoints, loaded, token, host, listen)
+        if workers == 1:
+            served.run(shared=None)
+            return
+        _serve_workers(served, workers)
+
+
+def _serve_workers(served: _Served, workers: int) -> None:
+    """Fork the workers over one fresh metrics directory (removed on the way out)."""
+    import shutil
+    import tempfile
+
+    from quorum.routing.workers import run_workers
+
+    metrics_dir = Path(tempfile.mkdtemp(prefix="quorum-router-metrics-"))
+
+    def work() -> None:
+        try:
+            served.run(shared=metrics_dir)
+        except typer.Exit as done:  # `fail` in a worker: its message is out, its status ends the worker
+            raise SystemExit(done.exit_code) from None
+
+    try:
+        status = run_workers(workers, work)
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+    if status:
+        raise typer.Exit(status)
+
+
+class _Served:
+    """What one router process needs to serve; `run` builds the engine (and the embedder) in the process that
+    serves, so each worker of several has its own event loop, connection pool and model session."""
+
+    def __init__(
+        self,
+        resource: EnsembleRouter,
+        endpoints: list[ModelEndpoint],
+        loaded: Artifact | None,
+        token: TokenSource,
+        host: str,
+        port: int,
+    ) -> None:
+        self.resource, self.endpoints, self.loaded = resource, endpoints, loaded
+        self.token, self.host, self.port = token, host, port
+
+    def run(self, shared: Path | None) -> None:
+        """Serve until a signal; `shared` is the metrics directory of a worker among several."""
+        from aiohttp import web
+
+        from quorum.llm.service import LISTEN_BACKLOG
+        from quorum.routing.engine import RouterEngine
+        from quorum.routing.metrics import RouterMetrics, share_across_processes
+        from quorum.routing.server import build_app, freeze_after_start, new_event_loop
+
+        if shared is not None:
+            share_across_processes(shared)
+        spec = self.resource.spec
+        engine = RouterEngine(
+            self.resource.metadata.name,
+            spec,
+            self.endpoints,
+            artifact=self.loaded,
+            batcher=_batcher(self.loaded, spec),
+            metrics=RouterMetrics(shared=shared is not None),
+        )
         web.run_app(
-            freeze_after_start(build_app(engine, token)),
-            host=host,
-            port=listen,
+            freeze_after_start(build_app(engine, self.token)),
+            host=self.host,
+            port=self.port,
             access_log=None,
             print=None,
             backlog=LISTEN_BACKLOG,
+            reuse_port=shared is not None,
             loop=new_event_loop(),
         )
+
+
+def _batcher(loaded: Artifact | None, spec: EnsembleRouterSpec) -> EmbeddingBatcher | None:
+    """The query embedder when a task map routes several models (one ONNX/torch thread per process)."""
+    if loaded is None or len(spec.models) <= 1:
+        return None
+    from quorum.embedding.onnx import THREADS_ENV as EMBED_THREADS_ENV
+    from quorum.routing.embedding import (
+        EmbedderMismatch,
+        EmbeddingBatcher,
+        EngineUnavailable,
+        artifact_embedder,
+        limit_torch_threads,
+    )
+
+    os.environ.setdefault(EMBED_THREADS_ENV, "1")  # ONNX Runtime reads it; one thread per replica
+    try:
+        embedder = artifact_embedder(loaded, spec)
+    except (EmbedderMismatch, EngineUnavailable) as error:
+        fail(str(error))
+    if embedder.engine == "sentence-transformers":
+        limit_torch_threads(int(os.environ[EMBED_THREADS_ENV]))
+    return EmbeddingBatcher(embedder, max_batch=spec.embedding.batch_size)

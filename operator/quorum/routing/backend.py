@@ -1,24 +1,23 @@
-"""One model backend as the router calls it: aiohttp straight to the OpenAI-compatible server.
+"""One model backend as the router calls it: HTTP/1.1 straight to the OpenAI-compatible server.
 
 Why not `quorum.llm.ChatClient`: the router forwards whatever the client sent (tools, response_format,
 logprobs, ...) and hands back the whole choice, and on its hot path httpx over an aiohttp transport cost 45%
-of the CPU and left a reference cycle per request. Here a call is one aiohttp request over a shared pool, the
-body is serialised once with orjson, and the pass-through path forwards bytes without parsing the answer.
+of the CPU and left a reference cycle per request. Here a call is one request on a keep-alive connection of
+the backend's own pool (`quorum.routing.http1`), the body is serialised once with orjson, and the
+pass-through path forwards bytes without parsing the answer.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
 import orjson
-from yarl import URL
 
 from quorum.llm import CallFailed, ModelEndpoint
 from quorum.llm.slots import Slots
+from quorum.routing.http1 import BackendConnectionError, Pool, Response
 from quorum.routing.metrics import RouterMetrics
 
 
@@ -32,15 +31,6 @@ class BackendAnswer:
     prompt_tokens: int
     completion_tokens: int
     latency_s: float
-
-
-def new_session() -> aiohttp.ClientSession:
-    """One pool for every backend, unlimited: each backend's own `maxConcurrency` is the cap that matters."""
-    connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=60)
-    # no cookie jar: backends set none worth keeping, and filtering one costs time on every call
-    return aiohttp.ClientSession(
-        connector=connector, skip_auto_headers=("User-Agent",), cookie_jar=aiohttp.DummyCookieJar()
-    )
 
 
 def choice_text(choice: dict[str, Any]) -> str:
@@ -59,25 +49,14 @@ def usage_counts(payload: Any) -> tuple[int, int]:
 class Backend:
     """Calls to one model with its concurrency cap, time-out and metrics; the engine owns its circuit breaker."""
 
-    def __init__(
-        self,
-        endpoint: ModelEndpoint,
-        session: Callable[[], aiohttp.ClientSession],
-        timeout_s: float,
-        metrics: RouterMetrics,
-    ) -> None:
-        """`session` gives the shared pool (made on first use, inside the event loop)."""
+    def __init__(self, endpoint: ModelEndpoint, timeout_s: float, metrics: RouterMetrics) -> None:
         self.endpoint = endpoint
         self.name = endpoint.name
-        self._session = session
-        self._base = endpoint.base_url.rstrip("/") + "/"
-        self._urls: dict[str, URL] = {}
-        """Parsed once per path: yarl parsing a string URL on every call was a visible share of a forward."""
-        self._headers = {"Content-Type": "application/json"}
+        headers = {"Content-Type": "application/json"}
         if endpoint.api_key:
-            self._headers["Authorization"] = f"Bearer {endpoint.api_key}"
-        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
-        self._stream_timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeout_s, sock_read=timeout_s)
+            headers["Authorization"] = f"Bearer {endpoint.api_key}"
+        self.pool = Pool(endpoint.base_url, headers)
+        self._timeout = timeout_s
         self._slots = Slots(endpoint.max_concurrency)
         self.stats = metrics.backend(endpoint.name, endpoint.base_url)
         self._latency = metrics.backend_latency.labels(self.name)
@@ -99,10 +78,11 @@ class Backend:
             self._completion_tokens.inc(completion_tokens)
         self.stats.finished(latency_s, completion_tokens)
 
-    async def open(self, path: str, data: bytes, *, stream: bool) -> aiohttp.ClientResponse:
-        """POST `data` and return the response with its headers read; `close` it (that frees the slot).
+    async def open(self, path: str, data: bytes, *, stream: bool) -> Response:
+        """POST `data` and return the response with its head read; `close` it (that frees the slot).
 
-        Raises `CallFailed` when no response came (time-out, refused connection)."""
+        Not streamed, the whole answer must come within `backendTimeoutSeconds`; streamed, the head and each
+        later piece must. Raises `CallFailed` when no response came (time-out, refused connection)."""
         self.stats.waiting += 1
         try:
             await self._slots.acquire()
@@ -110,26 +90,18 @@ class Backend:
             self.stats.waiting -= 1
         self.stats.running += 1
         try:
-            url = self._urls.get(path)
-            if url is None:
-                url = self._urls[path] = URL(self._base + path)
-            return await self._session().post(
-                url,
-                data=data,
-                headers=self._headers,
-                timeout=self._stream_timeout if stream else self._timeout,
-            )
+            return await self.pool.post(path, data, self._timeout, stream=stream)
         except TimeoutError as error:
             self._free()
             raise CallFailed(self.name, "Timeout", repr(error), 1) from None
-        except aiohttp.ClientError as error:
+        except BackendConnectionError as error:
             self._free()
             raise CallFailed(self.name, "ConnectionError", repr(error), 1) from None
         except BaseException:
             self._free()
             raise
 
-    def close(self, response: aiohttp.ClientResponse) -> None:
+    def close(self, response: Response) -> None:
         response.release()
         self._free()
 
@@ -146,7 +118,7 @@ class Backend:
             raw = await response.read()
         except TimeoutError as error:
             raise CallFailed(self.name, "Timeout", repr(error), 1) from None
-        except aiohttp.ClientError as error:
+        except BackendConnectionError as error:
             raise CallFailed(self.name, "ConnectionError", repr(error), 1) from None
         finally:
             self.close(response)

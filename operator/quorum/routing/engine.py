@@ -23,16 +23,16 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
 import numpy as np
 
 from quorum.api.ensemble import EnsembleRouterSpec, VotingStrategy
 from quorum.llm import CallFailed, ModelEndpoint
 from quorum.llm.slots import Slots
 from quorum.routing.artifact import Artifact
-from quorum.routing.backend import Backend, BackendAnswer, new_session
+from quorum.routing.backend import Backend, BackendAnswer
 from quorum.routing.breaker import CircuitBreaker
 from quorum.routing.embedding import EmbeddingBatcher, conversation_text
+from quorum.routing.http1 import BackendConnectionError, Response
 from quorum.routing.metrics import RouterMetrics
 from quorum.routing.strategy import decide, make_samples
 from quorum.routing.structured import StructuredRule, structured_rule
@@ -140,7 +140,7 @@ class Forwarded:
     model: str
     cluster: int | None
     backend: Backend
-    response: aiohttp.ClientResponse
+    response: Response
 
 
 @dataclass
@@ -172,38 +172,40 @@ class RouterEngine:
         self.require_artifact = require_artifact
         """Readiness waits for a task map when the pool has several models (spec order is a stopgap only)."""
         settings = spec.router
-        self._session: aiohttp.ClientSession | None = None
         self.models = [e.name for e in endpoints]
-        self.backends = {
-            e.name: Backend(e, self._pool, settings.backend_timeout_seconds, self.metrics) for e in endpoints
-        }
+        self.backends = {e.name: Backend(e, settings.backend_timeout_seconds, self.metrics) for e in endpoints}
         self.breakers = {
             e.name: CircuitBreaker(settings.circuit_breaker.failure_threshold, settings.circuit_breaker.reset_seconds)
             for e in endpoints
         }
+        self._members = [(m, self.breakers[m], self.backends[m]) for m in self.models]
+        self._available = {m: self.metrics.backend_available.labels(m) for m in self.models}
+        for gauge in self._available.values():
+            gauge.set(1)  # every backend starts healthy (`BackendStats.healthy`)
+        self._no_cluster = self.metrics.cluster_requests.labels("none")
         self._requests = Slots(settings.max_concurrency)
         self.rules = {t.name: TaskRule.from_spec(t) for t in spec.calibration.tasks}
         if artifact is not None:
             for task, description in artifact.tasks.items():
                 self.rules.setdefault(task, TaskRule.described(task, description))
 
-    def _pool(self) -> aiohttp.ClientSession:
-        """Created on first use: an aiohttp session belongs to the running event loop."""
-        if self._session is None:
-            self._session = new_session()
-        return self._session
-
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        for backend in self.backends.values():
+            backend.pool.close()
         if self.batcher is not None:
             await self.batcher.aclose()
 
     def healthy(self) -> list[str]:
-        available = [m for m in self.models if self.breakers[m].available()]
-        for model in self.models:
-            self.metrics.backend_available.labels(model).set(1 if model in available else 0)
-            self.backends[model].stats.healthy = model in available
+        """Models whose circuit lets a request through; the availability gauges follow (written on change
+        only: this runs on every request)."""
+        available = []
+        for model, breaker, backend in self._members:
+            up = breaker.available()
+            if up:
+                available.append(model)
+            if up is not backend.stats.healthy:
+                backend.stats.healthy = up
+                self._available[model].set(1 if up else 0)
         return available
 
     def _routes_by_embedding(self, request: ChatRequest, vector: np.ndarray | None) -> bool:
@@ -239,7 +241,7 @@ class RouterEngine:
             )
             self.metrics.routing_seconds.observe(time.perf_counter() - started)
             order, cluster = route.models, route.cluster
-        self.metrics.cluster_requests.labels(str(cluster) if cluster is not None else "none").inc()
+        (self._no_cluster if cluster is None else self.metrics.cluster_requests.labels(str(cluster))).inc()
         return ([request.model] if pinned else order), cluster
 
     def selected_count(self, request: ChatRequest, strategy: VotingStrategy) -> int:
@@ -459,7 +461,7 @@ class RouterEngine:
             return Forwarded(model, cluster, backend, response)
         try:
             text = (await response.read())[:500].decode("utf-8", "replace")
-        except (aiohttp.ClientError, TimeoutError):
+        except (BackendConnectionError, TimeoutError):
             text = ""
         finally:
             backend.close(response)

@@ -17,16 +17,16 @@ Two paths:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import hmac
 import logging
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import aiohttp
 import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -43,6 +43,8 @@ from quorum.routing.engine import (
     RoutedAnswer,
     RouterEngine,
 )
+from quorum.routing.http1 import BackendConnectionError
+from quorum.routing.metrics import PUBLISH_SECONDS
 from quorum.routing.wire import CHAT, COMPLETIONS, InvalidField, parse_request
 
 log = logging.getLogger("quorum.router")
@@ -186,6 +188,8 @@ class RouterServer:
         m = engine.metrics
         self._seconds = {e: m.request_seconds.labels(e) for e in (CHAT, COMPLETIONS)}
         self._first_token = {e: m.first_token_seconds.labels(e) for e in (CHAT, COMPLETIONS)}
+        self._statuses: dict[int, Any] = {}
+        """Request counters by HTTP status, bound once (every request uses the one strategy label)."""
 
     async def chat(self, request: web.Request) -> web.StreamResponse:
         return await self._serve(request, CHAT)
@@ -229,7 +233,12 @@ class RouterServer:
         return error_response(404, message, "invalid_request_error", "model", "model_not_found")
 
     def _count(self, response: web.StreamResponse, strategy: str) -> web.StreamResponse:
-        self.engine.metrics.requests.labels(strategy, str(response.status)).inc()
+        counter = self._statuses.get(response.status)
+        if counter is None:
+            counter = self._statuses[response.status] = self.engine.metrics.requests.labels(
+                strategy, str(response.status)
+            )
+        counter.inc()
         return response
 
     async def _pass_through(
@@ -251,7 +260,7 @@ class RouterServer:
                 return await self._relay_stream(http, chat, forwarded, headers, started)
             try:
                 answer = await forwarded.response.read()
-            except (aiohttp.ClientError, TimeoutError) as error:
+            except (BackendConnectionError, TimeoutError) as error:
                 raise NoBackendAvailable(f"{forwarded.model} failed while answering: {error!r}") from None
             latency = time.perf_counter() - started
             self._first_token[chat.endpoint].observe(latency)
@@ -270,14 +279,14 @@ class RouterServer:
         )
         await response.prepare(http)
         tail = b""
-        pieces = forwarded.response.content.iter_any().__aiter__()
+        pieces = forwarded.response.iter_any().__aiter__()
         while True:
             try:
                 piece = await pieces.__anext__()
             except StopAsyncIteration:
                 forwarded.backend.record(time.perf_counter() - started, *stream_usage(tail))
                 break
-            except (aiohttp.ClientError, TimeoutError) as error:  # the status is already sent: say it in-band
+            except (BackendConnectionError, TimeoutError) as error:  # the status is already sent: say it in-band
                 event = {"error": {"message": f"backend stream failed: {error!r}", "type": "service_unavailable"}}
                 piece = _event(event) + b"data: [DONE]\n\n"
                 pieces = None
@@ -377,6 +386,7 @@ class RouterServer:
 
     async def metrics(self, _: web.Request) -> web.Response:
         self.engine.healthy()
+        self.engine.metrics.publish()
         response = web.Response(body=generate_latest(self.engine.metrics.registry))
         response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
         return response
@@ -399,7 +409,27 @@ def build_app(engine: RouterEngine, token: TokenSource | None = None) -> web.App
         await engine.aclose()
 
     app.on_cleanup.append(close)
+    if engine.metrics.shared:
+        app.cleanup_ctx.append(_publishing)
     return app
+
+
+async def _publishing(app: web.Application) -> AsyncIterator[None]:
+    """A worker of several publishes its backend figures every `PUBLISH_SECONDS`, so that a scrape answered by
+    any worker sees the others' (at most that old)."""
+    engine = app[ENGINE]
+
+    async def loop() -> None:
+        while True:
+            engine.healthy()
+            engine.metrics.publish()
+            await asyncio.sleep(PUBLISH_SECONDS)
+
+    task = asyncio.create_task(loop())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def freeze_after_start(app: web.Application) -> web.Application:
