@@ -5,8 +5,12 @@ connections only when that is safe, and turns hangs and broken answers into `Tim
 from __future__ import annotations
 
 import asyncio
+import shutil
+import ssl
+import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import pytest
 
@@ -23,8 +27,9 @@ async def read_request(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
 
 
 @asynccontextmanager
-async def backend(script: Script) -> AsyncIterator[tuple[Pool, list[int]]]:
-    """A raw TCP server answering with scripted bytes; yields a pool for it and the connections it accepted."""
+async def backend(script: Script, tls: ssl.SSLContext | None = None) -> AsyncIterator[tuple[Pool, list[int]]]:
+    """A raw TCP server (TLS with `tls`) answering with scripted bytes; yields a pool for it and the connections
+    it accepted."""
     accepted: list[int] = []
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -36,9 +41,9 @@ async def backend(script: Script) -> AsyncIterator[tuple[Pool, list[int]]]:
         finally:
             writer.close()
 
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=tls)
     port = server.sockets[0].getsockname()[1]
-    pool = Pool(f"http://127.0.0.1:{port}/v1", {"Content-Type": "application/json"})
+    pool = Pool(f"{'https' if tls else 'http'}://127.0.0.1:{port}/v1", {"Content-Type": "application/json"})
     try:
         yield pool, accepted
     finally:
@@ -205,3 +210,49 @@ async def test_a_stream_the_reader_does_not_keep_up_with_pauses_the_backend_and_
         total = sum([len(p) async for p in response.iter_any()])
         response.release()
     assert total == len(piece) * count
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (the CA a user would add with SSL_CERT_FILE) and its key."""
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command is not installed")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"]
+        + ["-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+def server_tls(certificate: tuple[Path, Path]) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(*certificate)
+    return context
+
+
+async def test_https_answers_are_read_whole_over_a_verified_reused_connection(
+    certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("SSL_CERT_FILE", str(certificate[0]))  # the backend's CA, trusted as a pod would mount it
+    async with backend(answering(LENGTH, CHUNKED), tls=server_tls(certificate)) as (pool, accepted):
+        first = await pool.post("chat/completions", b"{}", 5, stream=False)
+        assert first.status == 200 and await first.read() == b'{"ok":true}'
+        first.release()
+        second = await pool.post("chat/completions", b"{}", 5, stream=True)
+        assert b"".join([piece async for piece in second.iter_any()]) == b"data: hello\n\n"
+        second.release()
+    assert len(accepted) == 1
+
+
+async def test_an_https_backend_whose_certificate_is_not_trusted_is_a_connection_error(
+    certificate: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "no-such-ca.pem"))
+    monkeypatch.setenv("SSL_CERT_DIR", str(tmp_path))
+    async with backend(answering(LENGTH), tls=server_tls(certificate)) as (pool, _):
+        with pytest.raises(BackendConnectionError, match="CERTIFICATE_VERIFY_FAILED"):
+            await pool.post("chat/completions", b"{}", 5, stream=False)
