@@ -60,4 +60,23 @@ def _patch_aiohttp() -> None:
     resolver.ThreadedResolver.resolve = resolve
 
 
+def _patch_uvloop() -> None:
+    """uvloop's `create_connection` resolves in libuv too: the router's own backend client
+    (`quorum.routing.http1`) connects through it, so Service names are mapped there as well."""
+    try:
+        import uvloop
+    except ImportError:
+        return
+    original = uvloop.Loop.create_connection
+
+    async def create_connection(self, protocol_factory, host=None, port=None, **kwargs):
+        found = _service_address(host, port) if isinstance(host, str) else None
+        if found is not None:
+            host, port = found
+        return await original(self, protocol_factory, host, port, **kwargs)
+
+    uvloop.Loop.create_connection = create_connection
+
+
 _patch_aiohttp()
+_patch_uvloop()
