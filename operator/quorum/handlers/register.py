@@ -2,8 +2,9 @@
 
 Three drivers call the same reconcile: spec changes (create/update/resume, which raise `TemporaryError`
 while waiting or after a transient error, with backoff, so kopf retries them), a resync loop, and events of
-the children (Deployments, Jobs, pods labelled `app.kubernetes.io/managed-by: quorum`), because kopf ignores
-status changes of the children and of our own resources. Handlers never return values (they would land in
+the children (Deployments, Jobs, pods labelled `app.kubernetes.io/managed-by: quorum`, reported by the child
+cache's watches, handlers/informer.py, through `ChildQueue`), because kopf ignores status changes of the
+children and of our own resources. Handlers never return values (they would land in
 `status` and be pruned).
 
 No finalizer: every child carries an owner reference, so the garbage collector deletes them, and deleting a
@@ -14,6 +15,7 @@ kopf timer — kopf puts a finalizer on every object a timer or daemon watches.
 from __future__ import annotations
 
 import asyncio
+import queue
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -21,13 +23,7 @@ from typing import Any
 
 import kopf
 
-from quorum.builders.meta import (
-    LABEL_ENSEMBLEROUTER,
-    LABEL_MANAGED_BY,
-    LABEL_SHARED_MODEL,
-    LABEL_SYNTHESISJOB,
-    MANAGED_BY,
-)
+from quorum.builders.meta import LABEL_ENSEMBLEROUTER, LABEL_SHARED_MODEL, LABEL_SYNTHESISJOB
 from quorum.handlers import ensemble, model, synthesis
 from quorum.handlers.context import OperatorContext, Outcome
 from quorum.handlers.metrics import DURATION, ERRORS, RECONCILES, record_phases
@@ -186,20 +182,58 @@ def reconcile_coalesced(ctx: OperatorContext, plural: str, namespace: str, name:
         _follow_up(ctx, namespace, name, outcome.delay)
 
 
-def _child_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    """A Deployment, Job or pod of ours changed: reconcile the resource it belongs to."""
-    labels = body["metadata"].get("labels") or {}
-    namespace = body["metadata"].get("namespace")
+def parent_of(child: Mapping[str, Any]) -> tuple[str, str, str] | None:
+    """(plural, namespace, name) of the resource a child belongs to, by its labels; None for none of ours."""
+    metadata = child.get("metadata") or {}
+    labels, namespace = metadata.get("labels") or {}, metadata.get("namespace")
     for plural, (_kind, label, _reconcile) in KINDS.items():
-        parent = labels.get(label)
-        if parent and namespace and plural == "models":
-            reconcile_model(memo.ctx, namespace, parent)
-        elif parent and namespace:
-            reconcile_coalesced(memo.ctx, plural, namespace, parent)
+        if labels.get(label) and namespace:
+            return plural, namespace, labels[label]
+    return None
 
 
-for _resource in (("apps", "v1", "deployments"), ("batch", "v1", "jobs"), ("v1", "pods")):
-    kopf.on.event(*_resource, id="child", labels={LABEL_MANAGED_BY: MANAGED_BY})(_child_changed)
+class ChildQueue:
+    """Parents to reconcile because a Deployment, Job or pod of theirs changed (the informers report them,
+    handlers/informer.py): a parent is queued at most once however many events arrive before its turn, and
+    the reconciles run on this queue's threads, never on the watch's or kopf's. A Model's reconcile goes on
+    to its consumers (`reconcile_model`)."""
+
+    def __init__(self, ctx: OperatorContext, workers: int, stop: threading.Event) -> None:
+        self.ctx, self.stop = ctx, stop
+        self._pending: set[tuple[str, str, str]] = set()
+        self._queue: queue.SimpleQueue[tuple[str, str, str]] = queue.SimpleQueue()
+        self._guard = threading.Lock()
+        self.threads = [
+            threading.Thread(target=self._work, name=f"child-queue-{i}", daemon=True) for i in range(workers)
+        ]
+        for thread in self.threads:
+            thread.start()
+
+    def child_changed(self, child: Mapping[str, Any]) -> None:
+        parent = parent_of(child)
+        if parent is None:
+            return
+        with self._guard:
+            if parent in self._pending:
+                return
+            self._pending.add(parent)
+        self._queue.put(parent)
+
+    def _work(self) -> None:
+        while not self.stop.is_set():
+            try:
+                parent = self._queue.get(timeout=1.0)
+            except queue.Empty:
+                continue
+            with self._guard:
+                self._pending.discard(parent)
+            try:
+                if parent[0] == "models":
+                    reconcile_model(self.ctx, *parent[1:])
+                else:
+                    reconcile_coalesced(self.ctx, *parent)
+            except Exception as error:  # the API server may be away; the next event or the resync tries again
+                ERRORS.labels(KINDS[parent[0]][0], type(error).__name__).inc()
 
 
 def resync_once(ctx: OperatorContext, namespaces: list[str]) -> None:
