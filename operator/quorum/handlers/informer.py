@@ -63,6 +63,24 @@ def slim(obj: dict[str, Any]) -> dict[str, Any]:
     return kept
 
 
+def news(before: dict[str, Any] | None, after: dict[str, Any]) -> bool:
+    """Whether a child's change can change its parent's plan, so that it is worth a reconcile. The plans read
+    a Job's or Deployment's spec and status, and of a pod its phase, readiness and address (failures and
+    termination messages come with a phase; a model replica is scraped once ready). A pod's other updates
+    (scheduling, finalizers, a new pending pod the Job's status already counts) are not news: at scale each
+    such reconcile cost a GET and often a status write (bench/operator_scale.py)."""
+    if after.get("kind") != "Pod":
+        return before is None or (before.get("spec"), before.get("status")) != (after.get("spec"), after.get("status"))
+    return pod_facts(before) != pod_facts(after)
+
+
+def pod_facts(pod: dict[str, Any] | None) -> tuple[Any, ...]:
+    """Phase, readiness and address; a pod not seen before counts as pending, unready and without one."""
+    status = (pod or {}).get("status") or {}
+    ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
+    return status.get("phase") or "Pending", ready, status.get("podIP")
+
+
 def newer(candidate: dict[str, Any], current: dict[str, Any] | None) -> bool:
     """Whether `candidate` is at least as new as `current`: resourceVersions are etcd revisions (integers);
     one that is not an integer is taken as newer, since the server said it last."""
@@ -98,21 +116,24 @@ class ObjectCache:
                 if not names:
                     del self._by_label[(*key[:3], label, value)]
 
-    def upsert(self, obj: dict[str, Any]) -> None:
-        """Keep `obj` unless a newer copy is held; only managed objects of cached kinds are kept."""
+    def upsert(self, obj: dict[str, Any]) -> bool:
+        """Keep `obj` unless a newer copy is held; only managed objects of cached kinds are kept. True when
+        what a reconcile reads of it changed (`news`): a new copy of what is held already is not news."""
         if (obj.get("apiVersion"), obj.get("kind")) not in CHILD_KINDS:
-            return
+            return False
         if (obj["metadata"].get("labels") or {}).get(LABEL_MANAGED_BY) != MANAGED_BY:
-            return
+            return False
         key = self.key(obj)
+        kept = slim(obj)
         with self._lock:
             current = self._objects.get(key)
             if not newer(obj, current):
-                return
+                return False
             if current is not None:
                 self._index(key, current, add=False)
-            self._objects[key] = slim(obj)
+            self._objects[key] = kept
             self._index(key, obj, add=True)
+        return news(current, kept)
 
     def remove(self, obj: dict[str, Any]) -> None:
         key = self.key(obj)
@@ -207,8 +228,9 @@ class Informer(threading.Thread):
                     continue
                 obj.setdefault("apiVersion", self.kind[0])
                 obj.setdefault("kind", self.kind[1])
-                self.cache.remove(obj) if kind == "DELETED" else self.cache.upsert(obj)
-                if self.on_change is not None:
+                if kind == "DELETED":
+                    self.cache.remove(obj)
+                if (kind == "DELETED" or self.cache.upsert(obj)) and self.on_change is not None:
                     self.on_change(obj)
             if time.monotonic() - started < 1.0:
                 self.stop.wait(1.0)  # a stream that ends at once: do not spin

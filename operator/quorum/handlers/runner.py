@@ -21,6 +21,8 @@ HANDLER_WORKERS = 8
 """kopf's threads for the spec handlers (create, update, resume): a reconcile mostly waits on the API server."""
 CHILD_WORKERS = 8
 """Threads reconciling parents whose children changed (`register.ChildQueue`)."""
+CHILD_DELAY_SECONDS = 1.0
+"""How long a child's change waits for the rest of its burst before its parent is reconciled."""
 FINALIZER = "quorum.dev/finalizer"
 """kopf's finalizer name, should a handler ever need one. None does: children are garbage-collected through
 their owner references, so no Quorum resource carries a finalizer and deletion works without the operator;
@@ -106,7 +108,7 @@ async def run_operator(
     )
     resync = asyncio.create_task(resync_forever(ctx, options.namespaces))
     halt = threading.Event()
-    children = ChildQueue(ctx, CHILD_WORKERS, halt)
+    children = ChildQueue(ctx, CHILD_WORKERS, halt, CHILD_DELAY_SECONDS)
     start_informers(kube, options.namespaces, children.child_changed, halt)
     try:
         await operator
