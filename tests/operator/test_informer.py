@@ -9,6 +9,7 @@ from typing import Any
 
 from quorum.handlers import register
 from quorum.handlers.informer import ObjectCache
+from quorum.handlers.kube import Kube
 from quorum.handlers.register import ChildQueue, parent_of
 from tests.operator.plan_fixtures import FakeKube, fake_context
 
@@ -85,3 +86,26 @@ def test_a_burst_of_child_events_queues_one_reconcile_of_their_parent(monkeypatc
         stop.set()
     assert reconciled == [("synthesisjobs", "ns", "a"), ("synthesisjobs", "ns", "a"), ("synthesisjobs", "ns", "b")]
     assert parent_of(child("Pod", "p", 1)) == ("synthesisjobs", "ns", "sj")
+
+
+class CountingKube(Kube):
+    """`Kube.read` over a cache, with the API server's GET counted instead of sent."""
+
+    def __init__(self, cache: ObjectCache, served: dict[str, Any]) -> None:
+        self.cache, self.served, self.gets = cache, served, 0
+
+    def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        self.gets += 1
+        return self.served
+
+
+def test_a_resource_is_read_from_the_cache_unless_its_driver_saw_a_newer_version() -> None:
+    cache = ObjectCache()
+    body = {"apiVersion": "quorum.dev/v1alpha1", "kind": "SynthesisJob", "spec": {"suspend": False}}
+    cache.upsert({**body, "metadata": {"name": "sj", "namespace": "ns", "resourceVersion": "7"}})
+    newest = {**body, "spec": {"suspend": True}, "metadata": {"name": "sj", "resourceVersion": "9"}}
+    kube = CountingKube(cache, newest)
+    args = ("quorum.dev/v1alpha1", "SynthesisJob", "ns", "sj")
+    assert kube.read(*args)["spec"] == {"suspend": False} and kube.read(*args, "7") and kube.gets == 0
+    assert kube.read(*args, "9")["spec"] == {"suspend": True} and kube.gets == 1  # a spec handler's newer event
+    assert kube.read("quorum.dev/v1alpha1", "SynthesisJob", "ns", "other") is newest and kube.gets == 2

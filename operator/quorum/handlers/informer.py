@@ -27,7 +27,7 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 
 from quorum.builders.meta import LABEL_MANAGED_BY, MANAGED_BY
-from quorum.handlers.kube import Kube
+from quorum.handlers.kube import Kube, newer
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,13 @@ CHILD_KINDS: tuple[tuple[str, str], ...] = (
     ("rbac.authorization.k8s.io/v1", "RoleBinding"),
 )
 """Every kind a reconcile observes (Secrets never: the operator may only create them)."""
+RESOURCE_KINDS: tuple[tuple[str, str], ...] = (
+    ("quorum.dev/v1alpha1", "SynthesisJob"),
+    ("quorum.dev/v1alpha1", "EnsembleRouter"),
+    ("quorum.dev/v1alpha1", "Model"),
+)
+"""Quorum's own resources, cached too (unlabelled, so watched whole): a reconcile reads its resource from the
+cache when the copy there is at least as new as the one its driver saw (`Kube.read`)."""
 TRIGGERS = {("apps/v1", "Deployment"), ("batch/v1", "Job"), ("v1", "Pod")}
 """The kinds whose changes reconcile their parent: their status is what a reconcile waits for."""
 MANAGED = {LABEL_MANAGED_BY: MANAGED_BY}
@@ -81,17 +88,6 @@ def pod_facts(pod: dict[str, Any] | None) -> tuple[Any, ...]:
     return status.get("phase") or "Pending", ready, status.get("podIP")
 
 
-def newer(candidate: dict[str, Any], current: dict[str, Any] | None) -> bool:
-    """Whether `candidate` is at least as new as `current`: resourceVersions are etcd revisions (integers);
-    one that is not an integer is taken as newer, since the server said it last."""
-    if current is None:
-        return True
-    try:
-        return int(candidate["metadata"]["resourceVersion"]) >= int(current["metadata"]["resourceVersion"])
-    except (KeyError, TypeError, ValueError):
-        return True
-
-
 class ObjectCache:
     """Children by key, indexed by each label pair, for the (kind, namespace) pairs whose watch is synced."""
 
@@ -119,9 +115,10 @@ class ObjectCache:
     def upsert(self, obj: dict[str, Any]) -> bool:
         """Keep `obj` unless a newer copy is held; only managed objects of cached kinds are kept. True when
         what a reconcile reads of it changed (`news`): a new copy of what is held already is not news."""
-        if (obj.get("apiVersion"), obj.get("kind")) not in CHILD_KINDS:
+        kind = (obj.get("apiVersion"), obj.get("kind"))
+        if kind not in CHILD_KINDS and kind not in RESOURCE_KINDS:
             return False
-        if (obj["metadata"].get("labels") or {}).get(LABEL_MANAGED_BY) != MANAGED_BY:
+        if kind in CHILD_KINDS and (obj["metadata"].get("labels") or {}).get(LABEL_MANAGED_BY) != MANAGED_BY:
             return False
         key = self.key(obj)
         kept = slim(obj)
@@ -174,6 +171,12 @@ class ObjectCache:
             found = [self._objects[(api_version, kind, namespace, name)] for name in sorted(names)]
         return [_copy(obj) for obj in found]
 
+    def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """A copy of the held object, or None when it is not held (or its kind and namespace are not synced)."""
+        with self._lock:
+            found = self._objects.get((api_version, kind, namespace, name))
+        return _copy(found) if found is not None else None
+
 
 def _copy(value: Any) -> Any:
     """A deep copy of JSON data, faster than `copy.deepcopy`."""
@@ -199,11 +202,12 @@ class Informer(threading.Thread):
         assert kube.cache is not None
         self.kube, self.cache, self.kind, self.namespace = kube, kube.cache, kind, namespace
         self.on_change, self.stop = on_change, stop
+        self.labels = {} if kind in RESOURCE_KINDS else MANAGED
 
     def run(self) -> None:
         while not self.stop.is_set():
             try:
-                items, version = self.kube.list_with_version(*self.kind, self.namespace, MANAGED)
+                items, version = self.kube.list_with_version(*self.kind, self.namespace, self.labels)
                 self.cache.replace(*self.kind, self.namespace, items)
                 self.follow(version)
             except Exception as error:  # the API server may be away: list again after a pause
@@ -217,7 +221,7 @@ class Informer(threading.Thread):
         """Apply watch events until the stream cannot resume (then the caller lists again)."""
         while not self.stop.is_set():
             started = time.monotonic()
-            for event in self.kube.watch(*self.kind, self.namespace, MANAGED, version, WATCH_SECONDS):
+            for event in self.kube.watch(*self.kind, self.namespace, self.labels, version, WATCH_SECONDS):
                 if self.stop.is_set():
                     return
                 kind, obj = event.get("type"), event.get("object") or {}
@@ -242,11 +246,12 @@ def start_informers(
     on_change: Callable[[dict[str, Any]], None],
     stop: threading.Event,
 ) -> list[Informer]:
-    """The cache and its watches: every child kind in every watched namespace (or cluster-wide)."""
+    """The cache and its watches: every child kind and resource kind in every watched namespace (or
+    cluster-wide)."""
     kube.cache = ObjectCache()
     informers = [
         Informer(kube, kind, namespace, on_change if kind in TRIGGERS else None, stop)
-        for kind in CHILD_KINDS
+        for kind in CHILD_KINDS + RESOURCE_KINDS
         for namespace in namespaces or [None]
     ]
     for informer in informers:

@@ -27,9 +27,22 @@ from kubernetes.dynamic import DynamicClient
 
 from quorum.builders.credentials import with_generated_value
 from quorum.builders.meta import FIELD_MANAGER
+from quorum.handlers.metrics import API_REQUESTS
 
 if TYPE_CHECKING:
     from quorum.handlers.informer import ObjectCache
+
+
+def newer(candidate: dict[str, Any], current: dict[str, Any] | None) -> bool:
+    """Whether `candidate` is at least as new as `current`: resourceVersions are etcd revisions (integers);
+    one that is not an integer is taken as newer, since the server said it last."""
+    if current is None:
+        return True
+    try:
+        return int(candidate["metadata"]["resourceVersion"]) >= int(current["metadata"]["resourceVersion"])
+    except (KeyError, TypeError, ValueError):
+        return True
+
 
 POOL_SIZE = 32
 """HTTP connections kept to the API server: every reconcile thread (kopf's and the child queue's) and the
@@ -98,6 +111,7 @@ class Kube:
         )
         if query:
             url += "?" + urlencode(query)
+        API_REQUESTS.labels(method).inc()
         payload = None if body is None else json.dumps(body, separators=(",", ":")).encode()
         pool = self.api.rest_client.pool_manager
         response = pool.request(method, url, body=payload, headers=headers, timeout=timeout, preload_content=False)
@@ -161,6 +175,16 @@ class Kube:
                 return None
             raise
 
+    def read(
+        self, api_version: str, kind: str, namespace: str, name: str, at_least: str | None = None
+    ) -> dict[str, Any] | None:
+        """`get`, answered from the cache when it holds a copy at least as new as `at_least` (the version the
+        caller saw, e.g. in the event that woke it); a GET otherwise, and when the cache holds none."""
+        cached = self.cache.get(api_version, kind, namespace, name) if self.cache is not None else None
+        if cached is not None and (at_least is None or newer(cached, {"metadata": {"resourceVersion": at_least}})):
+            return cached
+        return self.get(api_version, kind, namespace, name)
+
     def list(self, api_version: str, kind: str, namespace: str | None, labels: dict[str, str]) -> list[dict[str, Any]]:
         """Objects with all of `labels`, in `namespace` (None: every namespace); from the child cache when it
         holds this kind and namespace."""
@@ -219,7 +243,7 @@ class Kube:
         workers' `status.shards.<index>` reports)."""
         path = self.path(api_version, kind, namespace, name) + "/status"
         body = {"status": status}
-        self.send("PATCH", path, body=body, content_type="application/merge-patch+json")
+        self._remember(self.request("PATCH", path, body=body, content_type="application/merge-patch+json"))
 
 
 def _lines(response: urllib3.BaseHTTPResponse) -> Iterator[bytes]:

@@ -69,12 +69,14 @@ def _lock(plural: str, namespace: str, name: str) -> threading.RLock:
         return _locks.setdefault((plural, namespace, name), threading.RLock())
 
 
-def reconcile_object(ctx: OperatorContext, plural: str, namespace: str, name: str) -> Outcome:
+def reconcile_object(ctx: OperatorContext, plural: str, namespace: str, name: str, seen: str | None = None) -> Outcome:
     """One reconcile at a time per object, whichever driver asked, on the newest copy (a queued driver must
-    not act on what an earlier one already wrote). A transient error is recorded and retried."""
+    not act on what an earlier one already wrote: status writes go into the cache as they are answered), at
+    least as new as the version `seen` by the driver (a spec handler's event). A transient error is recorded
+    and retried."""
     kind, _label, reconcile = KINDS[plural]
     with _lock(plural, namespace, name):
-        fresh = ctx.kube.get(f"{GROUP}/{VERSION}", kind, namespace, name)
+        fresh = ctx.kube.read(f"{GROUP}/{VERSION}", kind, namespace, name, seen)
         if fresh is None or fresh["metadata"].get("deletionTimestamp"):
             return Outcome()
         started = time.perf_counter()
@@ -107,7 +109,7 @@ def reconcile_model(ctx: OperatorContext, namespace: str, name: str) -> None:
 
 
 def reconcile_consumers(ctx: OperatorContext, namespace: str, name: str) -> None:
-    fresh = ctx.kube.get(f"{GROUP}/{VERSION}", "Model", namespace, name)
+    fresh = ctx.kube.read(f"{GROUP}/{VERSION}", "Model", namespace, name)
     consumers = ((fresh or {}).get("status") or {}).get("consumers") or []
     for consumer in consumers:
         plural = CONSUMER_PLURALS.get(consumer.get("kind", ""))
@@ -138,7 +140,8 @@ def retry_delay(retry: int) -> float:
 def _on_change(plural: str) -> Callable[..., None]:
     def handler(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
         metadata = body["metadata"]
-        outcome = reconcile_object(memo.ctx, plural, metadata["namespace"], metadata["name"])
+        seen = metadata.get("resourceVersion")
+        outcome = reconcile_object(memo.ctx, plural, metadata["namespace"], metadata["name"], seen)
         if plural == "models":
             reconcile_consumers(memo.ctx, metadata["namespace"], metadata["name"])
         for name in referenced_models(body):  # a new consumer scales its Models up at once
