@@ -108,12 +108,15 @@ def complete(expected: dict[str, set[Key]], found: dict[str, set[Key]]) -> set[s
 
 def reconcile_totals(exposition: str, kind: str = KIND) -> dict[str, float]:
     """The reconcile counters of one kind from the operator's Prometheus text: `reconciles` (every result),
-    `errors` (reconciles that ended in an error), `seconds` (time spent in them)."""
+    `errors` (reconciles that ended in an error), `seconds` (time spent in them); and `requests`, the API
+    requests the operator sent (all kinds; a figure the machine's load does not change)."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    totals = {"reconciles": 0.0, "errors": 0.0, "seconds": 0.0}
+    totals = {"reconciles": 0.0, "errors": 0.0, "seconds": 0.0, "requests": 0.0}
     for family in text_string_to_metric_families(exposition):
         for sample in family.samples:
+            if sample.name == "quorum_operator_api_requests_total":
+                totals["requests"] += sample.value
             if sample.labels.get("kind") != kind:
                 continue
             if sample.name == "quorum_operator_reconciles_total":
@@ -325,6 +328,8 @@ def report(run: Run, n: int) -> None:
         f"  reconciles: {reconciles:.0f} in {window:.1f} s = {reconciles / window:.1f}/s "
         f"({reconciles / n:.1f} per job), {errors:.0f} errors, mean {busy / max(reconciles, 1) * 1000:.0f} ms each"
     )
+    requests = run.metrics_end.get("requests", 0.0) - run.metrics_start.get("requests", 0.0)
+    print(f"  operator API requests (kopf's own aside): {requests:.0f} = {requests / n:.1f} per job")
     print(f"  operator CPU: {cpu:.1f} s = {cpu / window * 100:.0f}% of one core over the window")
     print(f"  load average at the end: {run.load[0]:.2f} {run.load[1]:.2f} {run.load[2]:.2f} ({os.cpu_count()} CPUs)")
 

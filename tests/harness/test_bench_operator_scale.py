@@ -14,7 +14,7 @@ from bench.operator_scale import (
 )
 from quorum.builders import synthesis
 from quorum.builders.meta import LABEL_SYNTHESISJOB, Owner
-from quorum.handlers.metrics import DURATION, RECONCILES
+from quorum.handlers.metrics import API_REQUESTS, DURATION, RECONCILES
 
 
 def test_expected_children_of_the_bench_job_are_its_rbac_config_and_worker_job_but_not_the_merge() -> None:
@@ -60,7 +60,7 @@ def test_a_job_is_complete_only_with_every_expected_child_and_extra_children_do_
     assert complete(expected, found) == {"a"}  # b's worker Job carries another parent's label
 
 
-def test_reconcile_totals_count_every_result_and_the_errors_of_one_kind_from_the_operators_metrics() -> None:
+def test_reconcile_totals_count_every_result_the_errors_of_one_kind_and_all_api_requests_from_the_metrics() -> None:
     kind = "BenchScaleTest"  # a kind no reconcile uses, so the operator's real counters serve as input
     RECONCILES.labels(kind, "done").inc(5)
     RECONCILES.labels(kind, "waiting").inc(2)
@@ -68,5 +68,8 @@ def test_reconcile_totals_count_every_result_and_the_errors_of_one_kind_from_the
     RECONCILES.labels("Other" + kind, "done").inc(100)
     DURATION.labels(kind).observe(0.25)
     DURATION.labels(kind).observe(0.5)
+    before = reconcile_totals(generate_latest(REGISTRY).decode(), kind)["requests"]
+    API_REQUESTS.labels("GET").inc(3)
+    API_REQUESTS.labels("PATCH").inc(1)
     totals = reconcile_totals(generate_latest(REGISTRY).decode(), kind)
-    assert totals == {"reconciles": 8.0, "errors": 1.0, "seconds": 0.75}
+    assert totals == {"reconciles": 8.0, "errors": 1.0, "seconds": 0.75, "requests": before + 4}

@@ -115,6 +115,11 @@ class FakeKube:
         found = self.objects.get((api_version, kind, name))
         return copy.deepcopy(found) if found is not None else None
 
+    def read(
+        self, api_version: str, kind: str, namespace: str, name: str, at_least: str | None = None
+    ) -> dict[str, Any] | None:
+        return self.get(api_version, kind, namespace, name)
+
     def list(self, api_version: str, kind: str, namespace: str | None, labels: dict[str, str]) -> list[Any]:
         return [
             copy.deepcopy(obj)

@@ -6,7 +6,9 @@ import threading
 from datetime import UTC, datetime
 from typing import Any
 
+from quorum.handlers.conditions import Transition
 from quorum.handlers.events import MESSAGE_LIMIT, event_manifest, event_poster
+from quorum.handlers.status import transition_event
 
 BODY = {
     "apiVersion": "quorum.dev/v1alpha1",
@@ -33,11 +35,10 @@ class RecordingKube:
         self.created: list[dict[str, Any]] = []
         self.fail = fail
 
-    def create(self, manifest: dict[str, Any]) -> dict[str, Any]:
+    def post(self, manifest: dict[str, Any]) -> None:
         if self.fail:
             raise RuntimeError("403 forbidden")
         self.created.append(manifest)
-        return manifest
 
 
 def test_events_post_from_a_plain_thread_and_a_refused_one_never_fails_the_reconcile() -> None:
@@ -47,3 +48,19 @@ def test_events_post_from_a_plain_thread_and_a_refused_one_never_fails_the_recon
     worker.join()
     assert [e["reason"] for e in kube.created] == ["ScaledToZero"]
     event_poster(RecordingKube(fail=True))(BODY, "Normal", "Succeeded", "done")  # type: ignore[arg-type]
+
+
+def test_a_status_write_posts_one_event_naming_every_transition_led_by_bad_news() -> None:
+    first = [
+        Transition("Ready", "False", "WaitingForBackends", "backends 0/1 ready"),
+        Transition("Progressing", "True", "WaitingForBackends", ""),
+        Transition("Stalled", "False", "AsExpected", ""),
+    ]
+    assert transition_event(first) == (
+        "Normal", "WaitingForBackends", "Ready=False: backends 0/1 ready; Progressing=True; Stalled=False",
+    )  # fmt: skip
+    stalled = [*first[:2], Transition("Stalled", "True", "ChildRejected", "the API server refused a child")]
+    type_, reason, message = transition_event(stalled)
+    assert (type_, reason) == ("Warning", "ChildRejected")
+    assert message.startswith("Stalled=True: the API server refused a child; Ready=False")
+    assert transition_event([Transition("Degraded", "False", "AsExpected", "")])[0] == "Normal"

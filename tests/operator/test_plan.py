@@ -476,3 +476,46 @@ def test_an_unlabelled_object_under_a_child_name_is_refused_not_adopted() -> Non
     stalled = {c["type"]: c for c in status["conditions"]}["Stalled"]
     assert stalled["reason"] == "NameConflict" and CONFIG[1] in stalled["message"]
     assert kube.objects[CONFIG_KEY]["data"] == {}  # untouched
+
+
+class LaggingKube(FakeKube):
+    """An observation one watch event behind: lists show none of the children that exist."""
+
+    def list(self, api_version: str, kind: str, namespace: str | None, labels: dict[str, str]) -> list[Any]:
+        return [] if labels else super().list(api_version, kind, namespace, labels)
+
+
+def test_a_child_the_observation_missed_is_taken_as_its_own_not_a_name_conflict() -> None:
+    kube, events = LaggingKube(), []
+    spec = sjob_spec(models=[{"name": "ext", "endpoint": {"url": "http://127.0.0.1:9/v1", "model": "sim"}}])
+    kube.objects[("quorum.dev/v1alpha1", "SynthesisJob", "sj")] = resource("SynthesisJob", spec)
+    ctx = fake_context(kube, events)
+    reconcile_object(ctx, "synthesisjobs", "ns", "sj")
+    children = {key for key in kube.objects if key[1] != "SynthesisJob"}
+    assert WORKERS_KEY in children
+    reconcile_object(ctx, "synthesisjobs", "ns", "sj")  # every create is refused as AlreadyExists: ours
+    status = kube.objects[("quorum.dev/v1alpha1", "SynthesisJob", "sj")]["status"]
+    assert conditions_of(status)["Stalled"] == "False" and status["phase"] == "Running"
+    assert {key for key in kube.objects if key[1] != "SynthesisJob"} == children
+
+
+def test_a_missed_child_of_another_owner_is_still_a_name_conflict() -> None:
+    kube, events = LaggingKube(), []
+    kube.objects[("quorum.dev/v1alpha1", "SynthesisJob", "sj")] = resource("SynthesisJob", sjob_spec())
+    other = {
+        "apiVersion": "quorum.dev/v1alpha1",
+        "kind": "SynthesisJob",
+        "name": "sj",
+        "uid": "older",
+        "controller": True,
+    }
+    metadata = {"name": CONFIG[1], "ownerReferences": [other]}
+    kube.objects[CONFIG_KEY] = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": {}}
+    reconcile_object(fake_context(kube, events), "synthesisjobs", "ns", "sj")
+    status = kube.objects[("quorum.dev/v1alpha1", "SynthesisJob", "sj")]["status"]
+    assert {c["type"]: c for c in status["conditions"]}["Stalled"]["reason"] == "NameConflict"
+    assert kube.objects[CONFIG_KEY]["data"] == {}
+
+
+def conditions_of(status: dict[str, Any]) -> dict[str, str]:
+    return {c["type"]: c["status"] for c in status["conditions"]}

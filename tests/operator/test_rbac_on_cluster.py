@@ -63,6 +63,11 @@ def test_each_component_can_do_what_it_needs_and_nothing_more(kube, namespace, s
         (operator, "create", "roles.rbac.authorization.k8s.io"),
         (operator, "create", "horizontalpodautoscalers.autoscaling"),
         (operator, "list", "pods"),
+        # The child cache watches every child kind (handlers/informer.py).
+        *[
+            (operator, "watch", kind)
+            for kind in ("configmaps", "serviceaccounts", "rolebindings.rbac.authorization.k8s.io")
+        ],
         (operator, "create", "events"),
         (operator, "create", "secrets"),  # the generated model key and router token
         (operator, "create", "networkpolicies.networking.k8s.io"),
@@ -92,7 +97,6 @@ def test_each_component_can_do_what_it_needs_and_nothing_more(kube, namespace, s
         (operator, "delete", "horizontalpodautoscalers.autoscaling"),
         (operator, "deletecollection", "jobs.batch"),
         (operator, "deletecollection", "configmaps"),
-        (operator, "watch", "configmaps"),
         (operator, "patch", "pods"),
         (operator, "bind", "roles.rbac.authorization.k8s.io"),
         (worker, "patch", "synthesisjobs.quorum.dev/other", "--subresource=status"),

@@ -4,6 +4,7 @@ operator's `--metrics-port` serves. Against the in-memory API server of the plan
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import kopf
@@ -105,3 +106,15 @@ def test_the_resync_counts_resources_per_kind_and_phase_and_drops_emptied_phases
     resync_once(ctx, ["ns"])
     assert _sample("quorum_operator_resources", kind="SynthesisJob", phase="Succeeded") == 0
     assert _sample("quorum_operator_resources", kind="SynthesisJob", phase="Running") == 2
+
+
+def test_the_resync_skips_a_resource_another_driver_reconciled_just_now(monkeypatch) -> None:
+    kube = FakeKube()
+    for name in ("fresh", "stale"):
+        kube.objects[("quorum.dev/v1alpha1", "SynthesisJob", name)] = _with_phase(name, "Running")
+    monkeypatch.setitem(register._reconciled, ("synthesisjobs", "ns", "fresh"), time.monotonic())
+    monkeypatch.setitem(register._reconciled, ("synthesisjobs", "ns", "stale"), time.monotonic() - 60)
+    reconciled: list[tuple[str, str, str]] = []
+    monkeypatch.setattr(register, "reconcile_coalesced", lambda ctx, *key: reconciled.append(key))
+    resync_once(fake_context(kube, []), ["ns"], fresh_within=30)
+    assert reconciled == [("synthesisjobs", "ns", "stale")]

@@ -31,25 +31,31 @@ OPERATOR_RULES: list[dict[str, Any]] = [
         "resources": ["synthesisjobs/status", "ensemblerouters/status", "models/status"],
         "verbs": ["get", "patch"],
     },
-    # Children the operator watches (kopf `on.event`), reads back and deletes: model Deployments when a job
-    # ends (`backends.deleteOnCompletion`), worker and stale calibration Jobs.
+    # Every child kind is listed and watched, labelled `app.kubernetes.io/managed-by=quorum`, into the child
+    # cache the reconciles read (handlers/informer.py); Deployments, Jobs and pods also drive reconciles.
+    # Deployments and Jobs are read back and deleted: model Deployments when a job ends
+    # (`backends.deleteOnCompletion`), worker and stale calibration Jobs.
     {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "list", "watch", *APPLY, "delete"]},
     {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get", "list", "watch", *APPLY, "delete"]},
     # Model Services go with their Deployments; artifact ConfigMaps are read (the summary) and replaced.
-    {"apiGroups": [""], "resources": ["services", "configmaps"], "verbs": ["get", "list", *APPLY, "delete"]},
-    # Children only observed (one LIST per kind) and applied; they go with their owner (garbage collection),
+    {"apiGroups": [""], "resources": ["services", "configmaps"], "verbs": ["get", "list", "watch", *APPLY, "delete"]},
+    # Children only observed (the child cache) and applied; they go with their owner (garbage collection),
     # never deleted by the operator.
-    {"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["list", *APPLY]},
-    {"apiGroups": ["autoscaling"], "resources": ["horizontalpodautoscalers"], "verbs": ["list", *APPLY]},
-    {"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"], "verbs": ["list", *APPLY]},
+    {"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["list", "watch", *APPLY]},
+    {"apiGroups": ["autoscaling"], "resources": ["horizontalpodautoscalers"], "verbs": ["list", "watch", *APPLY]},
+    {"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"], "verbs": ["list", "watch", *APPLY]},
     # Per-resource Roles for workers and calibration; the operator holds every permission it grants, so it
     # needs neither `escalate` nor `bind`.
-    {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles", "rolebindings"], "verbs": ["list", *APPLY]},
+    {
+        "apiGroups": ["rbac.authorization.k8s.io"],
+        "resources": ["roles", "rolebindings"],
+        "verbs": ["list", "watch", *APPLY],
+    },
     # The generated model keys and router tokens: created once, never listed, read, updated or deleted.
     {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]},
     # Worker pods are only read: failure reasons and termination messages (the merge and calibration results).
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
-    # One-line events on every transition.
+    # One-line events: one per status write that flips conditions, and the plans' own.
     {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
 ]
 """What stays broad, and why: RBAC cannot name objects by owner or label, and child names are derived from the

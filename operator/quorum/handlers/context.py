@@ -7,8 +7,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from kubernetes.client.exceptions import ApiException
+
 from quorum.builders.credentials import is_create_only
-from quorum.builders.meta import APPLIED_HASH_ANNOTATION, DEFAULT_IMAGE, short_hash, with_pod_annotations
+from quorum.builders.meta import (
+    APPLIED_HASH_ANNOTATION,
+    DEFAULT_IMAGE,
+    controller_of,
+    short_hash,
+    with_pod_annotations,
+)
 from quorum.handlers.kube import Kube
 
 EventSink = Callable[[dict[str, Any], str, str, str], None]
@@ -38,10 +46,28 @@ class OperatorContext:
         final, digest = self.prepared(manifest)
         if is_create_only(final):
             self.kube.create_once(final)
-        elif existing is None:
-            self.kube.create(final)
-        elif ((existing.get("metadata") or {}).get("annotations") or {}).get(APPLIED_HASH_ANNOTATION) != digest:
+            return
+        if existing is None:
+            try:
+                self.kube.create(final)
+                return
+            except ApiException as error:
+                existing = self.ours_after_all(final, error)
+        if ((existing.get("metadata") or {}).get("annotations") or {}).get(APPLIED_HASH_ANNOTATION) != digest:
             self.kube.apply(final)
+
+    def ours_after_all(self, manifest: dict[str, Any], error: ApiException) -> dict[str, Any]:
+        """A create refused because the name is taken, by a child of this very owner that the observation
+        (the child cache, a watch event behind) did not show yet: the child as it is. Anything else — another
+        owner's object, or another error — is raised as the API server said it."""
+        metadata = manifest["metadata"]
+        found = None
+        if error.status == 409:
+            found = self.kube.get(manifest["apiVersion"], manifest["kind"], metadata["namespace"], metadata["name"])
+        mine, theirs = controller_of(manifest), controller_of(found)
+        if found is None or mine is None or theirs is None or theirs.get("uid") != mine.get("uid"):
+            raise error
+        return found
 
     def validate(self, manifest: dict[str, Any]) -> None:
         """A server-side dry run of a child created later, once per distinct manifest."""

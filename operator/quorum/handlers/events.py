@@ -52,7 +52,7 @@ def event_poster(kube: Kube) -> Any:
 
     def post_event(body: dict[str, Any], type_: str, reason: str, message: str) -> None:
         try:
-            kube.create(event_manifest(body, type_, reason, message, datetime.now(UTC)))
+            kube.post(event_manifest(body, type_, reason, message, datetime.now(UTC)))
         except Exception as error:
             log.warning("event %s for %s not posted: %s", reason, body["metadata"].get("name"), error)
 

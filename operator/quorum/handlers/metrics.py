@@ -1,6 +1,6 @@
 """The operator's Prometheus metrics, served by `quorum operator run --metrics-port` (the chart's metrics
-Service): reconciles per kind and result, errors per kind and class, reconcile durations, and the resources
-per phase (refreshed by every resync)."""
+Service): reconciles per kind and result, errors per kind and class, reconcile durations, API requests per
+method, and the resources per phase (refreshed by every resync)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,11 @@ DURATION = Histogram(
     "Time one reconcile took, by kind.",
     ["kind"],
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+API_REQUESTS = Counter(
+    "quorum_operator_api_requests_total",
+    "Requests the reconciles and the child cache sent to the API server (kopf's own not included), by method.",
+    ["method"],
 )
 RESOURCES = Gauge("quorum_operator_resources", "Resources the operator watches, by kind and phase.", ["kind", "phase"])
 

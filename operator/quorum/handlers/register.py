@@ -2,8 +2,9 @@
 
 Three drivers call the same reconcile: spec changes (create/update/resume, which raise `TemporaryError`
 while waiting or after a transient error, with backoff, so kopf retries them), a resync loop, and events of
-the children (Deployments, Jobs, pods labelled `app.kubernetes.io/managed-by: quorum`), because kopf ignores
-status changes of the children and of our own resources. Handlers never return values (they would land in
+the children (Deployments, Jobs, pods labelled `app.kubernetes.io/managed-by: quorum`, reported by the child
+cache's watches, handlers/informer.py, through `ChildQueue`), because kopf ignores status changes of the
+children and of our own resources. Handlers never return values (they would land in
 `status` and be pruned).
 
 No finalizer: every child carries an owner reference, so the garbage collector deletes them, and deleting a
@@ -14,6 +15,8 @@ kopf timer — kopf puts a finalizer on every object a timer or daemon watches.
 from __future__ import annotations
 
 import asyncio
+import math
+import queue
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -21,13 +24,7 @@ from typing import Any
 
 import kopf
 
-from quorum.builders.meta import (
-    LABEL_ENSEMBLEROUTER,
-    LABEL_MANAGED_BY,
-    LABEL_SHARED_MODEL,
-    LABEL_SYNTHESISJOB,
-    MANAGED_BY,
-)
+from quorum.builders.meta import LABEL_ENSEMBLEROUTER, LABEL_SHARED_MODEL, LABEL_SYNTHESISJOB
 from quorum.handlers import ensemble, model, synthesis
 from quorum.handlers.context import OperatorContext, Outcome
 from quorum.handlers.metrics import DURATION, ERRORS, RECONCILES, record_phases
@@ -49,6 +46,8 @@ _follow_ups: dict[tuple[str, str, str], threading.Timer] = {}
 """One pending timed reconcile per Model: its idle countdown ends without any event."""
 _locks: dict[tuple[str, str, str], threading.RLock] = {}
 _locks_guard = threading.Lock()
+_reconciled: dict[tuple[str, str, str], float] = {}
+"""When each object's last reconcile finished (monotonic): the resync skips what another driver just did."""
 _queued: set[tuple[str, str, str]] = set()
 """Objects with a reconcile waiting for their lock: a child event then needs no second one (the waiting one
 reads everything fresh once it runs), so a storm of pod events costs at most one running and one queued
@@ -70,12 +69,14 @@ def _lock(plural: str, namespace: str, name: str) -> threading.RLock:
         return _locks.setdefault((plural, namespace, name), threading.RLock())
 
 
-def reconcile_object(ctx: OperatorContext, plural: str, namespace: str, name: str) -> Outcome:
+def reconcile_object(ctx: OperatorContext, plural: str, namespace: str, name: str, seen: str | None = None) -> Outcome:
     """One reconcile at a time per object, whichever driver asked, on the newest copy (a queued driver must
-    not act on what an earlier one already wrote). A transient error is recorded and retried."""
+    not act on what an earlier one already wrote: status writes go into the cache as they are answered), at
+    least as new as the version `seen` by the driver (a spec handler's event). A transient error is recorded
+    and retried."""
     kind, _label, reconcile = KINDS[plural]
     with _lock(plural, namespace, name):
-        fresh = ctx.kube.get(f"{GROUP}/{VERSION}", kind, namespace, name)
+        fresh = ctx.kube.read(f"{GROUP}/{VERSION}", kind, namespace, name, seen)
         if fresh is None or fresh["metadata"].get("deletionTimestamp"):
             return Outcome()
         started = time.perf_counter()
@@ -88,6 +89,7 @@ def reconcile_object(ctx: OperatorContext, plural: str, namespace: str, name: st
             return Outcome(waiting_for=f"a retry after {type(error).__name__}: {error}", retry=True)
         finally:
             DURATION.labels(kind).observe(time.perf_counter() - started)
+            _reconciled[(plural, namespace, name)] = time.monotonic()
         RECONCILES.labels(kind, "waiting" if outcome.waiting else "done").inc()
         return outcome
 
@@ -107,7 +109,7 @@ def reconcile_model(ctx: OperatorContext, namespace: str, name: str) -> None:
 
 
 def reconcile_consumers(ctx: OperatorContext, namespace: str, name: str) -> None:
-    fresh = ctx.kube.get(f"{GROUP}/{VERSION}", "Model", namespace, name)
+    fresh = ctx.kube.read(f"{GROUP}/{VERSION}", "Model", namespace, name)
     consumers = ((fresh or {}).get("status") or {}).get("consumers") or []
     for consumer in consumers:
         plural = CONSUMER_PLURALS.get(consumer.get("kind", ""))
@@ -138,7 +140,8 @@ def retry_delay(retry: int) -> float:
 def _on_change(plural: str) -> Callable[..., None]:
     def handler(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
         metadata = body["metadata"]
-        outcome = reconcile_object(memo.ctx, plural, metadata["namespace"], metadata["name"])
+        seen = metadata.get("resourceVersion")
+        outcome = reconcile_object(memo.ctx, plural, metadata["namespace"], metadata["name"], seen)
         if plural == "models":
             reconcile_consumers(memo.ctx, metadata["namespace"], metadata["name"])
         for name in referenced_models(body):  # a new consumer scales its Models up at once
@@ -157,6 +160,7 @@ def _on_delete(plural: str) -> Callable[..., None]:
         metadata = body["metadata"]
         with _locks_guard:
             _locks.pop((plural, metadata["namespace"], metadata["name"]), None)
+            _reconciled.pop((plural, metadata["namespace"], metadata["name"]), None)
         for name in referenced_models(body):
             reconcile_model(memo.ctx, metadata["namespace"], name)
 
@@ -186,24 +190,69 @@ def reconcile_coalesced(ctx: OperatorContext, plural: str, namespace: str, name:
         _follow_up(ctx, namespace, name, outcome.delay)
 
 
-def _child_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    """A Deployment, Job or pod of ours changed: reconcile the resource it belongs to."""
-    labels = body["metadata"].get("labels") or {}
-    namespace = body["metadata"].get("namespace")
+def parent_of(child: Mapping[str, Any]) -> tuple[str, str, str] | None:
+    """(plural, namespace, name) of the resource a child belongs to, by its labels; None for none of ours."""
+    metadata = child.get("metadata") or {}
+    labels, namespace = metadata.get("labels") or {}, metadata.get("namespace")
     for plural, (_kind, label, _reconcile) in KINDS.items():
-        parent = labels.get(label)
-        if parent and namespace and plural == "models":
-            reconcile_model(memo.ctx, namespace, parent)
-        elif parent and namespace:
-            reconcile_coalesced(memo.ctx, plural, namespace, parent)
+        if labels.get(label) and namespace:
+            return plural, namespace, labels[label]
+    return None
 
 
-for _resource in (("apps", "v1", "deployments"), ("batch", "v1", "jobs"), ("v1", "pods")):
-    kopf.on.event(*_resource, id="child", labels={LABEL_MANAGED_BY: MANAGED_BY})(_child_changed)
+class ChildQueue:
+    """Parents to reconcile because a Deployment, Job or pod of theirs changed (the informers report them,
+    handlers/informer.py): a parent is queued at most once however many events arrive before its turn, and
+    the reconciles run on this queue's threads, never on the watch's or kopf's. A parent's turn comes
+    `delay` seconds after the event that queued it, so the burst a Job's or pod's progress makes (a few
+    status updates within a second) costs one reconcile. A Model's reconcile goes on to its consumers
+    (`reconcile_model`)."""
+
+    def __init__(self, ctx: OperatorContext, workers: int, stop: threading.Event, delay: float = 0.0) -> None:
+        self.ctx, self.stop, self.delay = ctx, stop, delay
+        self._pending: set[tuple[str, str, str]] = set()
+        self._queue: queue.SimpleQueue[tuple[float, tuple[str, str, str]]] = queue.SimpleQueue()
+        self._guard = threading.Lock()
+        self.threads = [
+            threading.Thread(target=self._work, name=f"child-queue-{i}", daemon=True) for i in range(workers)
+        ]
+        for thread in self.threads:
+            thread.start()
+
+    def child_changed(self, child: Mapping[str, Any]) -> None:
+        parent = parent_of(child)
+        if parent is None:
+            return
+        with self._guard:
+            if parent in self._pending:
+                return
+            self._pending.add(parent)
+        self._queue.put((time.monotonic() + self.delay, parent))
+
+    def _work(self) -> None:
+        while not self.stop.is_set():
+            try:
+                due, parent = self._queue.get(timeout=1.0)
+            except queue.Empty:
+                continue
+            self.stop.wait(max(0.0, due - time.monotonic()))
+            with self._guard:
+                self._pending.discard(parent)
+            try:
+                if parent[0] == "models":
+                    reconcile_model(self.ctx, *parent[1:])
+                else:
+                    reconcile_coalesced(self.ctx, *parent)
+            except Exception as error:  # the API server may be away; the next event or the resync tries again
+                ERRORS.labels(KINDS[parent[0]][0], type(error).__name__).inc()
 
 
-def resync_once(ctx: OperatorContext, namespaces: list[str]) -> None:
-    """Reconcile every resource once (deadlines and TTLs pass without any event) and count them per phase."""
+def resync_once(ctx: OperatorContext, namespaces: list[str], fresh_within: float = 0.0) -> None:
+    """Reconcile every resource once (deadlines and TTLs pass without any event) and count them per phase.
+    A resource another driver reconciled in the last `fresh_within` seconds is skipped: that reconcile read
+    the clock as well, and at 1,000 resources a round of redundant ones (a GET each) took the API server's
+    time from the jobs still waiting for their children (bench/operator_scale.py)."""
+    now = time.monotonic()
     for plural, (kind, _label, _reconcile) in KINDS.items():
         items = [
             item
@@ -212,13 +261,15 @@ def resync_once(ctx: OperatorContext, namespaces: list[str]) -> None:
         ]
         record_phases(kind, items)
         for item in items:
-            reconcile_coalesced(ctx, plural, item["metadata"]["namespace"], item["metadata"]["name"])
+            key = (plural, item["metadata"]["namespace"], item["metadata"]["name"])
+            if now - _reconciled.get(key, -math.inf) >= fresh_within:
+                reconcile_coalesced(ctx, *key)
 
 
 async def resync_forever(ctx: OperatorContext, namespaces: list[str], interval: float = RESYNC_SECONDS) -> None:
     while True:
         await asyncio.sleep(interval)
         try:
-            await asyncio.to_thread(resync_once, ctx, namespaces)
+            await asyncio.to_thread(resync_once, ctx, namespaces, interval)
         except Exception as error:  # the API server may be away for a while; the next round tries again
             ERRORS.labels("resync", type(error).__name__).inc()

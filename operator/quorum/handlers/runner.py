@@ -14,8 +14,15 @@ import kopf
 from quorum.builders.meta import DEFAULT_IMAGE
 from quorum.handlers.context import OperatorContext
 from quorum.handlers.events import event_poster
+from quorum.handlers.informer import start_informers
 from quorum.handlers.kube import Kube, load_config
 
+HANDLER_WORKERS = 8
+"""kopf's threads for the spec handlers (create, update, resume): a reconcile mostly waits on the API server."""
+CHILD_WORKERS = 8
+"""Threads reconciling parents whose children changed (`register.ChildQueue`)."""
+CHILD_DELAY_SECONDS = 1.0
+"""How long a child's change waits for the rest of its burst before its parent is reconciled."""
 FINALIZER = "quorum.dev/finalizer"
 """kopf's finalizer name, should a handler ever need one. None does: children are garbage-collected through
 their owner references, so no Quorum resource carries a finalizer and deletion works without the operator;
@@ -52,7 +59,7 @@ def configure(settings: kopf.OperatorSettings, options: OperatorOptions) -> None
     settings.watching.client_timeout = options.server_timeout + 30
     settings.watching.connect_timeout = 30
     settings.posting.level = logging.WARNING  # our own one-line events, not kopf's chatter
-    settings.execution.max_workers = 8
+    settings.execution.max_workers = HANDLER_WORKERS
 
 
 def make_login(options: OperatorOptions) -> Any:
@@ -71,7 +78,7 @@ async def run_operator(
     options: OperatorOptions, stop_flag: threading.Event | asyncio.Event | None = None, ready_flag: Any = None
 ) -> None:
     """Run until `stop_flag` is set (or forever)."""
-    from quorum.handlers.register import resync_forever  # importing registers the handlers
+    from quorum.handlers.register import ChildQueue, resync_forever  # importing registers the handlers
 
     registry = kopf.get_default_registry()
     kube = Kube(load_config(options.kubeconfig))
@@ -100,7 +107,11 @@ async def run_operator(
         )
     )
     resync = asyncio.create_task(resync_forever(ctx, options.namespaces))
+    halt = threading.Event()
+    children = ChildQueue(ctx, CHILD_WORKERS, halt, CHILD_DELAY_SECONDS)
+    start_informers(kube, options.namespaces, children.child_changed, halt)
     try:
         await operator
     finally:
+        halt.set()
         resync.cancel()

@@ -71,7 +71,7 @@ class Resolution:
 
 def observe_models(ctx: OperatorContext, namespace: str, spec: ConsumerSpec) -> dict[str, dict[str, Any]]:
     """The referenced Models that exist, by name."""
-    found = {name: ctx.kube.get(API_VERSION, "Model", namespace, name) for name in referenced_models(spec)}
+    found = {name: ctx.kube.read(API_VERSION, "Model", namespace, name) for name in referenced_models(spec)}
     return {name: body for name, body in found.items() if body is not None}
 
 
