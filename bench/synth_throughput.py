@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from quorum.api.synthesis import SynthesisJobSpec
+from quorum.api.synthesis import SynthesisCounts, SynthesisJobSpec
 from quorum.gra import GraConfig, run_shard
 from quorum.llm import ClientPool, ModelEndpoint, RetryPolicy
 
@@ -46,24 +46,34 @@ def spec_for(endpoints: list[ModelEndpoint], samples: int, concurrency: int, **r
     )
 
 
-async def run_pipeline(spec: SynthesisJobSpec, endpoints: list[ModelEndpoint], folder: Path) -> list[float]:
-    """Run one shard; returns the time of every finished model call (from the progress callback)."""
+SAMPLE_STAGES = frozenset({"generate", "review-instruction", "review-response", "adjudicate"})
+"""The per-sample chain. Calibration and seed digests run before it with fewer calls than the slots hold, and
+`round`, `dedup` and `write` are not model calls: none of them belongs in the request rate."""
+
+
+async def run_pipeline(
+    spec: SynthesisJobSpec, endpoints: list[ModelEndpoint], folder: Path
+) -> tuple[list[float], SynthesisCounts, int]:
+    """Run one shard; returns the time of every finished call of the sample chain (from the progress callback),
+    the shard's counts and the HTTP requests sent (repairs and retries included)."""
     done: list[float] = []
     last: dict[str, int] = {}
 
     def progress(stage: str, finished: int, total: int, counts: object) -> None:
-        if finished > last.get(stage, 0):
+        if stage in SAMPLE_STAGES and finished > last.get(stage, 0):
             done.extend([time.perf_counter()] * (finished - last.get(stage, 0)))
             last[stage] = finished
 
     config = GraConfig.from_spec(spec, base_dir=folder)
     async with ClientPool(endpoints, RetryPolicy.from_spec(spec.calls)) as pool:
-        await run_shard(config, 0, endpoints, folder / "out", progress=progress, pool=pool)
-    return done
+        result = await run_shard(config, 0, endpoints, folder / "out", progress=progress, pool=pool)
+        requests = sum(usage.requests + usage.retries for usage in pool.usage().values())
+    return done, result.counts, requests
 
 
 def steady_rate(times: list[float]) -> float:
-    """Calls per second between the 10th and 90th percentile of completions (ramp-up and tail left out)."""
+    """Calls per second between the 10th and 90th percentile of the chain's completions (ramp-up and tail left
+    out)."""
     times = sorted(times)
     low, high = times[len(times) // 10], times[(len(times) * 9) // 10]
     return (len(times) * 0.8) / (high - low)
@@ -90,7 +100,7 @@ def simulated(models: int, concurrency: int, latency: float, samples: int) -> No
             Path(folder, "seeds.jsonl").write_text(SEEDS)
             spec = spec_for(endpoints, samples, concurrency)
             cpu, wall = time.process_time(), time.perf_counter()
-            times = asyncio.run(run_pipeline(spec, endpoints, Path(folder)))
+            times, counts, requests = asyncio.run(run_pipeline(spec, endpoints, Path(folder)))
             cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     finally:
         server.terminate()
@@ -99,10 +109,16 @@ def simulated(models: int, concurrency: int, latency: float, samples: int) -> No
     rate = steady_rate(times)
     print(f"simulated: {models} models x {concurrency} concurrent, latency {latency * 1000:.0f} ms, {samples} samples")
     print(
-        f"  calls {len(times)} in {wall:.1f}s; steady rate {rate:.0f}/s vs ideal {ideal:.0f}/s -> "
+        f"  chain calls {len(times)} in {wall:.1f}s; steady rate {rate:.0f}/s vs ideal {ideal:.0f}/s -> "
         f"saturation ratio {rate / ideal:.3f}"
     )
-    print(f"  pipeline CPU {cpu * 1000 / samples:.2f} ms per sample ({cpu * 1000 / len(times):.2f} ms per call)")
+    print(f"  pipeline CPU {cpu * 1000 / samples:.2f} ms per sample ({cpu * 1000 / requests:.2f} ms per request)")
+    print(
+        f"  {requests} HTTP requests; samples failed {counts.failed}, failed calls {counts.failed_calls}, "
+        f"accepted {counts.accepted}"
+    )
+    if counts.failed or counts.failed_calls:
+        print("  WARNING: failed samples or calls: the rate above counts repairs and failures, not a healthy run")
 
 
 async def plain_load(endpoint: ModelEndpoint, concurrency: int, requests: int, max_tokens: int) -> tuple[int, float]:
