@@ -28,7 +28,7 @@ from quorum.gra.sample import (
     SampleStatus,
     TokenUse,
 )
-from quorum.gra.schedule import STAGE_PRIORITY
+from quorum.gra.schedule import call_priority
 from quorum.gra.seeds import Seed
 from quorum.llm import CallFailed, ClientPool, Completion
 
@@ -155,7 +155,7 @@ class SampleRunner:
                 top_p=generation.top_p,
                 max_tokens=generation.max_tokens,
                 seed=call_seed,
-                priority=STAGE_PRIORITY["generate"],
+                priority=call_priority(slot.index),
             )
         except CallFailed as failure:
             raise SampleFailed("generate", failure) from failure
@@ -176,12 +176,22 @@ class SampleRunner:
     ) -> RoundOutcome:
         stage = f"review-{round_name}"
         seeds = [rng.randrange(2**31) for _ in cast.reviewers]
+        priority = call_priority(slot.index)
         self.hook(stage, len(cast.reviewers))
 
         async def one(model: str, seat: int) -> Review:
             try:
                 return await review_once(
-                    self.spec, self.pool, self.book, model, round_name, slot.domain, sample.task(), seeds[seat], tokens
+                    self.spec,
+                    self.pool,
+                    self.book,
+                    model,
+                    round_name,
+                    slot.domain,
+                    sample.task(),
+                    seeds[seat],
+                    tokens,
+                    priority,
                 )
             finally:
                 self.hook(stage, -1)
@@ -236,7 +246,7 @@ class SampleRunner:
                 temperature=self.spec.adjudication.temperature,
                 max_tokens=self.spec.adjudication.max_tokens,
                 seed=rng.randrange(2**31),
-                priority=STAGE_PRIORITY["adjudicate"],
+                priority=call_priority(slot.index),
             )
         except CallFailed as failure:
             raise SampleFailed("adjudicate", failure) from failure
@@ -258,9 +268,10 @@ async def review_once(
     task: dict[str, str],
     seed: int,
     tokens: Tokens,
+    priority: int = 0,
 ) -> Review:
     """One reviewer's verdict on one round of a task (`Sample.task()`): dimension scores and how much of the
-    critique is the prompt's own text."""
+    critique is the prompt's own text. `priority` places the call among those waiting for the model's slots."""
     review = spec.review
     rubric = review.instruction_rubric if round_name == INSTRUCTION else review.response_rubric
     stage = prompts.REVIEW_INSTRUCTION if round_name == INSTRUCTION else prompts.REVIEW_RESPONSE
@@ -273,7 +284,7 @@ async def review_once(
             temperature=review.temperature,
             max_tokens=review.max_tokens,
             seed=seed,
-            priority=STAGE_PRIORITY[f"review-{round_name}"],
+            priority=priority,
         )
     except CallFailed as failure:
         raise SampleFailed(f"review-{round_name}", failure) from failure
