@@ -5,15 +5,19 @@ order."""
 from __future__ import annotations
 
 import asyncio
+import time
+from dataclasses import replace
 
 from quorum.gra import prompts
 from quorum.gra.pipeline import SampleRunner, Slot
 from quorum.gra.schedule import call_priority
 from quorum.gra.seeds import Seed
-from quorum.gra.testing import GraScript
+from quorum.gra.testing import GraScript, varied_high
 from quorum.llm import ClientPool, ModelEndpoint, RetryPolicy
-from quorum.llm.simulated import SimulatedBackend
-from tests.gra.conftest import make_spec
+from quorum.llm.simulated import SimReply, SimRequest, SimulatedBackend
+from tests.gra.conftest import make_spec, run_simulated
+
+REVIEWS = (prompts.REVIEW_INSTRUCTION, prompts.REVIEW_RESPONSE)
 
 DEMO = Seed(id="math-0", instruction="What is 2 + 2?", output="4", domain="math")
 
@@ -52,3 +56,27 @@ async def test_call_order_does_not_change_any_record():
 def test_earlier_slots_rank_strictly_higher():
     ranks = [call_priority(index) for index in range(5)]
     assert ranks == sorted(set(ranks), reverse=True)
+
+
+def test_generation_starts_while_calibration_reviews_are_still_in_flight(seed_dir):
+    # every review takes 1.5 s: a run that finished calibrating before its first round would send its first
+    # generation at least that long after the first calibration review
+    arrivals: list[tuple[str, float]] = []
+    script = GraScript(score=varied_high)
+
+    def slow_reviews(request: SimRequest) -> SimReply:
+        arrivals.append((request.schema_name or "", time.monotonic()))
+        reply = script(request)
+        return replace(reply, delay_s=1.5) if request.schema_name in REVIEWS else reply
+
+    manifest, _ = run_simulated(
+        seed_dir,
+        slow_reviews,
+        ["a", "b", "c"],
+        generation={"target": 3, "rounds": 1},
+        review={"calibrationItems": 3, "reviewers": 2},
+    )
+    first_review = min(t for name, t in arrivals if name in REVIEWS)
+    first_generation = min(t for name, t in arrivals if name == prompts.GENERATE)
+    assert first_generation - first_review < 1.0
+    assert manifest["counts"]["generated"] == 3

@@ -7,7 +7,7 @@ whichever shard, order or attempt produces it; that is what lets a killed run re
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -80,7 +80,7 @@ class SampleRunner:
         hook: StageHook | None = None,
         *,
         book: prompts.PromptBook | None = None,
-        excluded: frozenset[str] = frozenset(),
+        exclusions: Callable[[], Awaitable[frozenset[str]]] | None = None,
         shard: int | None = None,
     ) -> None:
         self.spec = spec
@@ -88,8 +88,9 @@ class SampleRunner:
         self.digests = digests
         self.hook = hook or (lambda stage, delta: None)
         self.book = book or prompts.PromptBook.built_in()
-        self.excluded = excluded
-        """Reviewer models whose verdicts the gate leaves out (degenerate by calibration)."""
+        self.exclusions = exclusions or _no_exclusions
+        """The reviewer models whose verdicts the gate leaves out (degenerate by calibration): awaited at each
+        gate, so samples generate and are reviewed while the calibration that decides them is still running."""
         self.shard = shard
         review = spec.review
         self.generate_schema = prompts.generate_schema(spec.generation.max_tokens)
@@ -197,7 +198,8 @@ class SampleRunner:
                 self.hook(stage, -1)
 
         reviews = await asyncio.gather(*(one(m, seat) for seat, m in enumerate(cast.reviewers)))
-        reviews = [replace(review, excluded=review.model in self.excluded) for review in reviews]
+        excluded = await self.exclusions()
+        reviews = [replace(review, excluded=review.model in excluded) for review in reviews]
         counted = [r for r in reviews if not r.excluded]
         outcome = self._gate(tuple(reviews), counted)
         if outcome.gate == Verdict.ADJUDICATE:
@@ -256,6 +258,10 @@ class SampleRunner:
         return Adjudication(
             choice.model, choice.fallback, Verdict(value["decision"]), value["score"], value["reason"].strip()
         )
+
+
+async def _no_exclusions() -> frozenset[str]:
+    return frozenset()
 
 
 async def review_once(

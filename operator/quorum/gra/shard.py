@@ -180,11 +180,18 @@ class _ShardWorker:
         index = await self._dedup_index()
         domains = await self._domains()
         self.store.write_domains(domains)
-        health = await self._calibration(domains)
-        excluded = frozenset(health["degenerate"]) if spec.review.exclude_degenerate else frozenset()
+        # calibration runs beside the first round (its calls first in every queue): only the gate needs it
+        calibration = asyncio.ensure_future(self._calibration(domains))
+
+        async def excluded() -> frozenset[str]:
+            if not spec.review.exclude_degenerate:
+                return frozenset()
+            # shielded: a cancelled sample must not cancel the measurement every other sample waits on
+            return frozenset((await asyncio.shield(calibration))["degenerate"])
+
         digests: dict[str, dict[str, Any] | None] = {}
         runner = SampleRunner(
-            spec, self.pool, digests, self.progress.hook, book=self.book, excluded=excluded, shard=self.shard_index
+            spec, self.pool, digests, self.progress.hook, book=self.book, exclusions=excluded, shard=self.shard_index
         )
         rounds = 1 if self.config.is_refine else spec.generation.rounds
         quota = self.quota
@@ -205,6 +212,7 @@ class _ShardWorker:
             if not self.config.is_refine and kept_total >= quota:
                 reason = f"target share {quota} reached"
                 break
+        health = await calibration
         self.progress.emit("write")
         self.digest_journal.close()
         summary = {
