@@ -14,7 +14,7 @@ from typing import Any
 from quorum.api.synthesis import SynthesisJobSpec
 from quorum.gra import prompts
 from quorum.gra.gate import Verdict, gate
-from quorum.gra.reliability import prompt_copy
+from quorum.gra.reliability import copied_share, prompt_words
 from quorum.gra.roles import Cast, cast_sample, pick_adjudicator, pick_generator, rng_for
 from quorum.gra.sample import (
     INSTRUCTION,
@@ -178,22 +178,12 @@ class SampleRunner:
         stage = f"review-{round_name}"
         seeds = [rng.randrange(2**31) for _ in cast.reviewers]
         priority = call_priority(slot.index)
+        prompt = ReviewPrompt.build(self.spec, self.book, round_name, slot.domain, sample.task())
         self.hook(stage, len(cast.reviewers))
 
         async def one(model: str, seat: int) -> Review:
             try:
-                return await review_once(
-                    self.spec,
-                    self.pool,
-                    self.book,
-                    model,
-                    round_name,
-                    slot.domain,
-                    sample.task(),
-                    seeds[seat],
-                    tokens,
-                    priority,
-                )
+                return await review_once(self.spec, self.pool, model, prompt, seeds[seat], tokens, priority)
             finally:
                 self.hook(stage, -1)
 
@@ -264,41 +254,59 @@ async def _no_exclusions() -> frozenset[str]:
     return frozenset()
 
 
+@dataclass(frozen=True)
+class ReviewPrompt:
+    """One round's review prompt of one task. Every reviewer of a round reads the same text, so it is rendered,
+    and split into words for the copy measure, once per round rather than once per reviewer."""
+
+    round_name: str
+    stage: str
+    rubric: list[str]
+    messages: prompts.Messages
+    words: str
+    """The prompt's words joined (`reliability.prompt_words`)."""
+
+    @classmethod
+    def build(
+        cls, spec: SynthesisJobSpec, book: prompts.PromptBook, round_name: str, domain: str, task: dict[str, str]
+    ) -> ReviewPrompt:
+        review = spec.review
+        rubric = review.instruction_rubric if round_name == INSTRUCTION else review.response_rubric
+        stage = prompts.REVIEW_INSTRUCTION if round_name == INSTRUCTION else prompts.REVIEW_RESPONSE
+        messages = book.messages(stage, **prompts.review_variables(domain, task, rubric, review.scale))
+        words = prompt_words("\n".join(m["content"] for m in messages))
+        return cls(round_name, stage, rubric, messages, words)
+
+
 async def review_once(
     spec: SynthesisJobSpec,
     pool: ClientPool,
-    book: prompts.PromptBook,
     model: str,
-    round_name: str,
-    domain: str,
-    task: dict[str, str],
+    prompt: ReviewPrompt,
     seed: int,
     tokens: Tokens,
     priority: int = 0,
 ) -> Review:
-    """One reviewer's verdict on one round of a task (`Sample.task()`): dimension scores and how much of the
-    critique is the prompt's own text. `priority` places the call among those waiting for the model's slots."""
+    """One reviewer's verdict on one round of a task: dimension scores and how much of the critique is the
+    prompt's own text. `priority` places the call among those waiting for the model's slots."""
     review = spec.review
-    rubric = review.instruction_rubric if round_name == INSTRUCTION else review.response_rubric
-    stage = prompts.REVIEW_INSTRUCTION if round_name == INSTRUCTION else prompts.REVIEW_RESPONSE
-    messages = book.messages(stage, **prompts.review_variables(domain, task, rubric, review.scale))
     try:
         value, completion = await pool[model].chat_json(
-            messages,
-            prompts.review_schema(rubric, review.scale, review.max_tokens),
-            schema_name=stage,
+            prompt.messages,
+            prompts.review_schema(prompt.rubric, review.scale, review.max_tokens),
+            schema_name=prompt.stage,
             temperature=review.temperature,
             max_tokens=review.max_tokens,
             seed=seed,
             priority=priority,
         )
     except CallFailed as failure:
-        raise SampleFailed(f"review-{round_name}", failure) from failure
+        raise SampleFailed(f"review-{prompt.round_name}", failure) from failure
     tokens.add(completion)
     critique = value["critique"].strip()
     return Review(
         model=model,
-        scores={d: int(value[prompts.dimension_key(d)]) for d in rubric},
+        scores={d: int(value[prompts.dimension_key(d)]) for d in prompt.rubric},
         critique=critique,
-        prompt_copy=round(prompt_copy(critique, "\n".join(m["content"] for m in messages)), 4),
+        prompt_copy=round(copied_share(critique, prompt.words), 4),
     )

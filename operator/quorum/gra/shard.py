@@ -26,7 +26,7 @@ from quorum.gra import funnel, prompts
 from quorum.gra.calibration import ROUNDS, CalibrationItem, calibration_items, observation
 from quorum.gra.config import GraConfig
 from quorum.gra.dedup import DedupIndex, Embedder, shared_embedder
-from quorum.gra.pipeline import SampleFailed, SampleRunner, Slot, Tokens, review_once
+from quorum.gra.pipeline import ReviewPrompt, SampleFailed, SampleRunner, Slot, Tokens, review_once
 from quorum.gra.reliability import PanelHealth, assess
 from quorum.gra.roles import rng_for, with_role
 from quorum.gra.sample import CallError, Neighbour, Review, SampleRecord, tokens_from_json, tokens_to_json
@@ -372,9 +372,8 @@ class _ShardWorker:
             async def call() -> tuple[dict[str, Any], dict[str, list[int]]]:
                 tokens = Tokens()
                 seed = rng_for(self.spec.generation.seed, "calibration", model, round_name, item.unit).randrange(2**31)
-                review = await review_once(
-                    self.spec, self.pool, self.book, model, round_name, item.domain, item.sample, seed, tokens
-                )
+                prompt = ReviewPrompt.build(self.spec, self.book, round_name, item.domain, item.sample)
+                review = await review_once(self.spec, self.pool, model, prompt, seed, tokens)
                 return review.to_json(), tokens_to_json(tokens.by_model)
 
             key = f"calibration:{model}:{round_name}:{item.seed_id}:{item.variant}"

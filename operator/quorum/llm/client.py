@@ -23,6 +23,7 @@ import jsonschema
 import orjson
 from yarl import URL
 
+from quorum.llm.fastcheck import Check, compile_check
 from quorum.llm.slots import Slots
 
 Message = Mapping[str, Any]
@@ -151,8 +152,11 @@ def _strip_fences(text: str) -> str:
     return stripped[start : end + 1] if 0 <= start < end else stripped
 
 
-def parse_json_reply(text: str, validator: jsonschema.protocols.Validator) -> tuple[dict[str, Any] | None, str]:
-    """(value, "") when `text` holds a JSON object valid for the schema, else (None, why not)."""
+def parse_json_reply(
+    text: str, validator: jsonschema.protocols.Validator, quick: Check | None = None
+) -> tuple[dict[str, Any] | None, str]:
+    """(value, "") when `text` holds a JSON object valid for the schema, else (None, why not). `quick` (from
+    `fastcheck.compile_check`) may accept a plainly valid value first; jsonschema decides everything else."""
     stripped = _strip_fences(text)
     try:
         value = orjson.loads(stripped)
@@ -163,6 +167,8 @@ def parse_json_reply(text: str, validator: jsonschema.protocols.Validator) -> tu
             return None, f"not valid JSON ({error.msg} at position {error.pos})"
     if not isinstance(value, dict):
         return None, "the reply must be one JSON object"
+    if quick is not None and quick(value):
+        return value, ""
     problem = jsonschema.exceptions.best_match(validator.iter_errors(value))
     if problem is not None:
         where = "/".join(str(p) for p in problem.absolute_path) or "the object"
@@ -190,7 +196,7 @@ class ChatClient:
         self._own: aiohttp.ClientSession | None = None
         self._session = session or self._own_session
         self._slots = Slots(endpoint.max_concurrency)
-        self._validators: dict[int, tuple[Mapping[str, Any], jsonschema.protocols.Validator]] = {}
+        self._validators: dict[int, tuple[Mapping[str, Any], jsonschema.protocols.Validator, Check | None]] = {}
         self._url = URL(endpoint.base_url.rstrip("/") + "/chat/completions")
         self._headers = {"Content-Type": "application/json"}
         if endpoint.api_key:
@@ -297,14 +303,14 @@ class ChatClient:
     ) -> tuple[dict[str, Any], Completion]:
         """A completion constrained to `schema`; invalid replies are re-asked with the error, then raised as
         `InvalidJson` so the caller can record the sample."""
-        validator = self._validator(schema)
+        validator, quick = self._validator(schema)
         response_format = {"type": "json_schema", "json_schema": {"name": schema_name, "schema": dict(schema)}}
         conversation = list(messages)
         attempts = 0
         for repair in range(self.policy.json_repair_attempts + 1):
             completion = await self.chat(conversation, response_format=response_format, **sampling)
             attempts += completion.attempts
-            value, problem = parse_json_reply(completion.text, validator)
+            value, problem = parse_json_reply(completion.text, validator, quick)
             if value is not None:
                 return value, completion
             if repair == self.policy.json_repair_attempts:
@@ -320,18 +326,20 @@ class ChatClient:
         self.usage.failures += 1
         raise InvalidJson(self.endpoint.name, "InvalidJson", problem, attempts, last_text=completion.text)
 
-    def _validator(self, schema: Mapping[str, Any]) -> jsonschema.protocols.Validator:
-        """One validator per schema object: an engine passes the same few schemas on every call, and building
-        a validator (and its first validation's compiled checks) is a large share of a call's CPU. Keyed by
-        identity, with the schema held so the identity is not reused; callers must not mutate a schema."""
+    def _validator(self, schema: Mapping[str, Any]) -> tuple[jsonschema.protocols.Validator, Check | None]:
+        """One validator (and quick check) per schema object: an engine passes the same few schemas on every
+        call, and building a validator (and its first validation's compiled checks) is a large share of a call's
+        CPU. Keyed by identity, with the schema held so the identity is not reused; callers must not mutate a
+        schema."""
         cached = self._validators.get(id(schema))
         if cached is not None and cached[0] is schema:
-            return cached[1]
+            return cached[1], cached[2]
         if len(self._validators) >= 64:
             self._validators.clear()
         validator = jsonschema.Draft202012Validator(schema)
-        self._validators[id(schema)] = (schema, validator)
-        return validator
+        quick = compile_check(schema)
+        self._validators[id(schema)] = (schema, validator, quick)
+        return validator, quick
 
     async def _post_with_retries(self, body: dict[str, Any]) -> Completion:
         last: CallFailed | None = None
