@@ -22,7 +22,7 @@ from pathlib import Path
 
 from quorum.api.synthesis import SynthesisCounts, SynthesisJobSpec
 from quorum.gra import GraConfig, run_shard
-from quorum.llm import ClientPool, ModelEndpoint, RetryPolicy
+from quorum.llm import ClientPool, ModelEndpoint, RetryPolicy, eventloop
 
 SEEDS = "\n".join(
     f'{{"id": "s{i}", "domain": "{d}", "instruction": "Seed task {i} in {d}", "output": "answer {i}"}}'
@@ -100,7 +100,7 @@ def simulated(models: int, concurrency: int, latency: float, samples: int) -> No
             Path(folder, "seeds.jsonl").write_text(SEEDS)
             spec = spec_for(endpoints, samples, concurrency)
             cpu, wall = time.process_time(), time.perf_counter()
-            times, counts, requests = asyncio.run(run_pipeline(spec, endpoints, Path(folder)))
+            times, counts, requests = eventloop.run(run_pipeline(spec, endpoints, Path(folder)))
             cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     finally:
         server.terminate()
@@ -148,7 +148,7 @@ def real_model(concurrency: int, samples: int) -> None:
 
     with LocalModelServer(parallel=concurrency, ctx_size=2048) as server:
         endpoint = server.endpoint("smollm", concurrency)
-        tokens, seconds = asyncio.run(plain_load(endpoint, concurrency, 2 * concurrency, 128))
+        tokens, seconds = eventloop.run(plain_load(endpoint, concurrency, 2 * concurrency, 128))
         raw = tokens / seconds
         with tempfile.TemporaryDirectory() as folder:
             Path(folder, "seeds.jsonl").write_text(SEEDS)
@@ -161,7 +161,7 @@ def real_model(concurrency: int, samples: int) -> None:
                     return pool["smollm"].usage.completion_tokens
 
             started = time.perf_counter()
-            pipeline_tokens = asyncio.run(run())
+            pipeline_tokens = eventloop.run(run())
             pipeline = pipeline_tokens / (time.perf_counter() - started)
     print(f"real model (SmolLM2-135M, xllamacpp, {concurrency} parallel):")
     print(

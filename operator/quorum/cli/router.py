@@ -191,6 +191,7 @@ def serve(
     from aiohttp import web
 
     from quorum.embedding.onnx import THREADS_ENV as EMBED_THREADS_ENV
+    from quorum.llm.eventloop import new_event_loop
     from quorum.llm.service import LISTEN_BACKLOG
     from quorum.routing.artifact import ArtifactError, load_artifact
     from quorum.routing.config import TokenSource
@@ -202,7 +203,7 @@ def serve(
         limit_torch_threads,
     )
     from quorum.routing.engine import RouterEngine
-    from quorum.routing.server import build_app, freeze_after_start, new_event_loop
+    from quorum.routing.server import build_app, freeze_after_start
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per backend call otherwise

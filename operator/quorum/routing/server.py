@@ -16,7 +16,6 @@ Two paths:
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import hmac
 import logging
@@ -413,15 +412,6 @@ def freeze_after_start(app: web.Application) -> web.Application:
 
     app.on_startup.append(freeze)
     return app
-
-
-def new_event_loop() -> asyncio.AbstractEventLoop:
-    """uvloop where it is installed (Linux and macOS): a cheaper event loop for the forwarding hot path."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.new_event_loop()
-    return uvloop.new_event_loop()
 
 
 class RunningRouter(AppService):
