@@ -3,7 +3,9 @@
 1. Simulated backends of fixed latency (a separate process): achieved request rate ÷ (models × concurrency ÷
    latency), in the steady middle of the run, and the pipeline's CPU time per sample.
 2. The real tiny model (xllamacpp): the pipeline's completion tokens/s ÷ the same server's tokens/s under a
-   plain load generator at the same concurrency.
+   plain load generator at the same concurrency, and ÷ a replay of the pipeline's own calls at that concurrency
+   without their dependencies (what is left is the cost of the dependent chain and its scheduling; the plain
+   load's short free-text prompts also leave out the pipeline's prefill and JSON-schema decoding).
 Dedup at scale is measured by `bench/dedup.py`.
 
 Usage: python bench/synth_throughput.py [--quick] [--skip-model]
@@ -19,10 +21,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
-from quorum.api.synthesis import SynthesisJobSpec
+from quorum.api.synthesis import SynthesisCounts, SynthesisJobSpec
 from quorum.gra import GraConfig, run_shard
-from quorum.llm import ClientPool, ModelEndpoint, RetryPolicy
+from quorum.llm import ClientPool, ModelEndpoint, RetryPolicy, eventloop
 
 SEEDS = "\n".join(
     f'{{"id": "s{i}", "domain": "{d}", "instruction": "Seed task {i} in {d}", "output": "answer {i}"}}'
@@ -46,24 +49,34 @@ def spec_for(endpoints: list[ModelEndpoint], samples: int, concurrency: int, **r
     )
 
 
-async def run_pipeline(spec: SynthesisJobSpec, endpoints: list[ModelEndpoint], folder: Path) -> list[float]:
-    """Run one shard; returns the time of every finished model call (from the progress callback)."""
+SAMPLE_STAGES = frozenset({"generate", "review-instruction", "review-response", "adjudicate"})
+"""The per-sample chain. Calibration and seed digests run before it with fewer calls than the slots hold, and
+`round`, `dedup` and `write` are not model calls: none of them belongs in the request rate."""
+
+
+async def run_pipeline(
+    spec: SynthesisJobSpec, endpoints: list[ModelEndpoint], folder: Path
+) -> tuple[list[float], SynthesisCounts, int]:
+    """Run one shard; returns the time of every finished call of the sample chain (from the progress callback),
+    the shard's counts and the HTTP requests sent (repairs and retries included)."""
     done: list[float] = []
     last: dict[str, int] = {}
 
     def progress(stage: str, finished: int, total: int, counts: object) -> None:
-        if finished > last.get(stage, 0):
+        if stage in SAMPLE_STAGES and finished > last.get(stage, 0):
             done.extend([time.perf_counter()] * (finished - last.get(stage, 0)))
             last[stage] = finished
 
     config = GraConfig.from_spec(spec, base_dir=folder)
     async with ClientPool(endpoints, RetryPolicy.from_spec(spec.calls)) as pool:
-        await run_shard(config, 0, endpoints, folder / "out", progress=progress, pool=pool)
-    return done
+        result = await run_shard(config, 0, endpoints, folder / "out", progress=progress, pool=pool)
+        requests = sum(usage.requests + usage.retries for usage in pool.usage().values())
+    return done, result.counts, requests
 
 
 def steady_rate(times: list[float]) -> float:
-    """Calls per second between the 10th and 90th percentile of completions (ramp-up and tail left out)."""
+    """Calls per second between the 10th and 90th percentile of the chain's completions (ramp-up and tail left
+    out)."""
     times = sorted(times)
     low, high = times[len(times) // 10], times[(len(times) * 9) // 10]
     return (len(times) * 0.8) / (high - low)
@@ -90,7 +103,7 @@ def simulated(models: int, concurrency: int, latency: float, samples: int) -> No
             Path(folder, "seeds.jsonl").write_text(SEEDS)
             spec = spec_for(endpoints, samples, concurrency)
             cpu, wall = time.process_time(), time.perf_counter()
-            times = asyncio.run(run_pipeline(spec, endpoints, Path(folder)))
+            times, counts, requests = eventloop.run(run_pipeline(spec, endpoints, Path(folder)))
             cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     finally:
         server.terminate()
@@ -99,41 +112,77 @@ def simulated(models: int, concurrency: int, latency: float, samples: int) -> No
     rate = steady_rate(times)
     print(f"simulated: {models} models x {concurrency} concurrent, latency {latency * 1000:.0f} ms, {samples} samples")
     print(
-        f"  calls {len(times)} in {wall:.1f}s; steady rate {rate:.0f}/s vs ideal {ideal:.0f}/s -> "
+        f"  chain calls {len(times)} in {wall:.1f}s; steady rate {rate:.0f}/s vs ideal {ideal:.0f}/s -> "
         f"saturation ratio {rate / ideal:.3f}"
     )
-    print(f"  pipeline CPU {cpu * 1000 / samples:.2f} ms per sample ({cpu * 1000 / len(times):.2f} ms per call)")
+    print(f"  pipeline CPU {cpu * 1000 / samples:.2f} ms per sample ({cpu * 1000 / requests:.2f} ms per request)")
+    print(
+        f"  {requests} HTTP requests; samples failed {counts.failed}, failed calls {counts.failed_calls}, "
+        f"accepted {counts.accepted}"
+    )
+    if counts.failed or counts.failed_calls:
+        print("  WARNING: failed samples or calls: the rate above counts repairs and failures, not a healthy run")
 
 
-async def plain_load(endpoint: ModelEndpoint, concurrency: int, requests: int, max_tokens: int) -> tuple[int, float]:
+Call = tuple[list[dict[str, Any]], dict[str, Any]]
+"""(messages, sampling) of one `ChatClient.chat`."""
+
+
+async def load(endpoint: ModelEndpoint, concurrency: int, calls: list[Call]) -> tuple[int, float]:
+    """`calls` sent by `concurrency` workers with no dependency between them: (completion tokens, seconds)."""
     async with ClientPool([endpoint], RetryPolicy(timeout_seconds=600)) as pool:
         client = pool[endpoint.name]
         started = time.perf_counter()
-        queue = list(range(requests))
+        queue = list(reversed(calls))
 
         async def worker() -> int:
             tokens = 0
             while queue:
-                i = queue.pop()
-                reply = await client.chat(
-                    [{"role": "user", "content": f"Write a short paragraph about topic number {i}."}],
-                    max_tokens=max_tokens,
-                    temperature=0.8,
-                )
-                tokens += reply.completion_tokens
+                messages, sampling = queue.pop()
+                tokens += (await client.chat(messages, **sampling)).completion_tokens
             return tokens
 
         totals = await asyncio.gather(*(worker() for _ in range(concurrency)))
         return sum(totals), time.perf_counter() - started
 
 
+def plain_calls(requests: int, max_tokens: int) -> list[Call]:
+    prompt = "Write a short paragraph about topic number {}."
+    return [
+        ([{"role": "user", "content": prompt.format(i)}], {"max_tokens": max_tokens, "temperature": 0.8})
+        for i in range(requests)
+    ]
+
+
+def plain_rate(endpoint: ModelEndpoint, concurrency: int) -> float:
+    """Tokens/s of short free-text prompts, four rounds of the slots (measured before and after the pipeline:
+    on a shared machine one short measurement moves with the neighbours' load)."""
+    tokens, seconds = eventloop.run(load(endpoint, concurrency, plain_calls(4 * concurrency, 128)))
+    return tokens / seconds
+
+
+def recorded(pool: ClientPool, calls: list[Call]) -> None:
+    """Every `chat` of the pool's clients (structured calls and their repairs included) is appended to `calls`."""
+    for client in pool:
+        chat = client.chat
+
+        async def recording(messages: Any, *, chat: Any = chat, **sampling: Any) -> Any:
+            calls.append((list(messages), sampling))
+            return await chat(messages, **sampling)
+
+        client.chat = recording  # type: ignore[method-assign]
+
+
 def real_model(concurrency: int, samples: int) -> None:
+    """The pipeline against two loads at its concurrency on the same server: short free-text prompts (the
+    issue's baseline), and a replay of the pipeline's own calls without their dependencies (same prompts, same
+    schemas, same seeds), which leaves only what the dependent chain and its scheduling cost."""
     from quorum.llm.local import LocalModelServer
 
     with LocalModelServer(parallel=concurrency, ctx_size=2048) as server:
         endpoint = server.endpoint("smollm", concurrency)
-        tokens, seconds = asyncio.run(plain_load(endpoint, concurrency, 2 * concurrency, 128))
-        raw = tokens / seconds
+        plain = [plain_rate(endpoint, concurrency)]
+        calls: list[Call] = []
         with tempfile.TemporaryDirectory() as folder:
             Path(folder, "seeds.jsonl").write_text(SEEDS)
             spec = spec_for([endpoint], samples, concurrency, allowSameModel=True)
@@ -141,16 +190,26 @@ def real_model(concurrency: int, samples: int) -> None:
             async def run() -> int:
                 config = GraConfig.from_spec(spec, base_dir=folder)
                 async with ClientPool([endpoint], RetryPolicy.from_spec(spec.calls)) as pool:
+                    recorded(pool, calls)
                     await run_shard(config, 0, [endpoint], Path(folder) / "out", pool=pool)
                     return pool["smollm"].usage.completion_tokens
 
             started = time.perf_counter()
-            pipeline_tokens = asyncio.run(run())
+            pipeline_tokens = eventloop.run(run())
             pipeline = pipeline_tokens / (time.perf_counter() - started)
-    print(f"real model (SmolLM2-135M, xllamacpp, {concurrency} parallel):")
+        replay_tokens, replay_seconds = eventloop.run(load(endpoint, concurrency, calls))
+        replay = replay_tokens / replay_seconds
+        plain.append(plain_rate(endpoint, concurrency))
+    raw = sum(plain) / len(plain)
+    print(f"real model (SmolLM2-135M, xllamacpp, {concurrency} parallel), load average {os.getloadavg()[0]:.1f}:")
     print(
-        f"  plain load generator {raw:.1f} tokens/s; pipeline {pipeline:.1f} tokens/s "
-        f"({samples} samples, {pipeline_tokens} tokens) -> ratio {pipeline / raw:.3f}"
+        f"  plain load generator {plain[0]:.1f} tokens/s before the pipeline, {plain[1]:.1f} after; pipeline "
+        f"{pipeline:.1f} tokens/s ({samples} samples, {len(calls)} calls, {pipeline_tokens} tokens) -> ratio "
+        f"{pipeline / raw:.3f} to their mean"
+    )
+    print(
+        f"  the pipeline's {len(calls)} calls replayed without dependencies {replay:.1f} tokens/s "
+        f"({replay_tokens} tokens) -> pipeline / replay {pipeline / replay:.3f}"
     )
 
 

@@ -4,6 +4,8 @@ and with `review.excludeDegenerate` the gate accepts what the honest reviewers a
 from __future__ import annotations
 
 import hashlib
+import random
+import re
 from pathlib import Path
 
 import pytest
@@ -11,7 +13,15 @@ import pytest
 from quorum.api.synthesis import Review
 from quorum.gra import GraConfig, prompts, run_local
 from quorum.gra.gate import Verdict, gate
-from quorum.gra.reliability import Observation, assess, gate_note, krippendorff_alpha
+from quorum.gra.reliability import (
+    SHINGLE_WORDS,
+    Observation,
+    assess,
+    gate_note,
+    krippendorff_alpha,
+    prompt_copy,
+    shingles,
+)
 from quorum.gra.testing import GraScript, own_words
 from quorum.llm.simulated import SimRequest, SimulatedBackend
 from tests.gra.conftest import endpoints_for, make_spec, provenances
@@ -154,3 +164,21 @@ def test_built_in_review_prompts_carry_no_copyable_example_answer() -> None:
 )
 def test_the_gate_note_never_implies_a_run_level_flag_was_excluded(reviewers: dict, note: str) -> None:
     assert gate_note(reviewers) == note
+
+
+def test_prompt_copy_is_the_share_of_critique_shingles_found_among_the_prompts_word_runs():
+    # the definition, spelled out as sets of every prompt word run up to the shingle length
+    def by_definition(critique: str, prompt: str) -> float:
+        words = re.findall(r"\w+", prompt.lower())
+        runs = {" ".join(words[i : i + n]) for n in range(1, SHINGLE_WORDS + 1) for i in range(len(words) - n + 1)}
+        own = shingles(critique)
+        return len(own & runs) / len(own) if own else 1.0
+
+    rng = random.Random(7)
+    vocabulary = ["the", "task", "is", "clear", "answer", "Wrong", "x1", "sum", "of", "digits", "é"]
+    for _ in range(300):
+        prompt = " ".join(rng.choices(vocabulary, k=rng.randrange(0, 40))) + rng.choice(["", ".", "!"])
+        critique = ", ".join(rng.choices(vocabulary, k=rng.randrange(0, 9)))
+        assert prompt_copy(critique, prompt) == by_definition(critique, prompt)
+    assert prompt_copy("sum of digits", "Give the sum of digits of 12.") == 1.0
+    assert prompt_copy("sum of the digits", "Give the sum of digits.") < 1.0

@@ -145,3 +145,32 @@ async def test_bearer_token_is_sent_when_configured() -> None:
         await client.chat(USER)
         await client.aclose()
     assert sim.requests[0].headers["Authorization"] == "Bearer s3cret"
+
+
+async def test_a_stream_yields_every_chunk_of_the_completion() -> None:
+    async with SimulatedBackend(lambda r: SimReply(text="one two three")) as sim:
+        client = ChatClient(endpoint(sim), FAST)
+        chunks = [chunk async for chunk in client.stream(USER, max_tokens=5)]
+        await client.aclose()
+    assert "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks) == "one two three"
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+    assert sim.requests[0].body["stream"] is True
+
+
+async def test_a_stream_refused_by_the_server_raises_call_failed_with_its_status() -> None:
+    async with SimulatedBackend(lambda r: SimReply(status=503, text="busy")) as sim:
+        client = ChatClient(endpoint(sim), FAST)
+        with pytest.raises(CallFailed) as caught:
+            _ = [chunk async for chunk in client.stream(USER)]
+        await client.aclose()
+    assert (caught.value.reason, caught.value.status) == ("HTTP503", 503)
+    assert "busy" in caught.value.message
+
+
+async def test_a_servers_retry_after_is_read_and_kept_on_the_failure() -> None:
+    async with SimulatedBackend(lambda r: SimReply(status=429, text="slow down", headers={"Retry-After": "7"})) as sim:
+        client = ChatClient(endpoint(sim), FAST)
+        with pytest.raises(CallFailed) as caught:
+            await client.chat(USER)
+        await client.aclose()
+    assert (caught.value.reason, caught.value.retry_after, caught.value.attempts) == ("HTTP429", 7.0, 3)

@@ -277,10 +277,11 @@ class _Served:
         """Serve until a signal; `shared` is the metrics directory of a worker among several."""
         from aiohttp import web
 
+        from quorum.llm.eventloop import new_event_loop
         from quorum.llm.service import LISTEN_BACKLOG
         from quorum.routing.engine import RouterEngine
         from quorum.routing.metrics import RouterMetrics, share_across_processes
-        from quorum.routing.server import build_app, freeze_after_start, new_event_loop
+        from quorum.routing.server import build_app, freeze_after_start
 
         if shared is not None:
             share_across_processes(shared)

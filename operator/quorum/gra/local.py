@@ -28,7 +28,7 @@ from quorum.gra.merge import merge_shards, write_manifest
 from quorum.gra.seeds import OnBadSeed
 from quorum.gra.shard import ShardResult, load_seed_set, run_shard
 from quorum.gra.store import claim_output, shards_root
-from quorum.llm import ClientPool, ModelEndpoint, RetryPolicy
+from quorum.llm import ClientPool, ModelEndpoint, RetryPolicy, eventloop
 from quorum.locations import Location, as_location
 
 log = logging.getLogger(__name__)
@@ -152,7 +152,7 @@ def run_local(
     config.prompt_book  # noqa: B018 - a broken prompt override stops the run before any model is started
     with local_endpoints(config) if endpoints is None else _given(endpoints) as resolved:
         check_backends(resolved)
-        manifest = asyncio.run(_run_to_target(config, out_dir, resolved, seed_set, progress))
+        manifest = eventloop.run(_run_to_target(config, out_dir, resolved, seed_set, progress))
     manifest["timings"]["wallSeconds"] = round(time.perf_counter() - started, 3)
     write_manifest(out_dir, manifest)
     return LocalRun(manifest, out_dir, warnings)

@@ -7,14 +7,14 @@ whichever shard, order or attempt produces it; that is what lets a killed run re
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from quorum.api.synthesis import SynthesisJobSpec
 from quorum.gra import prompts
 from quorum.gra.gate import Verdict, gate
-from quorum.gra.reliability import prompt_copy
+from quorum.gra.reliability import copied_share, prompt_words
 from quorum.gra.roles import Cast, cast_sample, pick_adjudicator, pick_generator, rng_for
 from quorum.gra.sample import (
     INSTRUCTION,
@@ -28,7 +28,7 @@ from quorum.gra.sample import (
     SampleStatus,
     TokenUse,
 )
-from quorum.gra.schedule import STAGE_PRIORITY
+from quorum.gra.schedule import call_priority
 from quorum.gra.seeds import Seed
 from quorum.llm import CallFailed, ClientPool, Completion
 
@@ -80,7 +80,7 @@ class SampleRunner:
         hook: StageHook | None = None,
         *,
         book: prompts.PromptBook | None = None,
-        excluded: frozenset[str] = frozenset(),
+        exclusions: Callable[[], Awaitable[frozenset[str]]] | None = None,
         shard: int | None = None,
     ) -> None:
         self.spec = spec
@@ -88,8 +88,9 @@ class SampleRunner:
         self.digests = digests
         self.hook = hook or (lambda stage, delta: None)
         self.book = book or prompts.PromptBook.built_in()
-        self.excluded = excluded
-        """Reviewer models whose verdicts the gate leaves out (degenerate by calibration)."""
+        self.exclusions = exclusions or _no_exclusions
+        """The reviewer models whose verdicts the gate leaves out (degenerate by calibration): awaited at each
+        gate, so samples generate and are reviewed while the calibration that decides them is still running."""
         self.shard = shard
         review = spec.review
         self.generate_schema = prompts.generate_schema(spec.generation.max_tokens)
@@ -155,7 +156,7 @@ class SampleRunner:
                 top_p=generation.top_p,
                 max_tokens=generation.max_tokens,
                 seed=call_seed,
-                priority=STAGE_PRIORITY["generate"],
+                priority=call_priority(slot.index),
             )
         except CallFailed as failure:
             raise SampleFailed("generate", failure) from failure
@@ -176,18 +177,19 @@ class SampleRunner:
     ) -> RoundOutcome:
         stage = f"review-{round_name}"
         seeds = [rng.randrange(2**31) for _ in cast.reviewers]
+        priority = call_priority(slot.index)
+        prompt = ReviewPrompt.build(self.spec, self.book, round_name, slot.domain, sample.task())
         self.hook(stage, len(cast.reviewers))
 
         async def one(model: str, seat: int) -> Review:
             try:
-                return await review_once(
-                    self.spec, self.pool, self.book, model, round_name, slot.domain, sample.task(), seeds[seat], tokens
-                )
+                return await review_once(self.spec, self.pool, model, prompt, seeds[seat], tokens, priority)
             finally:
                 self.hook(stage, -1)
 
         reviews = await asyncio.gather(*(one(m, seat) for seat, m in enumerate(cast.reviewers)))
-        reviews = [replace(review, excluded=review.model in self.excluded) for review in reviews]
+        excluded = await self.exclusions()
+        reviews = [replace(review, excluded=review.model in excluded) for review in reviews]
         counted = [r for r in reviews if not r.excluded]
         outcome = self._gate(tuple(reviews), counted)
         if outcome.gate == Verdict.ADJUDICATE:
@@ -236,7 +238,7 @@ class SampleRunner:
                 temperature=self.spec.adjudication.temperature,
                 max_tokens=self.spec.adjudication.max_tokens,
                 seed=rng.randrange(2**31),
-                priority=STAGE_PRIORITY["adjudicate"],
+                priority=call_priority(slot.index),
             )
         except CallFailed as failure:
             raise SampleFailed("adjudicate", failure) from failure
@@ -248,40 +250,63 @@ class SampleRunner:
         )
 
 
+async def _no_exclusions() -> frozenset[str]:
+    return frozenset()
+
+
+@dataclass(frozen=True)
+class ReviewPrompt:
+    """One round's review prompt of one task. Every reviewer of a round reads the same text, so it is rendered,
+    and split into words for the copy measure, once per round rather than once per reviewer."""
+
+    round_name: str
+    stage: str
+    rubric: list[str]
+    messages: prompts.Messages
+    words: str
+    """The prompt's words joined (`reliability.prompt_words`)."""
+
+    @classmethod
+    def build(
+        cls, spec: SynthesisJobSpec, book: prompts.PromptBook, round_name: str, domain: str, task: dict[str, str]
+    ) -> ReviewPrompt:
+        review = spec.review
+        rubric = review.instruction_rubric if round_name == INSTRUCTION else review.response_rubric
+        stage = prompts.REVIEW_INSTRUCTION if round_name == INSTRUCTION else prompts.REVIEW_RESPONSE
+        messages = book.messages(stage, **prompts.review_variables(domain, task, rubric, review.scale))
+        words = prompt_words("\n".join(m["content"] for m in messages))
+        return cls(round_name, stage, rubric, messages, words)
+
+
 async def review_once(
     spec: SynthesisJobSpec,
     pool: ClientPool,
-    book: prompts.PromptBook,
     model: str,
-    round_name: str,
-    domain: str,
-    task: dict[str, str],
+    prompt: ReviewPrompt,
     seed: int,
     tokens: Tokens,
+    priority: int = 0,
 ) -> Review:
-    """One reviewer's verdict on one round of a task (`Sample.task()`): dimension scores and how much of the
-    critique is the prompt's own text."""
+    """One reviewer's verdict on one round of a task: dimension scores and how much of the critique is the
+    prompt's own text. `priority` places the call among those waiting for the model's slots."""
     review = spec.review
-    rubric = review.instruction_rubric if round_name == INSTRUCTION else review.response_rubric
-    stage = prompts.REVIEW_INSTRUCTION if round_name == INSTRUCTION else prompts.REVIEW_RESPONSE
-    messages = book.messages(stage, **prompts.review_variables(domain, task, rubric, review.scale))
     try:
         value, completion = await pool[model].chat_json(
-            messages,
-            prompts.review_schema(rubric, review.scale, review.max_tokens),
-            schema_name=stage,
+            prompt.messages,
+            prompts.review_schema(prompt.rubric, review.scale, review.max_tokens),
+            schema_name=prompt.stage,
             temperature=review.temperature,
             max_tokens=review.max_tokens,
             seed=seed,
-            priority=STAGE_PRIORITY[f"review-{round_name}"],
+            priority=priority,
         )
     except CallFailed as failure:
-        raise SampleFailed(f"review-{round_name}", failure) from failure
+        raise SampleFailed(f"review-{prompt.round_name}", failure) from failure
     tokens.add(completion)
     critique = value["critique"].strip()
     return Review(
         model=model,
-        scores={d: int(value[prompts.dimension_key(d)]) for d in rubric},
+        scores={d: int(value[prompts.dimension_key(d)]) for d in prompt.rubric},
         critique=critique,
-        prompt_copy=round(prompt_copy(critique, "\n".join(m["content"] for m in messages)), 4),
+        prompt_copy=round(copied_share(critique, prompt.words), 4),
     )

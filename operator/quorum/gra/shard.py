@@ -26,7 +26,7 @@ from quorum.gra import funnel, prompts
 from quorum.gra.calibration import ROUNDS, CalibrationItem, calibration_items, observation
 from quorum.gra.config import GraConfig
 from quorum.gra.dedup import DedupIndex, Embedder, shared_embedder
-from quorum.gra.pipeline import SampleFailed, SampleRunner, Slot, Tokens, review_once
+from quorum.gra.pipeline import ReviewPrompt, SampleFailed, SampleRunner, Slot, Tokens, review_once
 from quorum.gra.reliability import PanelHealth, assess
 from quorum.gra.roles import rng_for, with_role
 from quorum.gra.sample import CallError, Neighbour, Review, SampleRecord, tokens_from_json, tokens_to_json
@@ -180,11 +180,18 @@ class _ShardWorker:
         index = await self._dedup_index()
         domains = await self._domains()
         self.store.write_domains(domains)
-        health = await self._calibration(domains)
-        excluded = frozenset(health["degenerate"]) if spec.review.exclude_degenerate else frozenset()
+        # calibration runs beside the first round (its calls first in every queue): only the gate needs it
+        calibration = asyncio.ensure_future(self._calibration(domains))
+
+        async def excluded() -> frozenset[str]:
+            if not spec.review.exclude_degenerate:
+                return frozenset()
+            # shielded: a cancelled sample must not cancel the measurement every other sample waits on
+            return frozenset((await asyncio.shield(calibration))["degenerate"])
+
         digests: dict[str, dict[str, Any] | None] = {}
         runner = SampleRunner(
-            spec, self.pool, digests, self.progress.hook, book=self.book, excluded=excluded, shard=self.shard_index
+            spec, self.pool, digests, self.progress.hook, book=self.book, exclusions=excluded, shard=self.shard_index
         )
         rounds = 1 if self.config.is_refine else spec.generation.rounds
         quota = self.quota
@@ -205,6 +212,7 @@ class _ShardWorker:
             if not self.config.is_refine and kept_total >= quota:
                 reason = f"target share {quota} reached"
                 break
+        health = await calibration
         self.progress.emit("write")
         self.digest_journal.close()
         summary = {
@@ -364,9 +372,8 @@ class _ShardWorker:
             async def call() -> tuple[dict[str, Any], dict[str, list[int]]]:
                 tokens = Tokens()
                 seed = rng_for(self.spec.generation.seed, "calibration", model, round_name, item.unit).randrange(2**31)
-                review = await review_once(
-                    self.spec, self.pool, self.book, model, round_name, item.domain, item.sample, seed, tokens
-                )
+                prompt = ReviewPrompt.build(self.spec, self.book, round_name, item.domain, item.sample)
+                review = await review_once(self.spec, self.pool, model, prompt, seed, tokens)
                 return review.to_json(), tokens_to_json(tokens.by_model)
 
             key = f"calibration:{model}:{round_name}:{item.seed_id}:{item.variant}"

@@ -85,14 +85,14 @@ class GraScript:
         key = digest_of(request.model, request.prompt, request.body.get("seed"))
         schema = ((request.response_format or {}).get("json_schema") or {}).get("schema", {})
         if name == prompts.GENERATE:
-            return _json(self._generate(request, key))
+            return _json(_fitted(self._generate(request, key), schema))
         if name in (prompts.REVIEW_INSTRUCTION, prompts.REVIEW_RESPONSE):
             round_name = "instruction" if name == prompts.REVIEW_INSTRUCTION else "response"
             value = self.score(request, round_name) if self.score else 5 + key % 6
             keys = [k for k in schema.get("properties", {}) if k != "critique"]
             values = value if isinstance(value, list) else [value] * len(keys)
             critique = self.critique(request, round_name) if self.critique else own_words(key)
-            return _json({**dict(zip(keys, values, strict=True)), "critique": critique})
+            return _json(_fitted({**dict(zip(keys, values, strict=True)), "critique": critique}, schema))
         if name == prompts.ADJUDICATE:
             decision = self.adjudicate(request) if self.adjudicate else ("accept" if key % 2 else "reject")
             return _json({"decision": decision, "score": 8 if decision == "accept" else 3, "reason": "settled"})
@@ -133,6 +133,18 @@ def own_words(key: int, count: int = 10) -> str:
     independent wording looks like to the copy detector)."""
     words = [WORDS[(key >> (3 * i)) % len(WORDS)] for i in range(count)]
     return f"Notes: {' '.join(words)}."
+
+
+def _fitted(value: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """Top-level strings cut to the schema's `maxLength`, as a server decoding under the schema would stop them:
+    a scripted critique longer than a small review budget allows must not turn every review into a repair."""
+    properties = schema.get("properties", {})
+    return {
+        key: item[: properties[key]["maxLength"]]
+        if isinstance(item, str) and "maxLength" in properties.get(key, {})
+        else item
+        for key, item in value.items()
+    }
 
 
 def _json(value: dict[str, Any]) -> SimReply:

@@ -445,15 +445,6 @@ def freeze_after_start(app: web.Application) -> web.Application:
     return app
 
 
-def new_event_loop() -> asyncio.AbstractEventLoop:
-    """uvloop where it is installed (Linux and macOS): a cheaper event loop for the forwarding hot path."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.new_event_loop()
-    return uvloop.new_event_loop()
-
-
 class RunningRouter(AppService):
     """The router on 127.0.0.1 (or any host) in the current event loop: `async with RunningRouter(...) as r`."""
 

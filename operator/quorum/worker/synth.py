@@ -7,7 +7,6 @@ The mounted config is the SynthesisJob as the operator rewrote it for pods (buil
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
@@ -19,7 +18,7 @@ from quorum.api.synthesis import StageState, SynthesisJobSpec
 from quorum.builders.backends import api_key_env
 from quorum.builders.synthesis import FINGERPRINT_ANNOTATION, OUTPUT_URI_ANNOTATION
 from quorum.gra import GraConfig, ShardResult, merge_shards, run_shard
-from quorum.llm import ModelEndpoint
+from quorum.llm import ModelEndpoint, eventloop
 from quorum.locations import POD_DATA_ROOT, Location
 from quorum.worker.kube import StatusPatcher, pod_api_client
 from quorum.worker.podfs import fs_root, pod_path
@@ -149,7 +148,7 @@ def run_synth(config_path: Path, *, merge: bool) -> str:
     job = PodJob.load(config_path)
     if merge:
         return json.dumps(run_worker_merge(job), separators=(",", ":"))
-    result = asyncio.run(run_worker_shard(job, shard_index_from_env()))
+    result = eventloop.run(run_worker_shard(job, shard_index_from_env()))
     return json.dumps(
         {
             "shard": result.shard_index,
