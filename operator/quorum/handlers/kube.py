@@ -63,9 +63,11 @@ def load_config(kubeconfig: str | None = None) -> client.ApiClient:
     return client.ApiClient(configuration)
 
 
-def api_error(response: urllib3.BaseHTTPResponse) -> ApiException:
+def api_error(response: urllib3.BaseHTTPResponse, body: bytes) -> ApiException:
+    """The official client's exception, with the API server's Status in `body`: its message names the field a
+    refused object got wrong, which the Stalled condition repeats."""
     error = ApiException(status=response.status, reason=response.reason)
-    error.body = response.data.decode("utf-8", "replace")
+    error.body = body.decode("utf-8", "replace")
     error.headers = response.headers
     return error
 
@@ -116,9 +118,9 @@ class Kube:
         pool = self.api.rest_client.pool_manager
         response = pool.request(method, url, body=payload, headers=headers, timeout=timeout, preload_content=False)
         if not 200 <= response.status < 300:
-            response.read()
+            body = response.read()  # unpreloaded: `response.data` would be empty
             response.release_conn()
-            raise api_error(response)
+            raise api_error(response, body)
         return response
 
     def request(self, method: str, path: str, query: list[tuple[str, Any]] | None = None, **kwargs: Any) -> Any:
