@@ -149,6 +149,27 @@ class RouterMetrics:
         self.shared = shared
         self.registry = CollectorRegistry()
         r = CollectorRegistry() if shared else self.registry
+        self._define_requests(r)
+        self._define_calls(r)
+        self.production_stack = ProductionStackCollector()
+        if not shared:
+            r.register(self.production_stack)
+            return
+        self._merge_workers(r)
+
+    def _merge_workers(self, r: CollectorRegistry) -> None:
+        """A worker among several: its backend figures go to the shared files as internal gauges, and
+        `registry` serves every worker's metrics merged, with the `vllm:*` gauges computed from all figures."""
+        self._figures = Gauge(
+            WORKER_FIGURES, "Internal.", ["server", "figure"], registry=r, multiprocess_mode="livesum"
+        )
+        self._healthy = Gauge(WORKER_HEALTHY, "Internal.", ["server"], registry=r, multiprocess_mode="livemin")
+        directory = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+        servers = self.production_stack.backends
+        self.registry.register(MergedWorkersCollector(directory, lambda: [s.server for s in servers]))
+
+    def _define_requests(self, r: CollectorRegistry) -> None:
+        """What clients asked and how they were routed."""
         self.requests = Counter(
             "quorum_router_requests", "Client requests by strategy and HTTP status.", ["strategy", "status"], registry=r
         )
@@ -187,6 +208,9 @@ class RouterMetrics:
             ["cluster", "model"],
             registry=r,
         )
+
+    def _define_calls(self, r: CollectorRegistry) -> None:
+        """Votes, routing time and the backend calls behind the answers."""
         self.agreement = Histogram(
             "quorum_router_vote_agreement",
             "Share of voting samples that back the returned answer; only requests where two or more samples voted.",
@@ -222,17 +246,6 @@ class RouterMetrics:
         self.in_flight = Gauge(
             "quorum_router_requests_in_flight", "Client requests being served.", registry=r, multiprocess_mode="livesum"
         )
-        self.production_stack = ProductionStackCollector()
-        if not shared:
-            r.register(self.production_stack)
-            return
-        self._figures = Gauge(
-            WORKER_FIGURES, "Internal.", ["server", "figure"], registry=r, multiprocess_mode="livesum"
-        )
-        self._healthy = Gauge(WORKER_HEALTHY, "Internal.", ["server"], registry=r, multiprocess_mode="livemin")
-        directory = os.environ["PROMETHEUS_MULTIPROC_DIR"]
-        servers = self.production_stack.backends
-        self.registry.register(MergedWorkersCollector(directory, lambda: [s.server for s in servers]))
 
     def backend(self, model: str, server: str) -> BackendStats:
         stats = BackendStats(model, server)
