@@ -72,15 +72,20 @@ CHUNKED = (
 )
 
 
+async def read_length_then_chunked(pool: Pool) -> None:
+    """LENGTH read whole, then CHUNKED streamed, on what should be one connection."""
+    first = await pool.post("chat/completions", b"{}", 5, stream=False)
+    assert first.status == 200 and await first.read() == b'{"ok":true}'
+    first.release()
+    second = await pool.post("chat/completions", b"{}", 5, stream=True)
+    assert b"".join([piece async for piece in second.iter_any()]) == b"data: hello\n\n"
+    second.release()
+
+
 @pytest.mark.parametrize("trickle", [False, True], ids=["whole", "byte-by-byte"])
 async def test_content_length_and_chunked_bodies_are_read_whole_and_the_connection_is_reused(trickle: bool):
     async with backend(answering(LENGTH, CHUNKED, trickle=trickle)) as (pool, accepted):
-        first = await pool.post("chat/completions", b"{}", 5, stream=False)
-        assert first.status == 200 and await first.read() == b'{"ok":true}'
-        first.release()
-        second = await pool.post("chat/completions", b"{}", 5, stream=True)
-        assert b"".join([piece async for piece in second.iter_any()]) == b"data: hello\n\n"
-        second.release()
+        await read_length_then_chunked(pool)
     assert len(accepted) == 1
 
 
@@ -236,12 +241,7 @@ async def test_https_answers_are_read_whole_over_a_verified_reused_connection(
 ):
     monkeypatch.setenv("SSL_CERT_FILE", str(certificate[0]))  # the backend's CA, trusted as a pod would mount it
     async with backend(answering(LENGTH, CHUNKED), tls=server_tls(certificate)) as (pool, accepted):
-        first = await pool.post("chat/completions", b"{}", 5, stream=False)
-        assert first.status == 200 and await first.read() == b'{"ok":true}'
-        first.release()
-        second = await pool.post("chat/completions", b"{}", 5, stream=True)
-        assert b"".join([piece async for piece in second.iter_any()]) == b"data: hello\n\n"
-        second.release()
+        await read_length_then_chunked(pool)
     assert len(accepted) == 1
 
 
