@@ -180,8 +180,8 @@ class ChatClient:
     """Chat completions against one endpoint, with a concurrency cap, retries and usage accounting.
 
     Calls beyond the cap wait for a slot by `priority` (higher first, then in arrival order): an engine with
-    dependent calls (the GRA chain generate → review → adjudicate) ranks later stages higher, so the calls
-    that finish work are served before those that start more, and the slots never wait on a stage boundary."""
+    dependent calls (the GRA chain generate → review → adjudicate) ranks them by their sample's age
+    (`quorum.gra.schedule.call_priority`), so the oldest sample's ready call is served first whatever its stage."""
 
     def __init__(
         self,
