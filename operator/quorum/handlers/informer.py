@@ -88,6 +88,14 @@ def pod_facts(pod: dict[str, Any] | None) -> tuple[Any, ...]:
     return status.get("phase") or "Pending", ready, status.get("podIP")
 
 
+def cacheable(obj: dict[str, Any]) -> bool:
+    """Only Quorum's resources and the children it manages are held."""
+    kind = (obj.get("apiVersion"), obj.get("kind"))
+    if kind in RESOURCE_KINDS:
+        return True
+    return kind in CHILD_KINDS and (obj["metadata"].get("labels") or {}).get(LABEL_MANAGED_BY) == MANAGED_BY
+
+
 class ObjectCache:
     """Children by key, indexed by each label pair, for the (kind, namespace) pairs whose watch is synced."""
 
@@ -115,22 +123,23 @@ class ObjectCache:
     def upsert(self, obj: dict[str, Any]) -> bool:
         """Keep `obj` unless a newer copy is held; only managed objects of cached kinds are kept. True when
         what a reconcile reads of it changed (`news`): a new copy of what is held already is not news."""
-        kind = (obj.get("apiVersion"), obj.get("kind"))
-        if kind not in CHILD_KINDS and kind not in RESOURCE_KINDS:
+        if not cacheable(obj):
             return False
-        if kind in CHILD_KINDS and (obj["metadata"].get("labels") or {}).get(LABEL_MANAGED_BY) != MANAGED_BY:
-            return False
-        key = self.key(obj)
-        kept = slim(obj)
         with self._lock:
-            current = self._objects.get(key)
-            if not newer(obj, current):
-                return False
-            if current is not None:
-                self._index(key, current, add=False)
-            self._objects[key] = kept
-            self._index(key, obj, add=True)
-        return news(current, kept)
+            changed = self._put(obj)
+        return changed is not None and news(*changed)
+
+    def _put(self, obj: dict[str, Any]) -> tuple[dict[str, Any] | None, dict[str, Any]] | None:
+        """Hold `obj` (the lock is held) unless a newer copy is; (the copy it replaces, the one kept) or None."""
+        key = self.key(obj)
+        current = self._objects.get(key)
+        if not newer(obj, current):
+            return None
+        if current is not None:
+            self._index(key, current, add=False)
+        kept = self._objects[key] = slim(obj)
+        self._index(key, obj, add=True)
+        return current, kept
 
     def remove(self, obj: dict[str, Any]) -> None:
         key = self.key(obj)
@@ -141,16 +150,19 @@ class ObjectCache:
                 self._index(key, current, add=False)
 
     def replace(self, api_version: str, kind: str, namespace: str | None, items: Iterable[dict[str, Any]]) -> None:
-        """A fresh LIST of one kind in one namespace (None: all) stands for everything held of it."""
+        """A fresh LIST of one kind in one namespace (None: all) stands for everything held of it. Swapped in
+        under one lock: a reconcile reading meanwhile sees the old set or the new one, never a half-empty one
+        (which would look like deleted children)."""
         with self._lock:
             stale = [
                 k for k in self._objects if k[:2] == (api_version, kind) and (namespace is None or k[2] == namespace)
             ]
             for key in stale:
                 self._index(key, self._objects.pop(key), add=False)
+            for item in items:
+                if cacheable(item):
+                    self._put(item)
             self._synced.add((api_version, kind, namespace))
-        for item in items:
-            self.upsert(item)
 
     def unsync(self, api_version: str, kind: str, namespace: str | None) -> None:
         with self._lock:
