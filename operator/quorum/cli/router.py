@@ -202,7 +202,7 @@ def serve(
     from quorum.routing.config import TokenSource
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per backend call otherwise
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per remote-embedder call otherwise
     config = manifest_path(file, config)
     resource = read_resource(config, EnsembleRouter)
     spec = resource.spec

@@ -4,7 +4,8 @@
 Why not `asyncio.Semaphore`: on Python 3.11 its `acquire` calls `locked()`, which scans every waiter, so with
 1,000 clients queued on a backend's 256 slots each call walked ~750 futures (quadratic in the queue); and it
 serves waiters first-come first-served only. A synthesis pipeline queues calls of several stages on one model,
-and serving a sample's later stages first is what lets samples finish (bounded memory) while the slots stay full.
+and serving the oldest sample's call first (`quorum.gra.schedule.call_priority`) is what lets samples finish
+(bounded memory) while the slots stay full.
 """
 
 from __future__ import annotations
