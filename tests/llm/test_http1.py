@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from quorum.routing import http1
-from quorum.routing.http1 import BackendConnectionError, Pool
+from quorum.llm import http1
+from quorum.llm.http1 import BackendConnectionError, Pool
 
 Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
