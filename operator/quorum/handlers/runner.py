@@ -16,6 +16,7 @@ from quorum.handlers.context import OperatorContext
 from quorum.handlers.events import event_poster
 from quorum.handlers.informer import start_informers
 from quorum.handlers.kube import Kube, load_config
+from quorum.handlers.storage import HandlingMemory
 
 HANDLER_WORKERS = 8
 """kopf's threads for the spec handlers (create, update, resume): a reconcile mostly waits on the API server."""
@@ -49,17 +50,19 @@ class OperatorOptions:
     """Watch requests end server-side after this, so a silently dead stream is replaced."""
 
 
-def configure(settings: kopf.OperatorSettings, options: OperatorOptions) -> None:
+def configure(settings: kopf.OperatorSettings, options: OperatorOptions) -> HandlingMemory:
+    """kopf's settings; its per-resource state is kept in the returned memory, not in annotations
+    (handlers/storage.py), and the resync prunes it."""
+    memory = HandlingMemory()
     settings.persistence.finalizer = FINALIZER
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="quorum.dev")
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix="quorum.dev", key="last-handled-configuration"
-    )
+    settings.persistence.progress_storage = memory.progress
+    settings.persistence.diffbase_storage = memory.diffbase
     settings.watching.server_timeout = options.server_timeout
     settings.watching.client_timeout = options.server_timeout + 30
     settings.watching.connect_timeout = 30
     settings.posting.level = logging.WARNING  # our own one-line events, not kopf's chatter
     settings.execution.max_workers = HANDLER_WORKERS
+    return memory
 
 
 def make_login(options: OperatorOptions) -> Any:
@@ -87,7 +90,7 @@ async def run_operator(
         kube=kube, image=options.image, pod_annotations=dict(options.pod_annotations), post_event=event_poster(kube)
     )
     settings = kopf.OperatorSettings()
-    configure(settings, options)
+    memory = configure(settings, options)
     if not getattr(registry, "_quorum_login", False):
         kopf.on.login(registry=registry)(make_login(options))
         registry._quorum_login = True  # type: ignore[attr-defined]
@@ -106,7 +109,7 @@ async def run_operator(
             ready_flag=ready_flag,
         )
     )
-    resync = asyncio.create_task(resync_forever(ctx, options.namespaces))
+    resync = asyncio.create_task(resync_forever(ctx, options.namespaces, memory))
     halt = threading.Event()
     children = ChildQueue(ctx, CHILD_WORKERS, halt, CHILD_DELAY_SECONDS)
     start_informers(kube, options.namespaces, children.child_changed, halt)
