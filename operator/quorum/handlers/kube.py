@@ -44,9 +44,10 @@ def newer(candidate: dict[str, Any], current: dict[str, Any] | None) -> bool:
         return True
 
 
-POOL_SIZE = 32
-"""HTTP connections kept to the API server: every reconcile thread (kopf's and the child queue's) and the
-informers' watches at once, so no request waits for a free connection or opens a throwaway one."""
+POOL_SIZE = 64
+"""HTTP connections kept to the API server: every reconcile thread (kopf's and the child queue's), the threads
+converging their children side by side (handlers/plan.py) and the informers' watches at once, so no request
+opens a throwaway connection (a TLS handshake the loaded API server pays for)."""
 JSON = "application/json"
 
 
