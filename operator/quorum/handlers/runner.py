@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,7 +14,7 @@ import kopf
 
 from quorum.builders.meta import DEFAULT_IMAGE
 from quorum.handlers.context import OperatorContext
-from quorum.handlers.events import event_poster
+from quorum.handlers.events import POSTERS, event_poster
 from quorum.handlers.informer import start_informers
 from quorum.handlers.kube import Kube, load_config
 from quorum.handlers.storage import HandlingMemory
@@ -86,8 +87,12 @@ async def run_operator(
     registry = kopf.get_default_registry()
     kube = Kube(load_config(options.kubeconfig))
 
+    posters = ThreadPoolExecutor(POSTERS, thread_name_prefix="events")
     ctx = OperatorContext(
-        kube=kube, image=options.image, pod_annotations=dict(options.pod_annotations), post_event=event_poster(kube)
+        kube=kube,
+        image=options.image,
+        pod_annotations=dict(options.pod_annotations),
+        post_event=event_poster(kube, posters),
     )
     settings = kopf.OperatorSettings()
     memory = configure(settings, options)
@@ -118,3 +123,4 @@ async def run_operator(
     finally:
         halt.set()
         resync.cancel()
+        posters.shutdown(wait=False)
