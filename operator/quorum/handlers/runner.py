@@ -19,8 +19,10 @@ from quorum.handlers.informer import start_informers
 from quorum.handlers.kube import Kube, load_config
 from quorum.handlers.storage import HandlingMemory
 
-HANDLER_WORKERS = 8
-"""kopf's threads for the spec handlers (create, update, resume): a reconcile mostly waits on the API server."""
+HANDLER_WORKERS = 16
+"""kopf's threads for the spec handlers (create, update, resume): a reconcile mostly waits on the API server,
+and a burst of new resources waits for these threads (at 8, 1,000 new SynthesisJobs queued behind them for
+most of a minute; bench/operator_scale.py)."""
 CHILD_WORKERS = 8
 """Threads reconciling parents whose children changed (`register.ChildQueue`)."""
 CHILD_DELAY_SECONDS = 1.0
