@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from kubernetes.client.exceptions import ApiException
 
 from quorum.api.ensemble import EnsembleRouterSpec
 from quorum.builders import ensemble as ensemble_builders
@@ -523,23 +524,29 @@ def conditions_of(status: dict[str, Any]) -> dict[str, str]:
 
 
 class SideBySideKube(FakeKube):
-    """Creates of the first `together` children meet at a barrier: they pass only if all are in flight at once."""
+    """Creates of the first `together` children meet at a barrier: they pass only if all are in flight at once.
+    A RoleBinding whose Role does not exist yet is refused as the API server refuses it to an operator without
+    the `bind` verb (the chart's)."""
 
     def __init__(self, together: int) -> None:
         super().__init__()
         self.barrier = threading.Barrier(together, timeout=5)
 
     def create(self, manifest: dict[str, Any]) -> dict[str, Any]:
-        if manifest["kind"] != "Job":
+        if manifest["kind"] == "RoleBinding":
+            role = ("rbac.authorization.k8s.io/v1", "Role", manifest["roleRef"]["name"])
+            if role not in self.objects:
+                raise ApiException(status=404, reason=f"roles {role[2]!r} not found")
+        elif manifest["kind"] != "Job":
             self.barrier.wait()
         return super().create(manifest)
 
 
-def test_a_new_jobs_children_are_created_side_by_side_and_its_worker_job_only_after_them() -> None:
-    kube, events = SideBySideKube(together=4), []  # ServiceAccount, Role, RoleBinding, ConfigMap
+def test_a_new_jobs_children_are_created_side_by_side_its_binding_after_its_role_and_its_job_last() -> None:
+    kube, events = SideBySideKube(together=3), []  # ServiceAccount, Role, ConfigMap
     spec = sjob_spec(models=[{"name": "ext", "endpoint": {"url": "http://127.0.0.1:9/v1", "model": "sim"}}])
     kube.objects[("quorum.dev/v1alpha1", "SynthesisJob", "sj")] = resource("SynthesisJob", spec)
     reconcile_object(fake_context(kube, events), "synthesisjobs", "ns", "sj")
     kinds = [m["kind"] for m in kube.applied]
-    assert sorted(kinds[:4]) == ["ConfigMap", "Role", "RoleBinding", "ServiceAccount"] and kinds[4:] == ["Job"]
+    assert sorted(kinds[:3]) == ["ConfigMap", "Role", "ServiceAccount"] and kinds[3:] == ["RoleBinding", "Job"]
     assert kube.status_patches[-1]["phase"] == "Running"

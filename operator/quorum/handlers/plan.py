@@ -40,6 +40,8 @@ Key = tuple[str, str, str]
 """(apiVersion, kind, name) of a child in the resource's namespace."""
 WORKLOADS = ("Deployment", "Job", "HorizontalPodAutoscaler")
 """Kinds whose pods (or targets) use the other children: created only once those exist (`converge_all`)."""
+BINDINGS = ("RoleBinding",)
+"""Kinds that grant a Role's rules: created only once the Role exists (`converge_all`)."""
 APPLIERS = ThreadPoolExecutor(16, thread_name_prefix="apply")
 """Threads converging one reconcile's children side by side (each mostly waits on the API server)."""
 
@@ -186,16 +188,14 @@ def execute(ctx: OperatorContext, body: dict[str, Any], plan: Plan, api: tuple[s
 
 
 def converge_all(ctx: OperatorContext, manifests: list[dict[str, Any]], existing: dict[Key, dict[str, Any]]) -> None:
-    """Converge the children in two waves, each side by side: what pods use (ServiceAccount, RBAC,
-    ConfigMaps, Secrets, Services, NetworkPolicies), then the workloads. One after another, a new
+    """Converge the children in waves, each side by side: what pods use (ServiceAccount, Roles, ConfigMaps,
+    Secrets, Services, NetworkPolicies), then the RoleBindings, then the workloads. One after another, a new
     SynthesisJob's five creates were five round trips to a loaded API server before its workers could start
-    (bench/operator_scale.py). The second wave waits for the first, so no pod is created before its
-    ServiceAccount or ConfigMap exists. A refused child is raised as the first in apply order, once its whole
-    wave has been answered."""
-    for wave in (
-        [m for m in manifests if m["kind"] not in WORKLOADS],
-        [m for m in manifests if m["kind"] in WORKLOADS],
-    ):
+    (bench/operator_scale.py). A RoleBinding waits for its Role: an operator without the `bind` verb (the
+    chart's) may grant only what a Role it can read already holds, so a binding sent beside its Role is refused
+    as not found. Workloads wait for the rest, so no pod starts before its ServiceAccount, binding or ConfigMap
+    exists. A refused child is raised as the first in apply order, once its whole wave has been answered."""
+    for wave in waves(manifests):
         if len(wave) < 2:
             for manifest in wave:
                 ctx.converge(manifest, existing.get(key_of(manifest)))
@@ -204,6 +204,19 @@ def converge_all(ctx: OperatorContext, manifests: list[dict[str, Any]], existing
         wait(futures)
         for future in futures:
             future.result()
+
+
+def waves(manifests: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """`manifests` in the order `converge_all` sends them, grouped by what each must wait for (apply order
+    kept within a wave; empty waves left out)."""
+
+    def rank(manifest: dict[str, Any]) -> int:
+        return 2 if manifest["kind"] in WORKLOADS else 1 if manifest["kind"] in BINDINGS else 0
+
+    grouped: list[list[dict[str, Any]]] = [[], [], []]
+    for manifest in manifests:
+        grouped[rank(manifest)].append(manifest)
+    return [wave for wave in grouped if wave]
 
 
 SpecT = TypeVar("SpecT", bound=BaseModel)
