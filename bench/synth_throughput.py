@@ -2,13 +2,14 @@
 
 1. Simulated backends of fixed latency (a separate process): achieved request rate ÷ (models × concurrency ÷
    latency), in the steady middle of the run, and the pipeline's CPU time per sample.
-2. The real tiny model (xllamacpp): the pipeline's completion tokens/s ÷ the same server's tokens/s under a
-   plain load generator at the same concurrency, and ÷ a replay of the pipeline's own calls at that concurrency
-   without their dependencies (what is left is the cost of the dependent chain and its scheduling; the plain
-   load's short free-text prompts also leave out the pipeline's prefill and JSON-schema decoding).
+2. The real tiny model (xllamacpp): whether the pipeline keeps the model busy, i.e. its completion tokens/s ÷ a
+   replay of its own calls at the same concurrency without their dependencies (what is left is the cost of the
+   dependent chain and its scheduling), and its slot occupancy; then ÷ a plain load generator of short
+   free-text prompts at that concurrency (which also leaves out the pipeline's prefill and JSON-schema
+   decoding); then the pipeline's timeline with its idle slot-time by cause (`synth_timeline.py`).
 Dedup at scale is measured by `bench/dedup.py`.
 
-Usage: python bench/synth_throughput.py [--quick] [--skip-model]
+Usage: python bench/synth_throughput.py [--quick] [--skip-model] [--model-only] [--samples N]
 """
 
 from __future__ import annotations
@@ -206,13 +207,15 @@ def run_real_pipeline(endpoint: ModelEndpoint, concurrency: int, samples: int, c
 
 
 def on_fresh_server(concurrency: int, measure: Callable[[ModelEndpoint], T]) -> T:
-    """`measure` against a server of its own: llama.cpp keeps every prompt it has seen in its prompt cache (in
-    the slots and in host memory), so a replay on the pipeline's server would skip the prefill the pipeline
-    paid for."""
+    """`measure` against a warmed-up server of its own: llama.cpp keeps every prompt it has seen in its prompt
+    cache (in the slots and in host memory), so a replay on the pipeline's server would skip the prefill the
+    pipeline paid for."""
     from quorum.llm.local import LocalModelServer
 
     with LocalModelServer(parallel=concurrency, ctx_size=2048) as server:
-        return measure(server.endpoint("smollm", concurrency))
+        endpoint = server.endpoint("smollm", concurrency)
+        eventloop.run(load(endpoint, concurrency, plain_calls(concurrency, 16)))  # warm-up: first calls run slow
+        return measure(endpoint)
 
 
 def real_model(concurrency: int, samples: int) -> None:
@@ -238,13 +241,19 @@ def real_model(concurrency: int, samples: int) -> None:
         f"  KEEPS THE MODEL BUSY: pipeline / replay of its own {len(calls)} calls at {concurrency} concurrent "
         f"without dependencies ({replay_rate:.1f} tokens/s, {replay_middle:.1f} in its middle, {replay.tokens()} "
         f"tokens): {rate / replay_rate:.3f} over the run, {middle / replay_middle:.3f} steady; slot occupancy "
-        f"{pipeline.occupancy():.3f} (replay {replay.occupancy():.3f})"
+        f"{pipeline.occupancy():.3f}, the replay's {replay.occupancy():.3f}: "
+        f"{pipeline.occupancy() / replay.occupancy():.3f}"
     )
     print(
         f"  pipeline / plain load of short free-text prompts at {concurrency} concurrent ({plain[0]:.1f} tokens/s "
         f"before the pipeline, {plain[1]:.1f} after): {rate / raw:.3f} over the run, {middle / raw:.3f} steady; "
         f"the replay / plain {replay_rate / raw:.3f} is what long prompts (prefill) and JSON-schema decoding cost"
     )
+    if abs(plain[0] - plain[1]) > 0.2 * max(plain):
+        print(
+            "  WARNING: the plain load's rate moved by more than a fifth during the run (the neighbours' load "
+            "changed): the tokens/s ratios are unreliable, slot occupancy is not"
+        )
     print("  the pipeline's timeline:")
     print("\n".join(pipeline.report()))
     print("  the replay's timeline (stages as the pipeline's calls had them):")
@@ -256,13 +265,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller runs")
     parser.add_argument("--skip-model", action="store_true", help="leave out part 2 (the real model)")
     parser.add_argument("--model-only", action="store_true", help="leave out part 1 (the simulated backends)")
-    parser.add_argument("--samples", type=int, help="samples of the real-model run (default 8, quick 4)")
+    parser.add_argument("--samples", type=int, help="samples of the real-model run (default 12, quick 4)")
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
     if not args.model_only:
         simulated(models=3, concurrency=64, latency=2.0, samples=300 if args.quick else 900)
     if not args.skip_model:
-        real_model(concurrency=4, samples=args.samples or (4 if args.quick else 8))
+        real_model(concurrency=4, samples=args.samples or (4 if args.quick else 12))
 
 
 if __name__ == "__main__":

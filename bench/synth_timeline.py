@@ -110,11 +110,10 @@ class Timeline:
             finally:
                 span[1] = time.perf_counter()
 
-        async def digests(worker: Any, *args: Any) -> Any:
-            try:
-                return await digest_demos(worker, *args)
-            finally:
-                timeline.digests_done = time.perf_counter()
+        def digests(worker: Any, *args: Any) -> Any:
+            calls, whole = digest_demos(worker, *args)
+            whole.add_done_callback(lambda _: setattr(timeline, "digests_done", time.perf_counter()))
+            return calls, whole
 
         async def calibration(worker: Any, *args: Any) -> Any:
             _PHASE.set("calibrate")
@@ -207,8 +206,8 @@ class Timeline:
             return "start-up, before the first call"
         if moment >= last_call:
             return "after the last call (dedup, digests, write)"
-        if not self.samples or moment < min(span[0] for span in self.samples.values()):
-            return "no sample started: generation waits for the seed digests"
+        if moment < self.digests_done and any(began > moment for began, _ in self.samples.values()):
+            return "samples not started: they wait for their seeds' digests"
         if any(low <= moment < high for low, high in self.gate_waits):
             return "a sample's gate waits for calibration"
         unfinished = [index for index, (began, ended) in self.samples.items() if began <= moment < ended]
