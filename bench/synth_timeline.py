@@ -8,6 +8,7 @@ from outside (the product's code paths are unchanged), so the figures describe t
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import contextvars
 import itertools
@@ -111,7 +112,10 @@ class Timeline:
                 span[1] = time.perf_counter()
 
         def digests(worker: Any, *args: Any) -> Any:
-            calls, whole = digest_demos(worker, *args)
+            started = digest_demos(worker, *args)
+            if asyncio.iscoroutine(started):  # a round-wide barrier (the code before per-sample waits), for A/B runs
+                return _stamped(started, timeline)
+            calls, whole = started
             whole.add_done_callback(lambda _: setattr(timeline, "digests_done", time.perf_counter()))
             return calls, whole
 
@@ -242,6 +246,13 @@ class Timeline:
         lines.append(f"  idle slot-seconds {sum(idle.values()):.1f} of {total:.1f}, by cause:")
         lines += [f"    {seconds:6.1f} ({seconds / total:5.1%})  {cause}" for cause, seconds in idle.items()]
         return lines
+
+
+async def _stamped(digests: Any, timeline: Timeline) -> Any:
+    try:
+        return await digests
+    finally:
+        timeline.digests_done = time.perf_counter()
 
 
 class _TimedSlots(Slots):
