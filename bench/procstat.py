@@ -67,3 +67,20 @@ def process_tree(pid: int | None) -> list[int]:
         tree.append(current)
         queue.extend(parents.get(current, []))
     return tree
+
+
+def machine_cpu_seconds() -> float:
+    """CPU time the whole machine has been busy so far, all cores together (/proc/stat's first line less idle
+    and iowait): over a window, the share no listed process accounts for is other work on the machine."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    except OSError:
+        return 0.0
+    ticks = [int(value) for value in fields[:8]]  # user nice system idle iowait irq softirq steal
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_split(pids: dict[str, int | None]) -> dict[str, float]:
+    """The CPU seconds so far of each named process, and the machine's (`machine`): two such snapshots,
+    subtracted, say where a window's CPU went."""
+    return {**{name: cpu_seconds(pid) for name, pid in pids.items()}, "machine": machine_cpu_seconds()}

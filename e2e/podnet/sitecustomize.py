@@ -61,8 +61,8 @@ def _patch_aiohttp() -> None:
 
 
 def _patch_uvloop() -> None:
-    """uvloop's `create_connection` resolves in libuv too: the router's own backend client
-    (`quorum.routing.http1`) connects through it, so Service names are mapped there as well."""
+    """uvloop's `create_connection` resolves in libuv too: the model client of the router and the workers
+    (`quorum.llm.http1`) connects through it, so Service names are mapped there as well."""
     try:
         import uvloop
     except ImportError:

@@ -6,8 +6,8 @@ from __future__ import annotations
 from prometheus_client import REGISTRY, generate_latest
 
 from bench.operator_scale import (
-    children_by_parent,
-    complete,
+    Completion,
+    apiserver_requests,
     expected_children,
     job_manifest,
     reconcile_totals,
@@ -42,22 +42,40 @@ def _meta(name: str, parent: str | None) -> dict:
     return {"metadata": {"name": name, "labels": {LABEL_SYNTHESISJOB: parent} if parent else {}}}
 
 
-def test_a_job_is_complete_only_with_every_expected_child_and_extra_children_do_not_matter() -> None:
-    expected = {
-        "a": {("v1", "ConfigMap", "a-config"), ("batch/v1", "Job", "a-workers")},
-        "b": {("v1", "ConfigMap", "b-config"), ("batch/v1", "Job", "b-workers")},
-    }
-    listings = {
-        ("v1", "ConfigMap"): [_meta("a-config", "a"), _meta("b-config", "b"), _meta("kube-root-ca.crt", None)],
-        ("batch/v1", "Job"): [_meta("a-workers", "a"), _meta("a-merge", "a"), _meta("b-workers", "other")],
-    }
-    found = children_by_parent(listings)
-    assert found["a"] == {
+def test_a_job_is_complete_once_every_expected_child_was_seen_and_extra_or_foreign_children_do_not_count() -> None:
+    completion = Completion(
+        {
+            "a": {("v1", "ConfigMap", "a-config"), ("batch/v1", "Job", "a-workers")},
+            "b": {("v1", "ConfigMap", "b-config"), ("batch/v1", "Job", "b-workers")},
+        }
+    )
+    completion.seen("v1", "ConfigMap", _meta("a-config", "a"), True, 1.0)
+    completion.seen("v1", "ConfigMap", _meta("b-config", "b"), True, 1.5)
+    completion.seen("v1", "ConfigMap", _meta("kube-root-ca.crt", None), True, 2.0)
+    completion.seen("batch/v1", "Job", _meta("a-merge", "a"), True, 2.5)
+    completion.seen("batch/v1", "Job", _meta("b-workers", "other"), True, 3.0)  # another parent's label
+    assert completion.done == {}
+    completion.seen("batch/v1", "Job", _meta("a-workers", "a"), True, 4.0)
+    assert completion.done == {"a": 4.0}
+    assert completion.found["a"] == {
         ("v1", "ConfigMap", "a-config"),
         ("batch/v1", "Job", "a-workers"),
         ("batch/v1", "Job", "a-merge"),
     }
-    assert complete(expected, found) == {"a"}  # b's worker Job carries another parent's label
+
+
+def test_a_child_deleted_before_the_last_one_appears_keeps_its_job_incomplete_and_a_later_delete_keeps_the_time() -> (
+    None
+):
+    completion = Completion({"a": {("v1", "ConfigMap", "a-config"), ("batch/v1", "Job", "a-workers")}})
+    completion.seen("v1", "ConfigMap", _meta("a-config", "a"), True, 1.0)
+    completion.seen("v1", "ConfigMap", _meta("a-config", "a"), False, 2.0)
+    completion.seen("batch/v1", "Job", _meta("a-workers", "a"), True, 3.0)
+    assert completion.done == {}
+    completion.seen("v1", "ConfigMap", _meta("a-config", "a"), True, 4.0)
+    completion.seen("batch/v1", "Job", _meta("a-workers", "a"), True, 5.0)  # a later event of a held child
+    completion.seen("batch/v1", "Job", _meta("a-workers", "a"), False, 6.0)
+    assert completion.done == {"a": 4.0}
 
 
 def test_reconcile_totals_count_every_result_the_errors_of_one_kind_and_all_api_requests_from_the_metrics() -> None:
@@ -68,8 +86,34 @@ def test_reconcile_totals_count_every_result_the_errors_of_one_kind_and_all_api_
     RECONCILES.labels("Other" + kind, "done").inc(100)
     DURATION.labels(kind).observe(0.25)
     DURATION.labels(kind).observe(0.5)
-    before = reconcile_totals(generate_latest(REGISTRY).decode(), kind)["requests"]
+    before = reconcile_totals(generate_latest(REGISTRY).decode(), kind)
     API_REQUESTS.labels("GET").inc(3)
     API_REQUESTS.labels("PATCH").inc(1)
     totals = reconcile_totals(generate_latest(REGISTRY).decode(), kind)
-    assert totals == {"reconciles": 8.0, "errors": 1.0, "seconds": 0.75, "requests": before + 4}
+    assert {key: totals[key] for key in ("reconciles", "errors", "seconds")} == {
+        "reconciles": 8.0,
+        "errors": 1.0,
+        "seconds": 0.75,
+    }
+    assert totals["requests"] == before["requests"] + 4
+    assert totals["requests GET"] == before.get("requests GET", 0.0) + 3
+    assert totals["requests PATCH"] == before.get("requests PATCH", 0.0) + 1
+
+
+def test_apiserver_requests_are_counted_by_verb_resource_and_subresource_over_every_code() -> None:
+    exposition = "\n".join(
+        [
+            "# TYPE apiserver_request_total counter",
+            'apiserver_request_total{code="201",resource="events",subresource="",verb="POST"} 5',
+            'apiserver_request_total{code="200",resource="synthesisjobs",subresource="status",verb="PATCH"} 2',
+            'apiserver_request_total{code="409",resource="synthesisjobs",subresource="status",verb="PATCH"} 1',
+            'apiserver_request_total{code="200",resource="synthesisjobs",subresource="",verb="PATCH"} 4',
+            "# TYPE other_total counter",
+            'other_total{verb="GET"} 9',
+        ]
+    )
+    assert apiserver_requests(exposition + "\n") == {
+        "POST events": 5.0,
+        "PATCH synthesisjobs/status": 3.0,
+        "PATCH synthesisjobs": 4.0,
+    }

@@ -6,8 +6,9 @@ import math
 import os
 import subprocess
 import sys
+import time
 
-from bench.procstat import cpu_seconds, peak_rss_mb, rss_mb, status_mb
+from bench.procstat import cpu_seconds, cpu_split, machine_cpu_seconds, peak_rss_mb, rss_mb, status_mb
 
 
 def test_status_fields_are_read_in_mb_and_absent_ones_are_zero() -> None:
@@ -37,3 +38,14 @@ def test_no_process_or_a_gone_one_reads_as_no_figure() -> None:
     pid = int(gone.stdout)
     assert math.isnan(peak_rss_mb(pid)) and rss_mb(pid) == 0.0 and cpu_seconds(pid) == 0.0
     assert peak_rss_mb(os.getpid()) >= rss_mb(os.getpid()) > 0
+
+
+def test_the_machine_is_busy_at_least_as_long_as_a_process_that_spins_on_it() -> None:
+    machine, mine = machine_cpu_seconds(), cpu_seconds(os.getpid())
+    deadline = time.process_time() + 0.3
+    while time.process_time() < deadline:
+        pass
+    split = cpu_split({"me": os.getpid(), "none": None})
+    assert split["none"] == 0.0
+    assert split["me"] - mine >= 0.29
+    assert split["machine"] - machine >= split["me"] - mine - 0.02  # tick granularity

@@ -1,14 +1,17 @@
-"""ChatClient against the simulated server over real HTTP: retries, time-outs, JSON repair, limits, usage."""
+"""ChatClient against the simulated server over real HTTP: retries, time-outs, JSON repair, limits, usage; and
+against raw servers: keep-alive reuse, dropped connections, TLS."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 
 import pytest
 
 from quorum.llm import CallFailed, ChatClient, ClientPool, InvalidJson, ModelEndpoint, RetryPolicy
 from quorum.llm.simulated import SimReply, SimRequest, SimulatedBackend
+from tests.llm.raw import Script, raw_server, read_request, server_tls
 
 FAST = RetryPolicy(timeout_seconds=2.0, max_retries=2, backoff_seconds=0.01, max_backoff_seconds=0.05)
 USER = [{"role": "user", "content": "hi"}]
@@ -174,3 +177,82 @@ async def test_a_servers_retry_after_is_read_and_kept_on_the_failure() -> None:
             await client.chat(USER)
         await client.aclose()
     assert (caught.value.reason, caught.value.retry_after, caught.value.attempts) == ("HTTP429", 7.0, 3)
+
+
+def chat_answer(text: str) -> bytes:
+    """A whole chat completion as a server sends it, framed by Content-Length."""
+    body = json.dumps(
+        {
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 2, "completion_tokens": 1},
+        }
+    ).encode()
+    return b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+
+
+def answering_each(*answers: bytes | None) -> Script:
+    """Answers requests in turn with `answers`, on whichever connection they come (the last one repeats once the
+    others are used); None drops the connection instead of answering."""
+    queue = list(answers)
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            await read_request(reader)
+            answer = queue.pop(0) if len(queue) > 1 else queue[0]
+            if answer is None:
+                return  # the server closes the connection mid-call
+            writer.write(answer)
+            await writer.drain()
+
+    return script
+
+
+async def test_calls_in_turn_share_one_keep_alive_connection() -> None:
+    async with raw_server(answering_each(*(chat_answer(f"a{i}") for i in range(3)))) as (url, accepted):
+        client = ChatClient(ModelEndpoint("m", url, "sim"), FAST)
+        texts = [(await client.chat(USER)).text for _ in range(3)]
+        await client.aclose()
+    assert texts == ["a0", "a1", "a2"] and len(accepted) == 1
+
+
+async def test_a_connection_dropped_mid_call_is_retried_on_a_new_one() -> None:
+    async with raw_server(answering_each(None, chat_answer("ok"))) as (url, accepted):
+        client = ChatClient(ModelEndpoint("m", url, "sim"), FAST)
+        completion = await client.chat(USER)
+        await client.aclose()
+    assert (completion.text, completion.attempts, client.usage.retries) == ("ok", 2, 1)
+    assert len(accepted) == 2
+
+
+async def test_a_server_that_keeps_dropping_calls_is_recorded_as_a_connection_error() -> None:
+    async with raw_server(answering_each(None)) as (url, accepted):
+        client = ChatClient(ModelEndpoint("m", url, "sim"), FAST)
+        with pytest.raises(CallFailed) as caught:
+            await client.chat(USER)
+        await client.aclose()
+    assert (caught.value.reason, caught.value.attempts) == ("ConnectionError", FAST.max_retries + 1)
+    assert (client.usage.requests, client.usage.failures, len(accepted)) == (1, 1, FAST.max_retries + 1)
+
+
+async def test_an_https_endpoint_is_verified_against_the_ca_in_ssl_cert_file(
+    certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SSL_CERT_FILE", str(certificate[0]))
+    async with raw_server(answering_each(chat_answer("secure")), tls=server_tls(certificate)) as (url, _):
+        client = ChatClient(ModelEndpoint("m", url, "sim", api_key="s3cret"), FAST)
+        completion = await client.chat(USER)
+        await client.aclose()
+    assert url.startswith("https://") and completion.text == "secure"
+
+
+async def test_an_https_endpoint_with_an_untrusted_certificate_fails_without_being_dropped(
+    certificate: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "no-such-ca.pem"))
+    monkeypatch.setenv("SSL_CERT_DIR", str(tmp_path))
+    async with raw_server(answering_each(chat_answer("never")), tls=server_tls(certificate)) as (url, _):
+        client = ChatClient(ModelEndpoint("m", url, "sim"), FAST)
+        with pytest.raises(CallFailed, match="CERTIFICATE_VERIFY_FAILED") as caught:
+            await client.chat(USER)
+        await client.aclose()
+    assert caught.value.reason == "ConnectionError" and client.usage.failures == 1

@@ -3,6 +3,7 @@ vLLM settings, the worker Indexed Job and least-privilege RBAC."""
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from quorum.builders import ensemble, synthesis
 from quorum.builders.backends import api_key_env, backend_name
 from quorum.builders.credentials import model_key_ref
 from quorum.builders.meta import Owner
+from quorum.builders.pods import render_yaml
 from quorum.builders.rbac import OPERATOR_RULES
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -274,3 +276,14 @@ def test_a_prompt_template_in_a_configmap_is_mounted_for_the_workers(sjob):
     assert uri == "file:///data/configmap/house-prompts/review-response.j2"
     pod = synthesis.workers_job(OWNER, spec)["spec"]["template"]["spec"]
     assert {v["name"]: v for v in pod["volumes"]}["cm-house-prompts"]["configMap"] == {"name": "house-prompts"}
+
+
+def test_a_rendered_config_is_the_yaml_of_its_manifest_remembered_by_content_and_key_order() -> None:
+    manifest = {"spec": {"b": 1, "a": [1.0, True, "x"]}, "kind": "SynthesisJob"}
+    text = render_yaml(manifest)
+    assert text == yaml.safe_dump(manifest, sort_keys=False)
+    assert render_yaml(copy.deepcopy(manifest)) is text  # equal content: the remembered text
+    reordered = {"kind": "SynthesisJob", "spec": {"a": [1.0, True, "x"], "b": 1}}
+    assert render_yaml(reordered) == yaml.safe_dump(reordered, sort_keys=False) != text
+    changed = {"spec": {"b": 1, "a": [1, True, "x"]}, "kind": "SynthesisJob"}  # 1 is not 1.0 in the YAML
+    assert render_yaml(changed) == yaml.safe_dump(changed, sort_keys=False) != text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -64,3 +65,24 @@ def test_a_status_write_posts_one_event_naming_every_transition_led_by_bad_news(
     assert (type_, reason) == ("Warning", "ChildRejected")
     assert message.startswith("Stalled=True: the API server refused a child; Ready=False")
     assert transition_event([Transition("Degraded", "False", "AsExpected", "")])[0] == "Normal"
+
+
+def test_with_posting_threads_the_reporter_goes_on_before_the_event_is_stored_stamped_when_reported() -> None:
+    stored, release = threading.Event(), threading.Event()
+
+    class SlowKube(RecordingKube):
+        def post(self, manifest: dict[str, Any]) -> None:
+            release.wait(5)
+            super().post(manifest)
+            stored.set()
+
+    kube = SlowKube()
+    with ThreadPoolExecutor(1) as posters:
+        reported = datetime.now(UTC).replace(microsecond=0)
+        event_poster(kube, posters)(BODY, "Normal", "Running", "started")  # type: ignore[arg-type]
+        assert not kube.created  # returned while the API server is still busy
+        release.set()
+        assert stored.wait(5)
+    [event] = kube.created
+    assert event["reason"] == "Running"
+    assert datetime.strptime(event["firstTimestamp"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC) >= reported

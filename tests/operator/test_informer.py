@@ -57,6 +57,10 @@ def test_the_cache_keeps_what_a_reconcile_reads_and_hands_out_copies() -> None:
     assert "spec" not in held and "managedFields" not in held["metadata"] and held["status"] == {"phase": "Failed"}
     held["status"]["phase"] = "Changed"
     assert cache.list("v1", "Pod", "ns", {"quorum.dev/synthesisjob": "sj"})[0]["status"] == {"phase": "Failed"}
+    cache.replace("batch/v1", "Job", "ns", [])
+    cache.upsert(child("Job", "w", 1, spec={"parallelism": 2, "suspend": False, "template": {"spec": {}}}))
+    [job] = cache.list("batch/v1", "Job", "ns", {"quorum.dev/synthesisjob": "sj"})
+    assert job["spec"] == {"parallelism": 2, "suspend": False}  # the controls a plan patches, not the template
 
 
 def test_a_burst_of_child_events_queues_one_reconcile_of_their_parent(monkeypatch) -> None:

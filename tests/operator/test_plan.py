@@ -5,6 +5,7 @@ depend on its answers (a 4xx on a child, a 5xx, a stalled resource left alone)."
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -519,3 +520,26 @@ def test_a_missed_child_of_another_owner_is_still_a_name_conflict() -> None:
 
 def conditions_of(status: dict[str, Any]) -> dict[str, str]:
     return {c["type"]: c["status"] for c in status["conditions"]}
+
+
+class SideBySideKube(FakeKube):
+    """Creates of the first `together` children meet at a barrier: they pass only if all are in flight at once."""
+
+    def __init__(self, together: int) -> None:
+        super().__init__()
+        self.barrier = threading.Barrier(together, timeout=5)
+
+    def create(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        if manifest["kind"] != "Job":
+            self.barrier.wait()
+        return super().create(manifest)
+
+
+def test_a_new_jobs_children_are_created_side_by_side_and_its_worker_job_only_after_them() -> None:
+    kube, events = SideBySideKube(together=4), []  # ServiceAccount, Role, RoleBinding, ConfigMap
+    spec = sjob_spec(models=[{"name": "ext", "endpoint": {"url": "http://127.0.0.1:9/v1", "model": "sim"}}])
+    kube.objects[("quorum.dev/v1alpha1", "SynthesisJob", "sj")] = resource("SynthesisJob", spec)
+    reconcile_object(fake_context(kube, events), "synthesisjobs", "ns", "sj")
+    kinds = [m["kind"] for m in kube.applied]
+    assert sorted(kinds[:4]) == ["ConfigMap", "Role", "RoleBinding", "ServiceAccount"] and kinds[4:] == ["Job"]
+    assert kube.status_patches[-1]["phase"] == "Running"

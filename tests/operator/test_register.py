@@ -13,6 +13,7 @@ from prometheus_client import REGISTRY
 
 from quorum.handlers import register
 from quorum.handlers.register import reconcile_object, resync_once, retry_delay
+from quorum.handlers.storage import HandlingMemory
 from tests.operator.plan_fixtures import FakeKube, fake_context, resource, sjob_spec
 
 SJOB_KEY = ("quorum.dev/v1alpha1", "SynthesisJob", "sj")
@@ -118,3 +119,16 @@ def test_the_resync_skips_a_resource_another_driver_reconciled_just_now(monkeypa
     monkeypatch.setattr(register, "reconcile_coalesced", lambda ctx, *key: reconciled.append(key))
     resync_once(fake_context(kube, []), ["ns"], fresh_within=30)
     assert reconciled == [("synthesisjobs", "ns", "stale")]
+
+
+def test_the_resync_drops_what_kopfs_memory_holds_of_resources_no_longer_listed(monkeypatch) -> None:
+    kube = FakeKube()
+    listed = _with_phase("listed", "Running")
+    kube.objects[("quorum.dev/v1alpha1", "SynthesisJob", "listed")] = listed
+    monkeypatch.setattr(register, "reconcile_coalesced", lambda ctx, *key: None)
+    memory = HandlingMemory()
+    for uid in (listed["metadata"]["uid"], "deleted-uid"):
+        body = kopf.Body({"metadata": {"name": uid, "namespace": "ns", "uid": uid}})
+        memory.diffbase.store(body=body, patch=kopf.Patch(), essence={"spec": {}})
+    resync_once(fake_context(kube, []), ["ns"], memory=memory)
+    assert set(memory.diffbase.essences) == {listed["metadata"]["uid"]}

@@ -8,6 +8,7 @@ Thresholds are read as the decimals the user wrote (`Fraction(str(7.0))`). Round
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -39,8 +40,10 @@ def exact(value: Score) -> Fraction:
     return value if isinstance(value, Fraction) else Fraction(value)
 
 
+@functools.lru_cache(maxsize=256)
 def threshold(value: float) -> Fraction:
-    """A spec threshold as the decimal the user wrote: 0.1 means 1/10, not the nearest double."""
+    """A spec threshold as the decimal the user wrote: 0.1 means 1/10, not the nearest double. Cached: a spec
+    has a few thresholds, and parsing them again for every sample was a third of the gate's CPU."""
     return Fraction(str(value))
 
 

@@ -77,8 +77,9 @@ class PromptTemplateError(ValueError):
     """A prompt override cannot be used; the message names the spec field."""
 
 
+@functools.lru_cache(maxsize=256)
 def dimension_key(name: str) -> str:
-    """Rubric dimension → JSON key (`domain relevance` → `domain_relevance`)."""
+    """Rubric dimension → JSON key (`domain relevance` → `domain_relevance`); cached, as every review asks."""
     return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_") or "score"
 
 

@@ -9,11 +9,21 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from quorum.locations import Location, as_location
 
 
 def jsonl_bytes(records: Iterable[dict[str, Any]]) -> bytes:
+    """Published files (the dataset, rejected.jsonl): the standard library's spacing, as they always read."""
     return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode()
+
+
+def run_jsonl_bytes(records: Iterable[dict[str, Any]]) -> bytes:
+    """The run's own files (journals, committed rounds), read back only by `parse_jsonl`: compact orjson lines.
+    Why not `jsonl_bytes`: a worker journals every finished sample and call, and the standard encoder was about
+    6% of its CPU, orjson's a tenth of that."""
+    return b"".join(orjson.dumps(r) + b"\n" for r in records)
 
 
 def parse_jsonl(text: str) -> list[dict[str, Any]]:

@@ -23,11 +23,11 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO
 
 import numpy as np
 
-from quorum.gra.records import jsonl_bytes, parse_jsonl, read_jsonl
+from quorum.gra.records import parse_jsonl, read_jsonl, run_jsonl_bytes
 from quorum.gra.sample import SampleRecord
 from quorum.locations import Location, as_location
 
@@ -54,15 +54,15 @@ class JournalWriter:
         self._parts = 0
         self._buffer: list[dict[str, Any]] = []
         self._last_flush = time.monotonic()
-        self._handle: TextIO | None = None
+        self._handle: BinaryIO | None = None
         if folder.is_local:
             path = folder.local_path() / f"{self._prefix}.jsonl"
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._handle = path.open("a", encoding="utf-8")
+            self._handle = path.open("ab")
 
     def write(self, record: dict[str, Any]) -> None:
         if self._handle is not None:
-            self._handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+            self._handle.write(run_jsonl_bytes((record,)))
             self._handle.flush()
             return
         self._buffer.append(record)
@@ -74,7 +74,7 @@ class JournalWriter:
         if not self._buffer:
             return
         part = self.folder / f"{self._prefix}-{self._parts:05d}.jsonl"
-        part.write_bytes(jsonl_bytes(self._buffer))
+        part.write_bytes(run_jsonl_bytes(self._buffer))
         self._parts += 1
         self._buffer = []
 
@@ -149,8 +149,8 @@ class ShardStore:
         the kept ones (row `i` is the `i`-th kept record) and, last, the marker that makes it committed."""
         final = self.round_dir(round_number)
         final.delete_tree()  # an interrupted commit: redone from the journal
-        (final / "accepted.jsonl").write_bytes(jsonl_bytes(r.to_json() for r in records if r.is_kept))
-        (final / "rejected.jsonl").write_bytes(jsonl_bytes(r.to_json() for r in records if not r.is_kept))
+        (final / "accepted.jsonl").write_bytes(run_jsonl_bytes(r.to_json() for r in records if r.is_kept))
+        (final / "rejected.jsonl").write_bytes(run_jsonl_bytes(r.to_json() for r in records if not r.is_kept))
         if vectors is not None:
             buffer = io.BytesIO()
             np.save(buffer, vectors)

@@ -61,11 +61,19 @@ Key = tuple[str, str, str, str]
 """(apiVersion, kind, namespace, name)."""
 
 
+TEMPLATED = ("Job", "Deployment")
+"""Kinds whose pod template the cache drops: no plan reads it (a Job's is immutable; a changed Deployment is
+found by its applied-manifest hash), and it is most of what such an object holds."""
+
+
 def slim(obj: dict[str, Any]) -> dict[str, Any]:
     """What a reconcile reads of a child, without what it never does and what costs the most memory: the
-    managed fields, and a pod's spec (its status, labels and annotations tell its fate)."""
+    managed fields, a pod's spec (its status, labels and annotations tell its fate), and the pod template of
+    a Job or Deployment (at 1,000 SynthesisJobs the cache was most of the operator's memory)."""
     metadata = {k: v for k, v in (obj.get("metadata") or {}).items() if k != "managedFields"}
     kept = {k: v for k, v in obj.items() if not (k == "spec" and obj.get("kind") == "Pod")}
+    if obj.get("kind") in TEMPLATED and isinstance(kept.get("spec"), dict):
+        kept["spec"] = {k: v for k, v in kept["spec"].items() if k != "template"}
     kept["metadata"] = metadata
     return kept
 

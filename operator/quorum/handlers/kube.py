@@ -44,9 +44,10 @@ def newer(candidate: dict[str, Any], current: dict[str, Any] | None) -> bool:
         return True
 
 
-POOL_SIZE = 32
-"""HTTP connections kept to the API server: every reconcile thread (kopf's and the child queue's) and the
-informers' watches at once, so no request waits for a free connection or opens a throwaway one."""
+POOL_SIZE = 64
+"""HTTP connections kept to the API server: every reconcile thread (kopf's and the child queue's), the threads
+converging their children side by side (handlers/plan.py) and the informers' watches at once, so no request
+opens a throwaway connection (a TLS handshake the loaded API server pays for)."""
 JSON = "application/json"
 
 
@@ -105,9 +106,11 @@ class Kube:
         body: Any = None,
         content_type: str = JSON,
         timeout: urllib3.Timeout | None = None,
+        accept: str = JSON,
     ) -> urllib3.BaseHTTPResponse:
-        """One request, authenticated as the ApiClient would; the response unread (a watch streams it)."""
-        headers = {"Accept": JSON, "Content-Type": content_type}
+        """One request, authenticated as the ApiClient would; the response unread (a watch streams it).
+        `accept` may ask for metadata only (PartialObjectMetadata), as a watcher that needs names does."""
+        headers = {"Accept": accept, "Content-Type": content_type}
         _, url, headers, _, _ = self.api.param_serialize(
             method, path, header_params=headers, auth_settings=["BearerToken"]
         )
@@ -197,11 +200,11 @@ class Kube:
         return self.list_with_version(api_version, kind, namespace, labels)[0]
 
     def list_with_version(
-        self, api_version: str, kind: str, namespace: str | None, labels: dict[str, str]
+        self, api_version: str, kind: str, namespace: str | None, labels: dict[str, str], accept: str = JSON
     ) -> tuple[list[dict[str, Any]], str]:
         """A LIST from the API server, and its resourceVersion (where a watch of it starts)."""
         query = [("labelSelector", selector_of(labels))] if labels else []
-        found = self.request("GET", self.path(api_version, kind, namespace), query)
+        found = self.request("GET", self.path(api_version, kind, namespace), query, accept=accept)
         items = found.get("items") or []
         for item in items:  # a list's items carry neither; the reconcilers and the cache want both
             item.setdefault("apiVersion", api_version)
@@ -209,7 +212,14 @@ class Kube:
         return items, str((found.get("metadata") or {}).get("resourceVersion") or "")
 
     def watch(
-        self, api_version: str, kind: str, namespace: str | None, labels: dict[str, str], version: str, seconds: int
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None,
+        labels: dict[str, str],
+        version: str,
+        seconds: int,
+        accept: str = JSON,
     ) -> Iterator[dict[str, Any]]:
         """The watch events after `version` (`{"type", "object"}`), until the API server ends the stream after
         `seconds`. A 410 Gone arrives as an ERROR event: the caller lists again."""
@@ -217,7 +227,7 @@ class Kube:
         query += [("allowWatchBookmarks", "true"), ("timeoutSeconds", seconds)]
         query += [("labelSelector", selector_of(labels))] if labels else []
         timeout = urllib3.Timeout(connect=30, read=seconds + 30)
-        response = self.response("GET", self.path(api_version, kind, namespace), query, timeout=timeout)
+        response = self.response("GET", self.path(api_version, kind, namespace), query, timeout=timeout, accept=accept)
         try:
             for line in _lines(response):
                 yield json.loads(line)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -37,6 +38,10 @@ TRANSIENT_STATUS = (404, 408, 409, 429)
 
 Key = tuple[str, str, str]
 """(apiVersion, kind, name) of a child in the resource's namespace."""
+WORKLOADS = ("Deployment", "Job", "HorizontalPodAutoscaler")
+"""Kinds whose pods (or targets) use the other children: created only once those exist (`converge_all`)."""
+APPLIERS = ThreadPoolExecutor(16, thread_name_prefix="apply")
+"""Threads converging one reconcile's children side by side (each mostly waits on the API server)."""
 
 
 def key_of(manifest: dict[str, Any]) -> Key:
@@ -156,8 +161,7 @@ def execute(ctx: OperatorContext, body: dict[str, Any], plan: Plan, api: tuple[s
     try:
         for manifest in plan.dry_runs:
             ctx.validate(manifest)
-        for manifest in plan.applies:
-            ctx.converge(manifest, plan.existing.get(key_of(manifest)))
+        converge_all(ctx, plan.applies, plan.existing)
         for (api_version, kind, name), patch in plan.patches:
             ctx.kube.patch_merge(api_version, kind, namespace, name, patch)
         for api_version, kind, name in plan.deletes:
@@ -179,6 +183,27 @@ def execute(ctx: OperatorContext, body: dict[str, Any], plan: Plan, api: tuple[s
         status["lastError"] = stamped(body.get("status") or {}, status["lastError"])
     write_status(ctx, body, status, plan.conditions, api)
     return plan.outcome
+
+
+def converge_all(ctx: OperatorContext, manifests: list[dict[str, Any]], existing: dict[Key, dict[str, Any]]) -> None:
+    """Converge the children in two waves, each side by side: what pods use (ServiceAccount, RBAC,
+    ConfigMaps, Secrets, Services, NetworkPolicies), then the workloads. One after another, a new
+    SynthesisJob's five creates were five round trips to a loaded API server before its workers could start
+    (bench/operator_scale.py). The second wave waits for the first, so no pod is created before its
+    ServiceAccount or ConfigMap exists. A refused child is raised as the first in apply order, once its whole
+    wave has been answered."""
+    for wave in (
+        [m for m in manifests if m["kind"] not in WORKLOADS],
+        [m for m in manifests if m["kind"] in WORKLOADS],
+    ):
+        if len(wave) < 2:
+            for manifest in wave:
+                ctx.converge(manifest, existing.get(key_of(manifest)))
+            continue
+        futures = [APPLIERS.submit(ctx.converge, manifest, existing.get(key_of(manifest))) for manifest in wave]
+        wait(futures)
+        for future in futures:
+            future.result()
 
 
 SpecT = TypeVar("SpecT", bound=BaseModel)

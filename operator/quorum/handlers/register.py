@@ -29,6 +29,7 @@ from quorum.handlers import ensemble, model, synthesis
 from quorum.handlers.context import OperatorContext, Outcome
 from quorum.handlers.metrics import DURATION, ERRORS, RECONCILES, record_phases
 from quorum.handlers.plan import transient_failure
+from quorum.handlers.storage import HandlingMemory
 
 GROUP, VERSION = "quorum.dev", "v1alpha1"
 RESYNC_SECONDS = 30.0
@@ -247,12 +248,16 @@ class ChildQueue:
                 ERRORS.labels(KINDS[parent[0]][0], type(error).__name__).inc()
 
 
-def resync_once(ctx: OperatorContext, namespaces: list[str], fresh_within: float = 0.0) -> None:
+def resync_once(
+    ctx: OperatorContext, namespaces: list[str], fresh_within: float = 0.0, memory: HandlingMemory | None = None
+) -> None:
     """Reconcile every resource once (deadlines and TTLs pass without any event) and count them per phase.
     A resource another driver reconciled in the last `fresh_within` seconds is skipped: that reconcile read
     the clock as well, and at 1,000 resources a round of redundant ones (a GET each) took the API server's
-    time from the jobs still waiting for their children (bench/operator_scale.py)."""
+    time from the jobs still waiting for their children (bench/operator_scale.py). What kopf's `memory` holds
+    of resources missing from the listings is dropped."""
     now = time.monotonic()
+    live: set[str] = set()
     for plural, (kind, _label, _reconcile) in KINDS.items():
         items = [
             item
@@ -260,16 +265,21 @@ def resync_once(ctx: OperatorContext, namespaces: list[str], fresh_within: float
             for item in ctx.kube.list(f"{GROUP}/{VERSION}", kind, namespace, {})  # type: ignore[arg-type]
         ]
         record_phases(kind, items)
+        live.update(str(item["metadata"].get("uid")) for item in items)
         for item in items:
             key = (plural, item["metadata"]["namespace"], item["metadata"]["name"])
             if now - _reconciled.get(key, -math.inf) >= fresh_within:
                 reconcile_coalesced(ctx, *key)
+    if memory is not None:
+        memory.retain(live, now)
 
 
-async def resync_forever(ctx: OperatorContext, namespaces: list[str], interval: float = RESYNC_SECONDS) -> None:
+async def resync_forever(
+    ctx: OperatorContext, namespaces: list[str], memory: HandlingMemory | None = None, interval: float = RESYNC_SECONDS
+) -> None:
     while True:
         await asyncio.sleep(interval)
         try:
-            await asyncio.to_thread(resync_once, ctx, namespaces, interval)
+            await asyncio.to_thread(resync_once, ctx, namespaces, interval, memory)
         except Exception as error:  # the API server may be away for a while; the next round tries again
             ERRORS.labels("resync", type(error).__name__).inc()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,12 +14,15 @@ import kopf
 
 from quorum.builders.meta import DEFAULT_IMAGE
 from quorum.handlers.context import OperatorContext
-from quorum.handlers.events import event_poster
+from quorum.handlers.events import POSTERS, event_poster
 from quorum.handlers.informer import start_informers
 from quorum.handlers.kube import Kube, load_config
+from quorum.handlers.storage import HandlingMemory
 
-HANDLER_WORKERS = 8
-"""kopf's threads for the spec handlers (create, update, resume): a reconcile mostly waits on the API server."""
+HANDLER_WORKERS = 16
+"""kopf's threads for the spec handlers (create, update, resume): a reconcile mostly waits on the API server,
+and a burst of new resources waits for these threads (at 8, 1,000 new SynthesisJobs queued behind them for
+most of a minute; bench/operator_scale.py)."""
 CHILD_WORKERS = 8
 """Threads reconciling parents whose children changed (`register.ChildQueue`)."""
 CHILD_DELAY_SECONDS = 1.0
@@ -49,17 +53,19 @@ class OperatorOptions:
     """Watch requests end server-side after this, so a silently dead stream is replaced."""
 
 
-def configure(settings: kopf.OperatorSettings, options: OperatorOptions) -> None:
+def configure(settings: kopf.OperatorSettings, options: OperatorOptions) -> HandlingMemory:
+    """kopf's settings; its per-resource state is kept in the returned memory, not in annotations
+    (handlers/storage.py), and the resync prunes it."""
+    memory = HandlingMemory()
     settings.persistence.finalizer = FINALIZER
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="quorum.dev")
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix="quorum.dev", key="last-handled-configuration"
-    )
+    settings.persistence.progress_storage = memory.progress
+    settings.persistence.diffbase_storage = memory.diffbase
     settings.watching.server_timeout = options.server_timeout
     settings.watching.client_timeout = options.server_timeout + 30
     settings.watching.connect_timeout = 30
     settings.posting.level = logging.WARNING  # our own one-line events, not kopf's chatter
     settings.execution.max_workers = HANDLER_WORKERS
+    return memory
 
 
 def make_login(options: OperatorOptions) -> Any:
@@ -83,11 +89,15 @@ async def run_operator(
     registry = kopf.get_default_registry()
     kube = Kube(load_config(options.kubeconfig))
 
+    posters = ThreadPoolExecutor(POSTERS, thread_name_prefix="events")
     ctx = OperatorContext(
-        kube=kube, image=options.image, pod_annotations=dict(options.pod_annotations), post_event=event_poster(kube)
+        kube=kube,
+        image=options.image,
+        pod_annotations=dict(options.pod_annotations),
+        post_event=event_poster(kube, posters),
     )
     settings = kopf.OperatorSettings()
-    configure(settings, options)
+    memory = configure(settings, options)
     if not getattr(registry, "_quorum_login", False):
         kopf.on.login(registry=registry)(make_login(options))
         registry._quorum_login = True  # type: ignore[attr-defined]
@@ -106,7 +116,7 @@ async def run_operator(
             ready_flag=ready_flag,
         )
     )
-    resync = asyncio.create_task(resync_forever(ctx, options.namespaces))
+    resync = asyncio.create_task(resync_forever(ctx, options.namespaces, memory))
     halt = threading.Event()
     children = ChildQueue(ctx, CHILD_WORKERS, halt, CHILD_DELAY_SECONDS)
     start_informers(kube, options.namespaces, children.child_changed, halt)
@@ -115,3 +125,4 @@ async def run_operator(
     finally:
         halt.set()
         resync.cancel()
+        posters.shutdown(wait=False)

@@ -1,11 +1,12 @@
-"""An async client for OpenAI-compatible chat endpoints over aiohttp, bodies through orjson.
+"""An async client for OpenAI-compatible chat endpoints over `quorum.llm.http1`, bodies through orjson.
 
 Why our own and not the `openai` package: the engines need per-endpoint concurrency limits shared by
 thousands of concurrent tasks, retries that record what failed instead of raising into a pipeline, a JSON
 repair loop, and token accounting — all cheap on the per-sample hot path. The official client is used in tests
-to prove our servers speak the same protocol. Why aiohttp straight and not httpx: httpx over an aiohttp
-transport spent about half of a synthesis worker's CPU in its own layers (URL parsing, cookies, request and
-response models) on top of aiohttp's, and httpcore's own pool is quadratic in the requests in flight.
+to prove our servers speak the same protocol. Why `http1` and not aiohttp's client (nor httpx over it): the
+HTTP layers were the largest share of a synthesis worker's CPU (aiohttp's request path and socket writes about
+0.55 ms of CPU per call; httpx on top of it doubled that), and a worker needs what the router needs from a
+model server: POST a body on a keep-alive connection and read the answer, whole or streamed.
 """
 
 from __future__ import annotations
@@ -14,21 +15,21 @@ import asyncio
 import json
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
 import jsonschema
 import orjson
-from yarl import URL
 
 from quorum.llm.fastcheck import Check, compile_check
+from quorum.llm.http1 import BackendConnectionError, Pool, Response
 from quorum.llm.slots import Slots
 
 Message = Mapping[str, Any]
 
 RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+CHAT_PATH = "chat/completions"
 
 
 @dataclass(frozen=True)
@@ -183,36 +184,28 @@ class ChatClient:
     dependent calls (the GRA chain generate → review → adjudicate) ranks them by their sample's age
     (`quorum.gra.schedule.call_priority`), so the oldest sample's ready call is served first whatever its stage."""
 
-    def __init__(
-        self,
-        endpoint: ModelEndpoint,
-        policy: RetryPolicy | None = None,
-        session: Callable[[], aiohttp.ClientSession] | None = None,
-    ) -> None:
-        """`session` gives a shared pool (`ClientPool`'s); without it the client makes and closes its own."""
+    def __init__(self, endpoint: ModelEndpoint, policy: RetryPolicy | None = None) -> None:
+        """The endpoint's keep-alive connections are its own: at most `max_concurrency` of them are busy, the
+        cap its `Slots` enforce. Raises `ValueError` for a base URL that is not http(s)."""
         self.endpoint = endpoint
         self.policy = policy or RetryPolicy()
         self.usage = TokenUsage()
-        self._own: aiohttp.ClientSession | None = None
-        self._session = session or self._own_session
         self._slots = Slots(endpoint.max_concurrency)
         self._validators: dict[int, tuple[Mapping[str, Any], jsonschema.protocols.Validator, Check | None]] = {}
-        self._url = URL(endpoint.base_url.rstrip("/") + "/chat/completions")
-        self._headers = {"Content-Type": "application/json"}
+        headers = {"Content-Type": "application/json"}
         if endpoint.api_key:
-            self._headers["Authorization"] = f"Bearer {endpoint.api_key}"
-        seconds = self.policy.timeout_seconds
-        # per connection attempt and per read, as before: a long generation is not cut while bytes still come
-        self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=seconds, sock_read=seconds)
-
-    def _own_session(self) -> aiohttp.ClientSession:
-        if self._own is None or self._own.closed:
-            self._own = new_session()
-        return self._own
+            headers["Authorization"] = f"Bearer {endpoint.api_key}"
+        self._pool = Pool(endpoint.base_url, headers)
 
     async def aclose(self) -> None:
-        if self._own is not None:
-            await self._own.close()
+        """Closes the idle connections; a later call opens new ones."""
+        self._pool.close()
+
+    async def _open(self, data: bytes) -> Response:
+        """POST to the chat endpoint; the time-out applies to the connection attempt and to each read, as it
+        always has (`stream=True` in `Pool.post` terms), so a long generation is not cut while bytes still come.
+        Raises `TimeoutError` or `BackendConnectionError`."""
+        return await self._pool.post(CHAT_PATH, data, self.policy.timeout_seconds, stream=True)
 
     async def chat(
         self,
@@ -252,20 +245,21 @@ class ChatClient:
         body["stream"] = True
         async with self._slots.held(priority):
             try:
-                async with self._session().post(
-                    self._url, data=_dumps(body), headers=self._headers, timeout=self._timeout
-                ) as response:
+                response = await self._open(_dumps(body))
+                try:
                     if response.status != 200:
                         text = (await response.read())[:500].decode("utf-8", "replace")
                         status = response.status
                         raise CallFailed(self.endpoint.name, f"HTTP{status}", text, 1, status=status)
-                    async for data in _sse_data(response.content):
+                    async for data in _sse_data(response.iter_any()):
                         if data == b"[DONE]":
                             return
                         yield orjson.loads(data)
+                finally:
+                    response.release()  # kept only when read to its end
             except TimeoutError as error:
                 raise CallFailed(self.endpoint.name, "Timeout", repr(error), 1) from None
-            except aiohttp.ClientError as error:
+            except BackendConnectionError as error:
                 raise CallFailed(self.endpoint.name, "ConnectionError", repr(error), 1) from None
             except orjson.JSONDecodeError as error:
                 raise CallFailed(self.endpoint.name, "MalformedResponse", repr(error), 1, 200) from None
@@ -341,7 +335,16 @@ class ChatClient:
         self._validators[id(schema)] = (schema, validator, quick)
         return validator, quick
 
+    async def _post(self, data: bytes) -> tuple[int, str | None, bytes]:
+        """(status, Retry-After, body) of one request; the connection goes back to the pool once read whole."""
+        response = await self._open(data)
+        try:
+            return response.status, response.retry_after, await response.read()
+        finally:
+            response.release()
+
     async def _post_with_retries(self, body: dict[str, Any]) -> Completion:
+        data = _dumps(body)
         last: CallFailed | None = None
         for attempt in range(self.policy.max_retries + 1):
             if attempt:
@@ -349,15 +352,11 @@ class ChatClient:
                 await asyncio.sleep(self.policy.delay(attempt - 1, last.retry_after if last else None))
             started = time.perf_counter()
             try:
-                async with self._session().post(
-                    self._url, data=_dumps(body), headers=self._headers, timeout=self._timeout
-                ) as response:
-                    raw = await response.read()
-                    status, retry_after = response.status, response.headers.get("Retry-After")
+                status, retry_after, raw = await self._post(data)
             except TimeoutError as error:
                 last = CallFailed(self.endpoint.name, "Timeout", repr(error), attempt + 1)
                 continue
-            except aiohttp.ClientError as error:
+            except BackendConnectionError as error:
                 last = CallFailed(self.endpoint.name, "ConnectionError", repr(error), attempt + 1)
                 continue
             if status != 200:
@@ -410,20 +409,6 @@ def _seconds(header: str | None) -> float | None:
         return None
 
 
-def new_session() -> aiohttp.ClientSession:
-    """One aiohttp pool, unlimited: each endpoint's own `maxConcurrency` is the cap that matters. No cookie jar
-    (model servers set none worth keeping, and filtering one costs time on every call), no automatic headers
-    beyond what a POST needs, no proxies from the environment."""
-    connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=60)
-    return aiohttp.ClientSession(
-        connector=connector,
-        skip_auto_headers=("User-Agent",),
-        cookie_jar=aiohttp.DummyCookieJar(),
-        auto_decompress=False,
-        trust_env=False,
-    )
-
-
 def _dumps(body: dict[str, Any]) -> bytes:
     return orjson.dumps(body, default=_plain)
 
@@ -437,10 +422,10 @@ def _plain(value: object) -> object:
     raise TypeError(f"not JSON-serialisable: {type(value).__name__}")
 
 
-async def _sse_data(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
+async def _sse_data(pieces: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     """The `data:` payloads of a server-sent event stream, whatever the chunking."""
     pending = b""
-    async for chunk in content.iter_any():
+    async for chunk in pieces:
         pending += chunk
         *lines, pending = pending.split(b"\n")
         for line in lines:
@@ -451,17 +436,10 @@ async def _sse_data(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
 
 
 class ClientPool:
-    """One ChatClient per endpoint over a shared connection pool; `async with` closes it."""
+    """One ChatClient per endpoint, each with its own keep-alive connections; `async with` closes them."""
 
     def __init__(self, endpoints: Sequence[ModelEndpoint], policy: RetryPolicy | None = None) -> None:
-        self._http: aiohttp.ClientSession | None = None
-        self.clients = {e.name: ChatClient(e, policy, self._shared) for e in endpoints}
-
-    def _shared(self) -> aiohttp.ClientSession:
-        """Made on first use, inside the event loop that will run the calls."""
-        if self._http is None or self._http.closed:
-            self._http = new_session()
-        return self._http
+        self.clients = {e.name: ChatClient(e, policy) for e in endpoints}
 
     def __getitem__(self, name: str) -> ChatClient:
         return self.clients[name]
@@ -480,5 +458,5 @@ class ClientPool:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        if self._http is not None:
-            await self._http.close()
+        for client in self.clients.values():
+            await client.aclose()

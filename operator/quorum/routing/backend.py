@@ -1,10 +1,10 @@
 """One model backend as the router calls it: HTTP/1.1 straight to the OpenAI-compatible server.
 
 Why not `quorum.llm.ChatClient`: the router forwards whatever the client sent (tools, response_format,
-logprobs, ...) and hands back the whole choice, and on its hot path httpx over an aiohttp transport cost 45%
-of the CPU and left a reference cycle per request. Here a call is one request on a keep-alive connection of
-the backend's own pool (`quorum.routing.http1`), the body is serialised once with orjson, and the
-pass-through path forwards bytes without parsing the answer.
+logprobs, ...) and hands back the whole choice, with no retries or JSON repair (its breakers and fan-out decide
+instead). Both speak through the same client, `quorum.llm.http1`: a call is one request on a keep-alive
+connection of the backend's own pool, the body is serialised once with orjson, and the pass-through path
+forwards bytes without parsing the answer.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import Any
 import orjson
 
 from quorum.llm import CallFailed, ModelEndpoint
+from quorum.llm.http1 import BackendConnectionError, Pool, Response
 from quorum.llm.slots import Slots
-from quorum.routing.http1 import BackendConnectionError, Pool, Response
 from quorum.routing.metrics import RouterMetrics
 
 

@@ -27,12 +27,12 @@ import numpy as np
 
 from quorum.api.ensemble import EnsembleRouterSpec, VotingStrategy
 from quorum.llm import CallFailed, ModelEndpoint
+from quorum.llm.http1 import BackendConnectionError, Response
 from quorum.llm.slots import Slots
 from quorum.routing.artifact import Artifact
 from quorum.routing.backend import Backend, BackendAnswer
 from quorum.routing.breaker import CircuitBreaker
 from quorum.routing.embedding import EmbeddingBatcher, conversation_text
-from quorum.routing.http1 import BackendConnectionError, Response
 from quorum.routing.metrics import RouterMetrics
 from quorum.routing.strategy import decide, make_samples
 from quorum.routing.structured import StructuredRule, structured_rule

@@ -32,6 +32,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from quorum.llm import ModelEndpoint
+from quorum.llm.http1 import BackendConnectionError
 from quorum.llm.service import AppService
 from quorum.routing.backend import usage_counts
 from quorum.routing.config import TokenSource
@@ -43,7 +44,6 @@ from quorum.routing.engine import (
     RoutedAnswer,
     RouterEngine,
 )
-from quorum.routing.http1 import BackendConnectionError
 from quorum.routing.metrics import PUBLISH_SECONDS
 from quorum.routing.wire import CHAT, COMPLETIONS, InvalidField, parse_request
 

@@ -1,11 +1,13 @@
-"""The router's HTTP/1.1 client for its backends: keep-alive connections, one request at a time on each.
+"""The HTTP/1.1 client for model servers, used by the router's backends and the workers' `ChatClient`:
+keep-alive connections, one request at a time on each.
 
-Why not aiohttp's client: a pass-through request spends most of its CPU in the HTTP layers, and aiohttp's
-client (request and response objects, cookie, trace, redirect and timer machinery) cost 130-180 µs of CPU per
-call against about 25 µs for a protocol that writes one pre-built request and frames the answer. The router
-needs little of HTTP from a backend: POST a JSON body, read a status, and a body framed by Content-Length,
-chunked transfer encoding or the connection's end, whole or as it arrives (streams). No redirects, cookies,
-proxies or compression (no Accept-Encoding is sent, so a backend answers in identity encoding).
+Why not aiohttp's client: a call spends most of its CPU in the HTTP layers, and aiohttp's client (request and
+response objects, cookie, trace, redirect and timer machinery) cost 130-180 µs of CPU per call against about
+25 µs for a protocol that writes one pre-built request and frames the answer. A model server needs little of
+HTTP: POST a JSON body, read a status (and a Retry-After), and a body framed by Content-Length, chunked transfer
+encoding or the connection's end, whole or as it arrives (streams). No redirects, cookies, proxies or
+compression (no Accept-Encoding is sent, so a server answers in identity encoding). `https://` is verified
+against the system's CA store (`SSL_CERT_FILE` and `SSL_CERT_DIR` honoured, as OpenSSL reads them).
 """
 
 from __future__ import annotations
@@ -80,6 +82,8 @@ class Response:
 
     def __init__(self, pool: Pool, connection: _Connection, deadline: float | None, read_timeout: float | None) -> None:
         self.status = 0
+        self.retry_after: str | None = None
+        """The Retry-After header's value, as sent (a 429 or 503 may ask the caller to wait)."""
         self._pool = pool
         self._connection: _Connection | None = connection
         self._deadline = deadline
@@ -137,6 +141,8 @@ class Response:
                 self._length = int(value)
             elif name == b"transfer-encoding":
                 self._chunked = b"chunked" in value.lower()
+            elif name == b"retry-after":
+                self.retry_after = value.strip().decode("latin-1")
             elif name == b"connection":
                 token = value.strip().lower()
                 self._keep_alive = token != b"close" and (self._keep_alive or token == b"keep-alive")

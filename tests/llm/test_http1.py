@@ -1,54 +1,33 @@
-"""The router's HTTP/1.1 backend client frames every answer shape a backend may send, reuses keep-alive
-connections only when that is safe, and turns hangs and broken answers into `TimeoutError` and
-`BackendConnectionError` (which the engine counts as backend failures)."""
+"""The HTTP/1.1 client for model servers (the router's backends, the workers' ChatClient) frames every answer
+shape a server may send, reuses keep-alive connections only when that is safe, and turns hangs and broken
+answers into `TimeoutError` and `BackendConnectionError` (which the router counts as backend failures and the
+ChatClient retries)."""
 
 from __future__ import annotations
 
 import asyncio
-import shutil
 import ssl
-import subprocess
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 
-from quorum.routing import http1
-from quorum.routing.http1 import BackendConnectionError, Pool
-
-Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-
-
-async def read_request(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
-    head = await reader.readuntil(b"\r\n\r\n")
-    length = int(next(line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:"))[15:])
-    return head, await reader.readexactly(length)
+from quorum.llm import http1
+from quorum.llm.http1 import BackendConnectionError, Pool
+from tests.llm.raw import Script, raw_server, read_request, server_tls
 
 
 @asynccontextmanager
 async def backend(script: Script, tls: ssl.SSLContext | None = None) -> AsyncIterator[tuple[Pool, list[int]]]:
-    """A raw TCP server (TLS with `tls`) answering with scripted bytes; yields a pool for it and the connections
-    it accepted."""
-    accepted: list[int] = []
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        accepted.append(len(accepted))
+    """A raw server (TLS with `tls`) answering with scripted bytes; yields a pool for it and the connections it
+    accepted."""
+    async with raw_server(script, tls) as (url, accepted):
+        pool = Pool(url, {"Content-Type": "application/json"})
         try:
-            await script(reader, writer)
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
+            yield pool, accepted
         finally:
-            writer.close()
-
-    server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=tls)
-    port = server.sockets[0].getsockname()[1]
-    pool = Pool(f"{'https' if tls else 'http'}://127.0.0.1:{port}/v1", {"Content-Type": "application/json"})
-    try:
-        yield pool, accepted
-    finally:
-        pool.close()
-        server.close()
+            pool.close()
 
 
 def answering(*answers: bytes, trickle: bool = False) -> Script:
@@ -215,25 +194,6 @@ async def test_a_stream_the_reader_does_not_keep_up_with_pauses_the_backend_and_
         total = sum([len(p) async for p in response.iter_any()])
         response.release()
     assert total == len(piece) * count
-
-
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 (the CA a user would add with SSL_CERT_FILE) and its key."""
-    if shutil.which("openssl") is None:
-        pytest.skip("the openssl command is not installed")
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    request = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"]
-    names = ["-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)]
-    subprocess.run([*request, *names], check=True, capture_output=True)
-    return cert, key
-
-
-def server_tls(certificate: tuple[Path, Path]) -> ssl.SSLContext:
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(*certificate)
-    return context
 
 
 async def test_https_answers_are_read_whole_over_a_verified_reused_connection(
