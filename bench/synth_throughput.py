@@ -2,13 +2,14 @@
 
 1. Simulated backends of fixed latency (a separate process): achieved request rate ÷ (models × concurrency ÷
    latency), in the steady middle of the run, and the pipeline's CPU time per sample.
-2. The real tiny model (xllamacpp): the pipeline's completion tokens/s ÷ the same server's tokens/s under a
-   plain load generator at the same concurrency, and ÷ a replay of the pipeline's own calls at that concurrency
-   without their dependencies (what is left is the cost of the dependent chain and its scheduling; the plain
-   load's short free-text prompts also leave out the pipeline's prefill and JSON-schema decoding).
+2. The real tiny model (xllamacpp): whether the pipeline keeps the model busy, i.e. its completion tokens/s ÷ a
+   replay of its own calls at the same concurrency without their dependencies (what is left is the cost of the
+   dependent chain and its scheduling), and its slot occupancy; then ÷ a plain load generator of short
+   free-text prompts at that concurrency (which also leaves out the pipeline's prefill and JSON-schema
+   decoding); then the pipeline's timeline with its idle slot-time by cause (`synth_timeline.py`).
 Dedup at scale is measured by `bench/dedup.py`.
 
-Usage: python bench/synth_throughput.py [--quick] [--skip-model]
+Usage: python bench/synth_throughput.py [--quick] [--skip-model] [--model-only] [--samples N]
 """
 
 from __future__ import annotations
@@ -20,8 +21,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from synth_timeline import Timeline, labelled
 
 from quorum.api.synthesis import SynthesisCounts, SynthesisJobSpec
 from quorum.gra import GraConfig, run_shard
@@ -124,26 +128,32 @@ def simulated(models: int, concurrency: int, latency: float, samples: int) -> No
         print("  WARNING: failed samples or calls: the rate above counts repairs and failures, not a healthy run")
 
 
+T = TypeVar("T")
 Call = tuple[list[dict[str, Any]], dict[str, Any]]
 """(messages, sampling) of one `ChatClient.chat`."""
 
 
-async def load(endpoint: ModelEndpoint, concurrency: int, calls: list[Call]) -> tuple[int, float]:
-    """`calls` sent by `concurrency` workers with no dependency between them: (completion tokens, seconds)."""
+async def load(
+    endpoint: ModelEndpoint, concurrency: int, calls: list[Call], stages: list[str] | None = None
+) -> Timeline:
+    """`calls` sent by `concurrency` workers with no dependency between them, timed like the pipeline's (each
+    labelled with `stages`, where given)."""
+    timeline = Timeline(concurrency)
     async with ClientPool([endpoint], RetryPolicy(timeout_seconds=600)) as pool:
+        timeline.attach(pool)
         client = pool[endpoint.name]
-        started = time.perf_counter()
-        queue = list(reversed(calls))
+        queue = list(reversed(list(zip(calls, stages or ["free"] * len(calls), strict=True))))
 
-        async def worker() -> int:
-            tokens = 0
+        async def worker() -> None:
             while queue:
-                messages, sampling = queue.pop()
-                tokens += (await client.chat(messages, **sampling)).completion_tokens
-            return tokens
+                (messages, sampling), stage = queue.pop()
+                with labelled(stage):
+                    await client.chat(messages, **sampling)
 
-        totals = await asyncio.gather(*(worker() for _ in range(concurrency)))
-        return sum(totals), time.perf_counter() - started
+        timeline.started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        timeline.finished = time.perf_counter()
+    return timeline
 
 
 def plain_calls(requests: int, max_tokens: int) -> list[Call]:
@@ -157,8 +167,7 @@ def plain_calls(requests: int, max_tokens: int) -> list[Call]:
 def plain_rate(endpoint: ModelEndpoint, concurrency: int) -> float:
     """Tokens/s of short free-text prompts, four rounds of the slots (measured before and after the pipeline:
     on a shared machine one short measurement moves with the neighbours' load)."""
-    tokens, seconds = eventloop.run(load(endpoint, concurrency, plain_calls(4 * concurrency, 128)))
-    return tokens / seconds
+    return eventloop.run(load(endpoint, concurrency, plain_calls(4 * concurrency, 128))).token_rate()
 
 
 def recorded(pool: ClientPool, calls: list[Call]) -> None:
@@ -173,55 +182,96 @@ def recorded(pool: ClientPool, calls: list[Call]) -> None:
         client.chat = recording  # type: ignore[method-assign]
 
 
-def real_model(concurrency: int, samples: int) -> None:
-    """The pipeline against two loads at its concurrency on the same server: short free-text prompts (the
-    issue's baseline), and a replay of the pipeline's own calls without their dependencies (same prompts, same
-    schemas, same seeds), which leaves only what the dependent chain and its scheduling cost."""
+MODEL_SEEDS = "\n".join(SEEDS.splitlines()[:10])
+"""Part 2's seeds: two per domain. A long run digests each seed once and calibrates once, so its steady state is
+the sample chain; with 40 seeds a short run would spend most of its calls on digests and calibration."""
+
+
+def run_real_pipeline(endpoint: ModelEndpoint, concurrency: int, samples: int, calls: list[Call]) -> Timeline:
+    """One shard of `samples` on the model, every call recorded into `calls` and timed."""
+    timeline = Timeline(concurrency)
+    with tempfile.TemporaryDirectory() as folder:
+        Path(folder, "seeds.jsonl").write_text(MODEL_SEEDS)
+        spec = spec_for([endpoint], samples, concurrency, allowSameModel=True, calibrationItems=3)
+
+        async def run() -> None:
+            config = GraConfig.from_spec(spec, base_dir=folder)
+            async with ClientPool([endpoint], RetryPolicy.from_spec(spec.calls)) as pool:
+                timeline.attach(pool)
+                recorded(pool, calls)
+                with timeline.watching():
+                    await run_shard(config, 0, [endpoint], Path(folder) / "out", pool=pool)
+
+        eventloop.run(run())
+    return timeline
+
+
+def on_fresh_server(concurrency: int, measure: Callable[[ModelEndpoint], T]) -> T:
+    """`measure` against a warmed-up server of its own: llama.cpp keeps every prompt it has seen in its prompt
+    cache (in the slots and in host memory), so a replay on the pipeline's server would skip the prefill the
+    pipeline paid for."""
     from quorum.llm.local import LocalModelServer
 
     with LocalModelServer(parallel=concurrency, ctx_size=2048) as server:
         endpoint = server.endpoint("smollm", concurrency)
-        plain = [plain_rate(endpoint, concurrency)]
-        calls: list[Call] = []
-        with tempfile.TemporaryDirectory() as folder:
-            Path(folder, "seeds.jsonl").write_text(SEEDS)
-            spec = spec_for([endpoint], samples, concurrency, allowSameModel=True)
+        eventloop.run(load(endpoint, concurrency, plain_calls(concurrency, 16)))  # warm-up: first calls run slow
+        return measure(endpoint)
 
-            async def run() -> int:
-                config = GraConfig.from_spec(spec, base_dir=folder)
-                async with ClientPool([endpoint], RetryPolicy.from_spec(spec.calls)) as pool:
-                    recorded(pool, calls)
-                    await run_shard(config, 0, [endpoint], Path(folder) / "out", pool=pool)
-                    return pool["smollm"].usage.completion_tokens
 
-            started = time.perf_counter()
-            pipeline_tokens = eventloop.run(run())
-            pipeline = pipeline_tokens / (time.perf_counter() - started)
-        replay_tokens, replay_seconds = eventloop.run(load(endpoint, concurrency, calls))
-        replay = replay_tokens / replay_seconds
-        plain.append(plain_rate(endpoint, concurrency))
+def real_model(concurrency: int, samples: int) -> None:
+    """The pipeline against two loads at its concurrency, each on a fresh server: a replay of the pipeline's own
+    calls without their dependencies (same prompts, same schemas, same seeds), which leaves only what the
+    dependent chain and its scheduling cost, and short free-text prompts (the issue's first baseline, which
+    also leaves out the pipeline's prefill of long prompts and its JSON-schema decoding)."""
+    plain = [on_fresh_server(concurrency, lambda endpoint: plain_rate(endpoint, concurrency))]
+    calls: list[Call] = []
+    pipeline = on_fresh_server(concurrency, lambda endpoint: run_real_pipeline(endpoint, concurrency, samples, calls))
+    stages = [call.stage for call in pipeline.calls]
+    replay = on_fresh_server(concurrency, lambda endpoint: eventloop.run(load(endpoint, concurrency, calls, stages)))
+    plain.append(on_fresh_server(concurrency, lambda endpoint: plain_rate(endpoint, concurrency)))
     raw = sum(plain) / len(plain)
+    rate, middle = pipeline.token_rate(), pipeline.token_rate(steady=True)
+    replay_rate, replay_middle = replay.token_rate(), replay.token_rate(steady=True)
     print(f"real model (SmolLM2-135M, xllamacpp, {concurrency} parallel), load average {os.getloadavg()[0]:.1f}:")
     print(
-        f"  plain load generator {plain[0]:.1f} tokens/s before the pipeline, {plain[1]:.1f} after; pipeline "
-        f"{pipeline:.1f} tokens/s ({samples} samples, {len(calls)} calls, {pipeline_tokens} tokens) -> ratio "
-        f"{pipeline / raw:.3f} to their mean"
+        f"  pipeline {samples} samples, {len(calls)} calls, {pipeline.tokens()} completion tokens in "
+        f"{pipeline.wall:.1f}s: {rate:.1f} tokens/s over the run, {middle:.1f} in its steady middle"
     )
     print(
-        f"  the pipeline's {len(calls)} calls replayed without dependencies {replay:.1f} tokens/s "
-        f"({replay_tokens} tokens) -> pipeline / replay {pipeline / replay:.3f}"
+        f"  KEEPS THE MODEL BUSY: pipeline / replay of its own {len(calls)} calls at {concurrency} concurrent "
+        f"without dependencies ({replay_rate:.1f} tokens/s, {replay_middle:.1f} in its middle, {replay.tokens()} "
+        f"tokens): {rate / replay_rate:.3f} over the run, {middle / replay_middle:.3f} steady; slot occupancy "
+        f"{pipeline.occupancy():.3f}, the replay's {replay.occupancy():.3f}: "
+        f"{pipeline.occupancy() / replay.occupancy():.3f}"
     )
+    print(
+        f"  pipeline / plain load of short free-text prompts at {concurrency} concurrent ({plain[0]:.1f} tokens/s "
+        f"before the pipeline, {plain[1]:.1f} after): {rate / raw:.3f} over the run, {middle / raw:.3f} steady; "
+        f"the replay / plain {replay_rate / raw:.3f} is what long prompts (prefill) and JSON-schema decoding cost"
+    )
+    if abs(plain[0] - plain[1]) > 0.2 * max(plain):
+        print(
+            "  WARNING: the plain load's rate moved by more than a fifth during the run (the neighbours' load "
+            "changed): the tokens/s ratios are unreliable, slot occupancy is not"
+        )
+    print("  the pipeline's timeline:")
+    print("\n".join(pipeline.report()))
+    print("  the replay's timeline (stages as the pipeline's calls had them):")
+    print("\n".join(replay.report()[: -1 - len(replay.idle())]))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smaller runs")
-    parser.add_argument("--skip-model", action="store_true")
+    parser.add_argument("--skip-model", action="store_true", help="leave out part 2 (the real model)")
+    parser.add_argument("--model-only", action="store_true", help="leave out part 1 (the simulated backends)")
+    parser.add_argument("--samples", type=int, help="samples of the real-model run (default 12, quick 4)")
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
-    simulated(models=3, concurrency=64, latency=2.0, samples=300 if args.quick else 900)
+    if not args.model_only:
+        simulated(models=3, concurrency=64, latency=2.0, samples=300 if args.quick else 900)
     if not args.skip_model:
-        real_model(concurrency=4, samples=4 if args.quick else 8)
+        real_model(concurrency=4, samples=args.samples or (4 if args.quick else 12))
 
 
 if __name__ == "__main__":

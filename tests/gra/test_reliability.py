@@ -31,7 +31,8 @@ PANEL = ("honest-1", "honest-2", "copier", "constant")
 
 def task_quality(request: SimRequest) -> int:
     """What an honest reviewer sees in the reviewed text: a score from 2 to 9 that depends only on it."""
-    reviewed = request.messages[-1]["content"].split("Score each dimension", 1)[0]
+    content = request.messages[-1]["content"]
+    reviewed = content[content.index("Review the ") :].split("Score each dimension", 1)[0]  # rubric before or after
     return 2 + int(hashlib.sha256(reviewed.encode()).hexdigest(), 16) % 8
 
 

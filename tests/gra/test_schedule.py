@@ -80,3 +80,28 @@ def test_generation_starts_while_calibration_reviews_are_still_in_flight(seed_di
     first_generation = min(t for name, t in arrivals if name == prompts.GENERATE)
     assert first_generation - first_review < 1.0
     assert manifest["counts"]["generated"] == 3
+
+
+def test_a_sample_waits_for_its_own_seeds_digests_only(seed_dir):
+    # the code seeds' digests take 1.5 s: a round-wide barrier would hold the math samples' generations
+    # back that long; each sample must still show every demo's digest (keywords) in its prompt
+    arrivals: list[tuple[str, float, str]] = []
+    script = GraScript(score=varied_high)
+
+    def slow_code_digests(request: SimRequest) -> SimReply:
+        arrivals.append((request.schema_name or "", time.monotonic(), request.prompt))
+        reply = script(request)
+        slow = request.schema_name == prompts.DIGEST and "code seed" in request.prompt
+        return replace(reply, delay_s=1.5) if slow else reply
+
+    manifest, _ = run_simulated(
+        seed_dir, slow_code_digests, ["a", "b", "c"], generation={"target": 6, "rounds": 1}, review={"reviewers": 2}
+    )
+    first_digest = min(t for name, t, _ in arrivals if name == prompts.DIGEST)
+    generations = [(t, prompt) for name, t, prompt in arrivals if name == prompts.GENERATE]
+    math = [t for t, prompt in generations if "new math task" in prompt]
+    code = [t for t, prompt in generations if "new code task" in prompt]
+    assert math and code
+    assert min(math) - first_digest < 1.0 <= min(code) - first_digest
+    assert all(prompt.count("Keywords: ") == prompt.count("Example ") > 0 for _, prompt in generations)
+    assert manifest["counts"]["generated"] == 6

@@ -4,7 +4,10 @@ The paper published no prompts; these are Quorum's own, written for the 7–8B i
 (the tiny model of local mode is allowed to do badly with them). The review prompts follow LLM-as-judge
 practice: each rubric dimension is defined, every score band has an anchored description, the critique comes
 before the scores, and nothing in the prompt is a filled-in answer a model could copy (no example scores or
-critiques). Each stage's user message is a Jinja2 template; `spec.prompts.<stage>.templateUri` replaces it
+critiques). A review prompt puts the rubric, which is the same for every sample of a run, before the sample:
+llama.cpp and vLLM reuse the cached prefix of an earlier prompt, so only the sample's own text is prefilled
+(measured with SmolLM2: 316 of a review's 390 prompt tokens came from the cache, and its prefill took a quarter
+of the time). Each stage's user message is a Jinja2 template; `spec.prompts.<stage>.templateUri` replaces it
 with the user's own, rendered with the same variables (`VARIABLES`, listed in the README).
 
 Schema names (`gra_generate`, ...) identify the stage to servers and to the scripted test backends; the
@@ -115,26 +118,21 @@ two sentences. Answer with a JSON object with the keys "keywords" (a list of str
 Now write a different task on a related topic that a capable student could answer from the text alone: the
 instruction, an optional input, a correct and complete output, 3 to 8 keywords and a one- or two-sentence
 summary.""",
-    REVIEW_INSTRUCTION: """Review the instruction of a {{ domain }} training task. Do not answer it.
-
-Instruction: {{ instruction }}
-{% if input %}Input: {{ input }}
-{% endif %}
-Score each dimension from 1 to {{ scale }}:
+    REVIEW_INSTRUCTION: """Score each dimension from 1 to {{ scale }}:
 {% for dimension in dimensions %}- {{ dimension.key }}: {{ dimension.meaning }}
 {% endfor %}
 Score bands (use the whole range; most tasks are not excellent):
 {% for band in bands %}- {{ band.range }}: {{ band.instruction }}
 {% endfor %}
 First write "critique": two sentences in your own words about this particular instruction, naming its
-concrete strengths and flaws. Then give each dimension its integer score.""",
-    REVIEW_RESPONSE: """Review the response to a {{ domain }} training task. Check it step by step before you score.
+concrete strengths and flaws. Then give each dimension its integer score.
+
+Review the instruction of a {{ domain }} training task. Do not answer it.
 
 Instruction: {{ instruction }}
 {% if input %}Input: {{ input }}
-{% endif %}Response: {{ output }}
-
-Score each dimension from 1 to {{ scale }}:
+{% endif %}""",
+    REVIEW_RESPONSE: """Score each dimension from 1 to {{ scale }}:
 {% for dimension in dimensions %}- {{ dimension.key }}: {{ dimension.meaning }}
 {% endfor %}
 Score bands (use the whole range; a response that repeats the instruction, stops early or contains an error
@@ -142,7 +140,13 @@ cannot score in the top bands):
 {% for band in bands %}- {{ band.range }}: {{ band.response }}
 {% endfor %}
 First write "critique": two sentences in your own words about this particular response, naming any error you
-found. Then give each dimension its integer score.""",
+found. Then give each dimension its integer score.
+
+Review the response to a {{ domain }} training task. Check it step by step before you score.
+
+Instruction: {{ instruction }}
+{% if input %}Input: {{ input }}
+{% endif %}Response: {{ output }}""",
     ADJUDICATE: """The reviewers of a {{ domain }} training task disagree about its {{ round }}.
 
 Instruction: {{ instruction }}

@@ -230,16 +230,19 @@ class _ShardWorker:
     ) -> dict[str, Any]:
         started = time.perf_counter()
         slots = self._plan(round_number, domains)
-        await self._digest_demos(slots, runner.digests)
         done = self.store.read_journal(round_number)
         live = funnel.count(done.values())
         self.progress.counts = funnel.merged([self.progress.counts, live])
         todo = [s for s in slots if s.id not in done]
+        digested, digesting = self._digest_demos(slots, runner.digests)
         journal = self.store.open_journal(round_number)
         limit = Slots(samples_in_flight(c.endpoint.max_concurrency for c in self.pool))
 
         async def one(slot: Slot) -> None:
             async with limit:
+                # only this sample's own seeds: a round-wide barrier would leave slots idle while its last
+                # digests finish, and no sample reads another's digests
+                await asyncio.gather(*(digested[seed.id] for seed in _shown(slot) if seed.id in digested))
                 record = await runner.run(slot)
             journal.write(record)
             done[record.id] = record
@@ -247,8 +250,10 @@ class _ShardWorker:
 
         try:
             await asyncio.gather(*(one(slot) for slot in todo))
+            await digesting
         finally:
             journal.close()
+            digesting.cancel()  # a no-op once done; after a failure it stops the digests still in flight
         self.progress.counts = funnel.merged([self.progress.counts, funnel.negated(funnel.count(done.values()))])
         records = sorted(done.values(), key=lambda r: r.slot)
         vectors = await self._dedup(records, index)
@@ -326,22 +331,27 @@ class _ShardWorker:
         ids = [s.id for s in self.seed_set.seeds]
         return {seed_id: f"cluster-{int(label[0])}" for seed_id, label in zip(ids, labels, strict=True)}
 
-    async def _digest_demos(self, slots: list[Slot], digests: dict[str, dict[str, Any] | None]) -> None:
-        """Digests of the seeds this round shows (or refines) that are not known yet; cached across rounds."""
-        wanted = {s.id: s for slot in slots for s in (*slot.demos, *((slot.seed,) if slot.seed else ()))}
+    def _digest_demos(
+        self, slots: list[Slot], digests: dict[str, dict[str, Any] | None]
+    ) -> tuple[dict[str, asyncio.Future[Any]], asyncio.Future[Any]]:
+        """Starts the digests of the seeds this round shows (or refines) that are not known yet (cached across
+        rounds); returns seed id → the call that puts its digest in `digests`, and the whole stage. Samples wait
+        for their own seeds' calls only, so generation starts while later digests still run."""
+        wanted = {s.id: s for slot in slots for s in _shown(slot)}
         todo = [seed for seed_id, seed in sorted(wanted.items()) if seed_id not in digests]
         schema = prompts.digest_schema(self.spec.digest.max_tokens)
         sampling = {"temperature": self.spec.digest.temperature, "max_tokens": self.spec.digest.max_tokens}
 
         async def digest(seed: Seed) -> dict[str, Any]:
             messages = self.book.messages(prompts.DIGEST, **prompts.task_variables(seed.__dict__))
-            return await self._cached_call(
+            entry = await self._cached_call(
                 f"digest:{seed.id}", "digest", messages, schema, prompts.DIGEST, seed, sampling
             )
-
-        entries = await self._staged("digest", [digest(s) for s in todo])
-        for seed, entry in zip(todo, entries, strict=True):
             digests[seed.id] = prompts.clean_digest(entry["value"]) if entry.get("value") else None
+            return entry
+
+        calls = {seed.id: asyncio.ensure_future(digest(seed)) for seed in todo}
+        return calls, asyncio.ensure_future(self._staged("digest", list(calls.values())))
 
     async def _calibration(self, domains: dict[str, str]) -> dict[str, Any]:
         """The run's calibration: every shard would measure the same thing (same items, same call seeds), so
@@ -518,6 +528,11 @@ class _ShardWorker:
 
 _CALIBRATIONS: dict[tuple[Path, str], asyncio.Task[PanelHealth]] = {}
 """Calibrations in flight in this process, by output directory and fingerprint."""
+
+
+def _shown(slot: Slot) -> tuple[Seed, ...]:
+    """The seeds whose digests a sample's prompt shows: its demos, and in refine mode the seed it reviews."""
+    return (*slot.demos, *((slot.seed,) if slot.seed else ()))
 
 
 def _tops_up(finished: dict[str, Any], quota: int) -> bool:
