@@ -4,11 +4,12 @@ The paper published no prompts; these are Quorum's own, written for the 7–8B i
 (the tiny model of local mode is allowed to do badly with them). The review prompts follow LLM-as-judge
 practice: each rubric dimension is defined, every score band has an anchored description, the critique comes
 before the scores, and nothing in the prompt is a filled-in answer a model could copy (no example scores or
-critiques). A review prompt puts the rubric, which is the same for every sample of a run, before the sample:
-llama.cpp and vLLM reuse the cached prefix of an earlier prompt, so only the sample's own text is prefilled
-(measured with SmolLM2: 316 of a review's 390 prompt tokens came from the cache, and its prefill took a quarter
-of the time). Each stage's user message is a Jinja2 template; `spec.prompts.<stage>.templateUri` replaces it
-with the user's own, rendered with the same variables (`VARIABLES`, listed in the README).
+critiques). A review prompt puts the rubric, which is the same for every sample of a run, before the sample
+and the short request after it: llama.cpp and vLLM reuse the cached prefix of an earlier prompt, so only the
+sample's own text and the request are prefilled (with SmolLM2, the rubric is about three quarters of a review's
+prompt tokens), and the model still reads what to write last. Each stage's user message is a Jinja2 template;
+`spec.prompts.<stage>.templateUri` replaces it with the user's own, rendered with the same variables
+(`VARIABLES`, listed in the README).
 
 Schema names (`gra_generate`, ...) identify the stage to servers and to the scripted test backends; the
 schemas themselves are never overridden, so the pipeline always gets the answer shape it parses.
@@ -124,14 +125,14 @@ summary.""",
 Score bands (use the whole range; most tasks are not excellent):
 {% for band in bands %}- {{ band.range }}: {{ band.instruction }}
 {% endfor %}
-First write "critique": two sentences in your own words about this particular instruction, naming its
-concrete strengths and flaws. Then give each dimension its integer score.
 
 Review the instruction of a {{ domain }} training task. Do not answer it.
 
 Instruction: {{ instruction }}
 {% if input %}Input: {{ input }}
-{% endif %}""",
+{% endif %}
+First write "critique": two sentences in your own words about this particular instruction, naming its
+concrete strengths and flaws. Then give each dimension its integer score.""",
     REVIEW_RESPONSE: """Score each dimension from 1 to {{ scale }}:
 {% for dimension in dimensions %}- {{ dimension.key }}: {{ dimension.meaning }}
 {% endfor %}
@@ -139,14 +140,15 @@ Score bands (use the whole range; a response that repeats the instruction, stops
 cannot score in the top bands):
 {% for band in bands %}- {{ band.range }}: {{ band.response }}
 {% endfor %}
-First write "critique": two sentences in your own words about this particular response, naming any error you
-found. Then give each dimension its integer score.
 
 Review the response to a {{ domain }} training task. Check it step by step before you score.
 
 Instruction: {{ instruction }}
 {% if input %}Input: {{ input }}
-{% endif %}Response: {{ output }}""",
+{% endif %}Response: {{ output }}
+
+First write "critique": two sentences in your own words about this particular response, naming any error you
+found. Then give each dimension its integer score.""",
     ADJUDICATE: """The reviewers of a {{ domain }} training task disagree about its {{ round }}.
 
 Instruction: {{ instruction }}
