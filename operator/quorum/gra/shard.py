@@ -242,7 +242,9 @@ class _ShardWorker:
             async with limit:
                 # only this sample's own seeds: a round-wide barrier would leave slots idle while its last
                 # digests finish, and no sample reads another's digests
-                await asyncio.gather(*(digested[seed.id] for seed in _shown(slot) if seed.id in digested))
+                waiting = [f for seed in _shown(slot) if (f := digested.get(seed.id)) is not None and not f.done()]
+                if waiting:  # once the digests are in, a sample awaits nothing (gather costs loop turns)
+                    await asyncio.gather(*waiting)
                 record = await runner.run(slot)
             journal.write(record)
             done[record.id] = record
