@@ -131,4 +131,4 @@ def test_the_resync_drops_what_kopfs_memory_holds_of_resources_no_longer_listed(
         body = kopf.Body({"metadata": {"name": uid, "namespace": "ns", "uid": uid}})
         memory.diffbase.store(body=body, patch=kopf.Patch(), essence={"spec": {}})
     resync_once(fake_context(kube, []), ["ns"], memory=memory)
-    assert set(memory.diffbase.essences) == {listed["metadata"]["uid"]}
+    assert set(memory.diffbase.held) == {listed["metadata"]["uid"]}

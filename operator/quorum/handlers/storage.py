@@ -33,68 +33,76 @@ def _uid(body: Any) -> str:
     return str(body.get("metadata", {}).get("uid") or "")
 
 
-class MemoryProgressStorage(kopf.AnnotationsProgressStorage):
+class _ByUid:
+    """What a storage holds, by resource uid, with when each uid was last stored: the resync drops the uids
+    its listing no longer shows (`HandlingMemory.retain`). kopf calls the storages from its handler threads."""
+
+    def __init__(self) -> None:
+        self.held: dict[str, Any] = {}
+        self.stored_at: dict[str, float] = {}
+        self.lock = threading.Lock()
+
+    def _stored(self, uid: str) -> None:
+        self.stored_at[uid] = time.monotonic()  # under `lock`, by the caller
+
+    def stale(self, live: set[str], listed_at: float) -> set[str]:
+        """Uids missing from a listing made at `listed_at` and not stored since it started."""
+        with self.lock:
+            return {uid for uid, at in self.stored_at.items() if uid not in live and at < listed_at}
+
+    def forget(self, uids: set[str]) -> None:
+        with self.lock:
+            for uid in uids:
+                self.held.pop(uid, None)
+                self.stored_at.pop(uid, None)
+
+
+class MemoryProgressStorage(_ByUid, kopf.AnnotationsProgressStorage):
     """The handlers' progress (started, retries, delayed until) by resource uid and handler id. Touches and the
     essence cleaning stay the annotation storage's: the touch is kopf's wake-up call."""
 
     def __init__(self) -> None:
-        super().__init__(prefix=PREFIX)
-        self.records: dict[tuple[str, str], kopf.ProgressRecord] = {}
-        self.stored_at: dict[str, float] = {}
-        self._lock = threading.Lock()
+        _ByUid.__init__(self)
+        kopf.AnnotationsProgressStorage.__init__(self, prefix=PREFIX)
 
     def fetch(self, *, key: Any, body: Any) -> kopf.ProgressRecord | None:
-        with self._lock:
-            record = self.records.get((_uid(body), str(key)))
+        with self.lock:
+            record = self.held.get(_uid(body), {}).get(str(key))
         return dict(record) if record is not None else None  # type: ignore[return-value]
 
     def store(self, *, key: Any, record: kopf.ProgressRecord, body: Any, patch: Any) -> None:
-        with self._lock:
-            self.records[(_uid(body), str(key))] = dict(record)  # type: ignore[assignment]
-            self.stored_at[_uid(body)] = time.monotonic()
+        with self.lock:
+            self.held.setdefault(_uid(body), {})[str(key)] = dict(record)
+            self._stored(_uid(body))
 
     def purge(self, *, key: Any, body: Any, patch: Any) -> None:
         """Forget the record, and remove the annotation an older operator may have left (a no-op patch
         otherwise: nothing is written when the object has none)."""
-        with self._lock:
-            self.records.pop((_uid(body), str(key)), None)
+        with self.lock:
+            self.held.get(_uid(body), {}).pop(str(key), None)
         super().purge(key=key, body=body, patch=patch)
 
-    def forget(self, uids: set[str]) -> None:
-        with self._lock:
-            self.records = {k: v for k, v in self.records.items() if k[0] not in uids}
-            for uid in uids:
-                self.stored_at.pop(uid, None)
 
-
-class MemoryDiffBaseStorage(kopf.AnnotationsDiffBaseStorage):
+class MemoryDiffBaseStorage(_ByUid, kopf.AnnotationsDiffBaseStorage):
     """The last handled essence (spec, labels, annotations) by resource uid: what kopf diffs a change against
     to tell an update from nothing new."""
 
     def __init__(self) -> None:
-        super().__init__(prefix=PREFIX, key=DIFFBASE_KEY)
-        self.essences: dict[str, Any] = {}
-        self.stored_at: dict[str, float] = {}
-        self._lock = threading.Lock()
+        _ByUid.__init__(self)
+        kopf.AnnotationsDiffBaseStorage.__init__(self, prefix=PREFIX, key=DIFFBASE_KEY)
 
     def fetch(self, *, body: Any) -> Any:
-        with self._lock:
-            return self.essences.get(_uid(body))
+        with self.lock:
+            return self.held.get(_uid(body))
 
     def store(self, *, body: Any, patch: Any, essence: Any) -> None:
-        with self._lock:
-            self.essences[_uid(body)] = essence
-            self.stored_at[_uid(body)] = time.monotonic()
+        with self.lock:
+            self.held[_uid(body)] = essence
+            self._stored(_uid(body))
         annotations = body.get("metadata", {}).get("annotations") or {}
         for key in self.make_keys(self.key, body=body):
             if key in annotations:  # an older operator's diff base: it would only go stale
                 patch.metadata.annotations[key] = None
-
-    def forget(self, uids: set[str]) -> None:
-        with self._lock:
-            for uid in uids:
-                self.essences.pop(uid, None)
-                self.stored_at.pop(uid, None)
 
 
 class HandlingMemory:
@@ -108,6 +116,4 @@ class HandlingMemory:
         """Drop what is held of resources missing from a listing made at `listed_at` (monotonic); a resource
         first handled after the listing started is kept, since the listing could not show it."""
         for storage in (self.progress, self.diffbase):
-            with storage._lock:
-                gone = {uid for uid, at in storage.stored_at.items() if uid not in live and at < listed_at}
-            storage.forget(gone)
+            storage.forget(storage.stale(live, listed_at))
