@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import socket
 import ssl
+import subprocess
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -50,3 +52,12 @@ def probe(url: str, context: ssl.SSLContext | None = None, timeout: float = 2.0)
         return exc.code, exc.read().decode(errors="replace")
     except (OSError, ssl.SSLError):
         return 0, ""
+
+
+def await_ok(url: str, process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+    """Wait until `url` answers 200, failing at once with the process's output if it exits first."""
+    deadline = time.monotonic() + timeout
+    while probe(url)[0] != 200:
+        assert process.poll() is None, process.stdout.read().decode() if process.stdout else ""
+        assert time.monotonic() < deadline, f"{url} did not answer within {timeout:.0f}s"
+        time.sleep(0.2)

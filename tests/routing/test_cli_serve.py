@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import openai
 import pytest
 import yaml
 
-from e2e.netutil import free_ports, probe
+from e2e.netutil import await_ok, free_ports
 from quorum.llm.simulated import SimulatedBackend
 
 
@@ -40,11 +39,7 @@ def test_router_serve_takes_the_manifest_as_file(tmp_path: Path, spelling: list[
     command = [sys.executable, "-m", "quorum.cli.main", "router", "serve", *args, "--port", str(port)]
     server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp_path)
     try:
-        deadline = time.monotonic() + 60
-        while probe(f"http://127.0.0.1:{port}/healthz")[0] != 200:
-            assert server.poll() is None, server.stdout.read().decode() if server.stdout else ""
-            assert time.monotonic() < deadline, "the router did not come up"
-            time.sleep(0.2)
+        await_ok(f"http://127.0.0.1:{port}/healthz", server)
         client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="none", max_retries=0)
         reply = client.chat.completions.create(model="solo", messages=[{"role": "user", "content": "hello there"}])
     finally:

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from e2e.netutil import free_ports, probe
+from e2e.netutil import await_ok, free_ports
 from quorum.llm.simulated import SimulatedBackend
 from quorum.routing.metrics import PUBLISH_SECONDS, WINDOW_SECONDS
 from quorum.routing.workers import run_workers
@@ -52,14 +52,10 @@ def test_workers_share_the_port_and_every_scrape_counts_all_of_their_requests(tm
         [*command, "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp_path, env=env
     )
     try:
-        deadline = time.monotonic() + 60
-        while probe(f"http://127.0.0.1:{port}/readyz")[0] != 200:
-            assert server.poll() is None, server.stdout.read().decode() if server.stdout else ""
-            assert time.monotonic() < deadline, "the router did not come up"
-            time.sleep(0.2)
+        await_ok(f"http://127.0.0.1:{port}/readyz", server)
         body = {"model": "solo", "messages": [{"role": "user", "content": "hello"}]}
         (directory,) = tmp_path.glob("quorum-router-metrics-*")
-        sent = 0
+        sent, deadline = 0, time.monotonic() + 60
         while len({f.stem.rsplit("_", 1)[1] for f in directory.glob("counter_*.db")}) < 2:
             assert time.monotonic() < deadline, "one worker served every connection"
             with httpx.Client() as client:  # a fresh connection each: the kernel spreads them over the workers
